@@ -1,0 +1,1 @@
+"""HPO Service: the package users import (client, spec, settings) and the `hpo` command."""

@@ -1,0 +1,74 @@
+"""``hpo db ...``: schema migrations (Alembic owns the schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hpo.cli.output import console, handle_errors
+from hpo.settings import get_settings
+
+app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="HPO_DATABASE_URL",
+        help="SQLAlchemy URL (default: SQLite in the data directory).",
+        show_default=False,
+    ),
+]
+
+
+def _url(database_url: str | None) -> str:
+    return database_url or get_settings().resolved_database_url
+
+
+@app.command("upgrade")
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database_url: UrlOpt = None,
+) -> None:
+    """Apply migrations up to REVISION (default: head).
+
+    Example: HPO_DATABASE_URL=postgresql+psycopg://hpo@db/hpo hpo db upgrade
+    """
+    from server.migrate import current_revision
+    from server.migrate import upgrade as do_upgrade
+
+    url = _url(database_url)
+    with handle_errors():
+        do_upgrade(url, revision)
+        console.print(f"database at revision [bold]{current_revision(url)}[/]")
+
+
+@app.command("downgrade")
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base.")],
+    database_url: UrlOpt = None,
+) -> None:
+    """Revert migrations down to REVISION (``base`` drops every table).
+
+    Example: hpo db downgrade base
+    """
+    from server.migrate import current_revision
+    from server.migrate import downgrade as do_downgrade
+
+    url = _url(database_url)
+    with handle_errors():
+        do_downgrade(url, revision)
+        console.print(f"database at revision [bold]{current_revision(url) or 'base'}[/]")
+
+
+@app.command("current")
+def current(database_url: UrlOpt = None) -> None:
+    """Print the database's current revision.
+
+    Example: hpo db current
+    """
+    from server.migrate import current_revision
+
+    with handle_errors():
+        console.print(current_revision(_url(database_url)) or "base (not migrated)")

@@ -1,0 +1,134 @@
+"""Rendering for the CLI: Rich tables for people, JSON for scripts, errors without
+tracebacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from hpo.client import APIError
+from hpo.schemas import StudyPublic, TrialPublic
+
+__all__ = [
+    "console",
+    "fail",
+    "format_params",
+    "format_value",
+    "handle_errors",
+    "print_json",
+    "studies_table",
+    "trials_table",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error in red on stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn API and input errors into one readable message and exit code 1."""
+    try:
+        yield
+    except APIError as err:
+        prefix = f"{err.status_code} " if err.status_code else ""
+        raise fail(f"{prefix}{err.message}") from None
+    except (ValueError, OSError) as err:
+        raise fail(str(err)) from None
+
+
+def print_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(data, BaseModel):
+        payload: Any = data.model_dump(mode="json")
+    elif isinstance(data, dict):
+        payload = data
+    else:
+        payload = [d.model_dump(mode="json") for d in data]
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def format_value(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={format_value(v) if isinstance(v, float) else v}" for k, v in params.items())
+
+
+def _progress(study: StudyPublic) -> str:
+    done = sum(study.counts.get(s, 0) for s in ("completed", "pruned", "failed", "stopped"))
+    return f"{done}/{study.max_trials}"
+
+
+def studies_table(studies: Sequence[StudyPublic]) -> Table:
+    table = Table(title="Studies", header_style="bold")
+    for col in ("name", "status", "strategy", "objective", "done", "running", "best"):
+        table.add_column(col, justify="right" if col in ("done", "running", "best") else "left")
+    for s in studies:
+        best = s.best_trial
+        table.add_row(
+            s.name,
+            s.status,
+            s.strategy,
+            f"{s.objective.direction} {s.objective.metric}",
+            _progress(s),
+            str(s.counts.get("running", 0)),
+            f"{format_value(best.value)} (#{best.number})" if best else "—",
+        )
+    return table
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "pruned": "yellow",
+    "running": "cyan",
+    "queued": "dim",
+    "stopped": "magenta",
+}
+
+
+def trials_table(
+    study: StudyPublic, trials: Sequence[TrialPublic], *, limit: int | None = None
+) -> Table:
+    """Trials with one column per parameter; the best trial is marked with ★."""
+    best_number = study.best_trial.number if study.best_trial else None
+    names: list[str] = list(study.spec.get("space", {}).keys())
+    table = Table(title=f"Trials of {study.name}", header_style="bold")
+    table.add_column("", width=1)
+    table.add_column("#", justify="right")
+    table.add_column("status")
+    table.add_column(study.objective.metric, justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("note", overflow="fold", max_width=40)
+    shown = trials if limit is None else trials[:limit]
+    for t in shown:
+        mark = "★" if t.number == best_number else ""
+        style = STATUS_STYLE.get(t.status, "")
+        cells = [
+            format_value(t.params.get(n)) if isinstance(t.params.get(n), float) else str(t.params.get(n, ""))
+            for n in names
+        ]
+        table.add_row(
+            mark,
+            str(t.number),
+            f"[{style}]{t.status}[/]" if style else t.status,
+            format_value(t.value),
+            *cells,
+            t.error or "",
+            style="bold" if mark else None,
+        )
+    return table

@@ -1,0 +1,135 @@
+"""Wire schemas of the REST API, shared by the server (response models) and the SDK.
+
+Create/Public pairs follow the usual FastAPI layout: what a client sends is validated
+strictly (``extra="forbid"``), what the server returns is a Public model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpo.spec import Objective, TrainSpec
+
+__all__ = [
+    "Decision",
+    "FinishIn",
+    "ReportIn",
+    "ReportOut",
+    "ReportPublic",
+    "StartIn",
+    "StudyPublic",
+    "TrialDetail",
+    "TrialPublic",
+    "TrialSpec",
+    "TrialStatus",
+]
+
+TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]
+StudyStatus = Literal["running", "paused", "completed", "stopped"]
+Decision = Literal["continue", "stop"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrialPublic(BaseModel):
+    """One trial as clients see it."""
+
+    id: int
+    study: str
+    number: int
+    status: TrialStatus
+    params: dict[str, Any]
+    value: float | None = None
+    attempt: int = 0
+    error: str | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+    worker: str | None = None
+    last_step: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ReportPublic(BaseModel):
+    """One per-step report of a trial attempt."""
+
+    attempt: int
+    step: int
+    value: float | None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class TrialDetail(TrialPublic):
+    """A trial with its full learning curve."""
+
+    reports: list[ReportPublic] = Field(default_factory=list)
+
+
+class StudyPublic(BaseModel):
+    """One study with its progress and best trial."""
+
+    id: int
+    name: str
+    status: StudyStatus
+    strategy: str
+    objective: Objective
+    max_trials: int
+    max_parallel: int
+    counts: dict[str, int] = Field(description="Number of trials per status.")
+    n_trials: int
+    best_trial: TrialPublic | None = None
+    spec: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class TrialSpec(BaseModel):
+    """What a worker needs to run one attempt of a trial (answer to ``start``)."""
+
+    trial_id: int
+    study: str
+    number: int
+    attempt: int
+    params: dict[str, Any] = Field(description="Suggested parameters merged over fixed ones.")
+    train: TrainSpec
+    epochs: int
+    objective: Objective
+    seed: int
+
+
+class StartIn(_In):
+    """A worker asks to start a trial; ``worker`` identifies it (host:pid)."""
+
+    worker: str | None = Field(default=None, max_length=256)
+
+
+class ReportIn(_In):
+    """A per-step report. Idempotent on (trial, attempt, step)."""
+
+    attempt: int = Field(ge=1)
+    step: int = Field(ge=0, le=10_000_000)
+    value: float | None = None
+    metrics: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+
+
+class ReportOut(BaseModel):
+    """The server's decision after a report."""
+
+    decision: Decision
+    reason: str | None = None
+
+
+class FinishIn(_In):
+    """A worker ends an attempt. ``completed`` needs a finite ``value``; otherwise the
+    trial is stored as ``failed`` with the reason."""
+
+    attempt: int = Field(ge=1)
+    status: Literal["completed", "failed", "pruned"]
+    value: float | None = None
+    error: str | None = Field(default=None, max_length=20_000)

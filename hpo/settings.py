@@ -1,0 +1,66 @@
+"""Settings shared by the server, the workers and the CLI.
+
+Every setting comes from an ``HPO_*`` environment variable (or a ``.env`` file); with none
+set, everything runs embedded on one machine: SQLite in the user's data directory and a
+local executor. The contract: ``get_settings()`` is cheap and always reflects the current
+environment, so tests and the CLI can change variables and build a fresh ``Settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_PORT", "Settings", "get_settings"]
+
+DEFAULT_PORT = 8765
+
+
+class Settings(BaseSettings):
+    """All ``HPO_*`` settings. Unset values fall back to the embedded defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="HPO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("hpo", appauthor=False)),
+        description="Where the embedded SQLite database and artifacts live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/hpo.db.",
+    )
+    redis_url: str | None = Field(default=None, description="Redis for fleet mode.")
+    server_url: str = Field(
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        description="Where clients and workers reach the server.",
+    )
+    token: str | None = Field(default=None, description="API token clients present.")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    scheduler_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between scheduler passes (it also wakes on events)."
+    )
+    workers: int | None = Field(
+        default=None, ge=1, description="Local executor processes; default one per CPU core."
+    )
+    http_timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("server_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'hpo.db'}"
+
+
+def get_settings() -> Settings:
+    """Build settings from the current environment (not cached: the env may change)."""
+    return Settings()

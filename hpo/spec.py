@@ -1,0 +1,157 @@
+"""The study spec: what a user submits (YAML/JSON) to describe a study.
+
+One schema, shared by the CLI, the SDK and the server, so a spec that validates on the
+client validates on the server. Structural checks are pydantic's; the semantic checks
+(search space, strategy options, model and data set names) run in one model validator and
+raise :class:`SpecFieldError`, whose ``ctx["field"]`` is the dotted path of the bad field
+(``space.lr.low``, ``strategy.options.points``, ``train.model``), so every layer can name it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from hpo.catalog import BUILTIN_DATASETS, BUILTIN_METRICS, BUILTIN_MODELS
+from search import SearchSpace, SpaceError, validate_strategy
+from search.base import OptionError
+
+__all__ = [
+    "Budget",
+    "Objective",
+    "SpecFieldError",
+    "StrategySpec",
+    "StudySpec",
+    "TrainSpec",
+    "load_spec_file",
+]
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+Scalar = str | int | float | bool | None
+
+
+def SpecFieldError(field: str, message: str) -> PydanticCustomError:  # noqa: N802
+    """A validation error that names the offending field by its dotted path."""
+    return PydanticCustomError(
+        "spec_field", "{field}: {message}", {"field": field, "message": message}
+    )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    """The metric a trial is judged by, and whether bigger or smaller is better."""
+
+    metric: str = Field(default="val_accuracy", min_length=1, max_length=128)
+    direction: Literal["minimize", "maximize"] | None = Field(
+        default=None, description="Default: the metric's natural direction."
+    )
+
+
+class StrategySpec(_Strict):
+    """Which strategy suggests trials, its seed (stored so a study can be replayed) and
+    its options (validated by the strategy itself)."""
+
+    name: str = "random"
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Budget(_Strict):
+    """How much a study may spend: trials in total, trials at once, epochs per trial."""
+
+    max_trials: int = Field(default=20, ge=1, le=1_000_000)
+    max_parallel: int = Field(default=2, ge=1, le=10_000)
+    epochs: int = Field(default=10, ge=1, le=100_000)
+
+
+class TrainSpec(_Strict):
+    """What each trial trains: a built-in model on a data set, plus fixed parameters
+    that every trial shares (e.g. ``optimizer: adam`` when it is not searched)."""
+
+    model: str = "mlp"
+    dataset: str = "digits"
+    params: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class StudySpec(_Strict):
+    """A whole study. ``StudySpec.model_validate(data)`` is the one entry point."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique study name.")
+    description: str = Field(default="", max_length=10_000)
+    objective: Objective = Field(default_factory=Objective)
+    space: dict[str, Any] = Field(description="Parameter name -> parameter spec.")
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: Budget = Field(default_factory=Budget)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+    @model_validator(mode="after")
+    def _semantic_checks(self) -> StudySpec:
+        try:
+            space = SearchSpace.from_dict(self.space)
+        except SpaceError as err:
+            field = "space" if err.field == "space" else f"space.{err.field}"
+            raise SpecFieldError(field, err.message) from None
+        try:
+            options = validate_strategy(self.strategy.name, self.strategy.options, space)
+        except SpaceError as err:
+            raise SpecFieldError("space", err.message) from None
+        except OptionError as err:
+            raise SpecFieldError(err.field, err.message) from None
+        self.strategy.options = options
+        if self.train.model not in BUILTIN_MODELS:
+            raise SpecFieldError(
+                "train.model",
+                f"unknown model {self.train.model!r}; known: {', '.join(BUILTIN_MODELS)}",
+            )
+        if self.train.dataset not in BUILTIN_DATASETS:
+            raise SpecFieldError(
+                "train.dataset",
+                f"unknown dataset {self.train.dataset!r}; known: {', '.join(BUILTIN_DATASETS)}",
+            )
+        if self.objective.metric not in BUILTIN_METRICS:
+            raise SpecFieldError(
+                "objective.metric",
+                f"unknown metric {self.objective.metric!r} for built-in training; "
+                f"known: {', '.join(BUILTIN_METRICS)}",
+            )
+        if self.objective.direction is None:
+            self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
+        for key, value in self.train.params.items():
+            if key in space.names:
+                raise SpecFieldError(
+                    f"train.params.{key}", "is also a searched parameter in space"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecFieldError(f"train.params.{key}", "must be a finite number")
+        return self
+
+    def search_space(self) -> SearchSpace:
+        """The validated search space."""
+        return SearchSpace.from_dict(self.space)
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON spec file into a plain dict (validation is the caller's).
+
+    Raises ``ValueError`` with a readable message for unreadable or non-mapping files.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML/JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must contain a mapping (a study spec), not {type(data).__name__}")
+    return data

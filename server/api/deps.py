@@ -1,0 +1,28 @@
+"""FastAPI dependencies, as ``Annotated`` aliases routes declare in their signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from server.db import Database
+from server.scheduler import Scheduler
+
+__all__ = ["SchedulerDep", "SessionDep"]
+
+
+def _session(request: Request) -> Iterator[Session]:
+    db: Database = request.app.state.db
+    with db.session() as session:
+        yield session
+
+
+def _scheduler(request: Request) -> Scheduler:
+    return request.app.state.scheduler
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]

@@ -1,0 +1,71 @@
+"""Study routes: create, list, get, stop, and the study's trials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from hpo.schemas import StudyPublic, TrialDetail, TrialPublic, TrialStatus
+from hpo.spec import StudySpec
+from server import studies
+from server.api.deps import SchedulerDep, SessionDep
+from server.convert import trial_detail
+from server import trials
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyPublic)
+def create_study(spec: StudySpec, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+    """Create a study from a spec. 422 names the invalid field; 409 on a duplicate name."""
+    study = studies.create_study(session, spec)
+    out = studies.study_public(session, study)
+    session.commit()
+    scheduler.wake()
+    return out
+
+
+@router.get("", response_model=list[StudyPublic])
+def list_studies(session: SessionDep) -> list[StudyPublic]:
+    return [studies.study_public(session, s) for s in studies.list_studies(session)]
+
+
+@router.get("/{name}", response_model=StudyPublic)
+def get_study(name: str, session: SessionDep) -> StudyPublic:
+    return studies.study_public(session, studies.get_study(session, name))
+
+
+@router.post("/{name}/stop", response_model=StudyPublic)
+def stop_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+    """Stop a study: queued trials are stopped, running ones are told to stop."""
+    study = studies.stop_study(session, studies.get_study(session, name))
+    out = studies.study_public(session, study)
+    session.commit()
+    scheduler.wake()
+    return out
+
+
+@router.get("/{name}/trials", response_model=list[TrialPublic])
+def list_trials(
+    name: str,
+    session: SessionDep,
+    response: Response,
+    status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TrialPublic]:
+    """A page of the study's trials in number order; ``X-Total-Count`` has the total."""
+    study = studies.get_study(session, name)
+    rows, total = studies.list_trials(session, study, status=status_, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return rows
+
+
+@router.get("/{name}/trials/{number}", response_model=TrialDetail)
+def get_trial(name: str, number: int, session: SessionDep) -> TrialDetail:
+    """One trial with its reports (the learning curve of every attempt)."""
+    study = studies.get_study(session, name)
+    trial = trials.get_trial_by_number(session, study, number)
+    reports = trials.trial_reports(session, trial)
+    return trial_detail(trial, study.name, reports)

@@ -1,0 +1,104 @@
+"""The FastAPI application factory.
+
+``create_app`` wires the database, the queue and the scheduler together. It does not
+create tables: Alembic owns the schema (``hpo db upgrade``, or ``migrate=True`` which runs
+the same migrations at start-up, as the embedded default and the container do).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hpo.settings import Settings, get_settings
+from server.api.routes import health, studies, trials
+from server.db import Database
+from server.errors import ServiceError
+from server.queue import NullQueue, TrialQueue
+from server.scheduler import Scheduler
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    queue: TrialQueue | None = None,
+    migrate: bool = False,
+    run_scheduler: bool = True,
+) -> FastAPI:
+    """Build the app. ``queue`` carries trial ids to workers (default: none, trials wait
+    in ``queued``); ``migrate`` upgrades the schema to head before serving;
+    ``run_scheduler=False`` leaves scheduling to explicit ``scheduler.run_once()`` calls
+    (tests)."""
+    settings = settings or get_settings()
+    url = settings.resolved_database_url
+    if migrate:
+        from server.migrate import upgrade
+
+        upgrade(url)
+    db = Database(url)
+    scheduler = Scheduler(db, queue or NullQueue(), interval=settings.scheduler_interval)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_scheduler:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="HPO Service",
+        version="0.1.0",
+        description="Hyperparameter optimization: studies, trials, strategies, workers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.scheduler = scheduler
+    app.include_router(health.router)
+    app.include_router(studies.router, prefix=API_PREFIX)
+    app.include_router(trials.router, prefix=API_PREFIX)
+    _install_error_handlers(app)
+    return app
+
+
+def _field_of(error: dict[str, Any]) -> tuple[list[Any], str]:
+    """Precise location of a validation error: our spec errors carry a dotted field."""
+    loc = list(error.get("loc", ()))
+    if error.get("type") == "spec_field":
+        field = error["ctx"]["field"]
+        return ["body", *field.split(".")], field
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path") else loc
+    return loc, ".".join(str(p) for p in parts) or "body"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        return JSONResponse(status_code=exc.status_code, content=body)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = []
+        for error in exc.errors():
+            loc, field = _field_of(error)
+            msg = error["ctx"]["message"] if error.get("type") == "spec_field" else error["msg"]
+            detail.append({"loc": loc, "field": field, "msg": msg, "type": error.get("type")})
+        return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))

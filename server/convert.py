@@ -1,0 +1,42 @@
+"""Rows to public schemas (the only place that knows both shapes)."""
+
+from __future__ import annotations
+
+from hpo.schemas import ReportPublic, TrialDetail, TrialPublic
+from server.tables import Report, Trial
+
+__all__ = ["report_public", "trial_detail", "trial_public"]
+
+
+def trial_public(trial: Trial, study_name: str) -> TrialPublic:
+    return TrialPublic(
+        id=trial.id,
+        study=study_name,
+        number=trial.number,
+        status=trial.status,  # type: ignore[arg-type]
+        params=trial.params,
+        value=trial.value,
+        attempt=trial.attempt,
+        error=trial.error,
+        info=trial.info or {},
+        worker=trial.worker,
+        last_step=trial.last_step,
+        created_at=trial.created_at,
+        started_at=trial.started_at,
+        finished_at=trial.finished_at,
+    )
+
+
+def report_public(report: Report) -> ReportPublic:
+    return ReportPublic(
+        attempt=report.attempt,
+        step=report.step,
+        value=report.value,
+        metrics=report.metrics or {},
+        created_at=report.created_at,
+    )
+
+
+def trial_detail(trial: Trial, study_name: str, reports: list[Report]) -> TrialDetail:
+    base = trial_public(trial, study_name)
+    return TrialDetail(**base.model_dump(), reports=[report_public(r) for r in reports])

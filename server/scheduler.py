@@ -1,0 +1,180 @@
+"""The scheduler: turns strategy suggestions into queued trials until budgets are spent.
+
+One scheduler thread per server process. Each pass, for every running study it keeps up
+to ``max_parallel`` trials in flight (queued or running) by asking the study's strategy
+for suggestions, writes them as ``queued`` trial rows, commits, and only then hands their
+ids to the queue: the database is the source of truth, the queue is transport. A study
+whose budget is spent (or whose strategy is exhausted) and has nothing in flight is marked
+``completed``. Passes run every ``interval`` seconds and immediately when woken (a study
+created, a trial finished).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from search import TrialRecord, make_strategy
+from search.space import SearchSpace
+from server.db import Database
+from server.queue import TrialQueue
+from server.tables import Study, Trial, utcnow
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Keeps every running study supplied with trials."""
+
+    def __init__(self, db: Database, queue: TrialQueue, *, interval: float = 0.5) -> None:
+        self.db = db
+        self.queue = queue
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # One pass at a time, whether from the thread or a direct run_once() call.
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover what a previous process left behind, then run passes in a thread."""
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="hpo-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """Ask for a pass now (cheap; safe from any thread)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep scheduling: one bad pass must not stop the service
+                log.exception("scheduler pass failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    # -- recovery ------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Re-enqueue trials the database holds as queued (their jobs may be lost).
+
+        With an executor that owns every worker, trials left ``running`` by a previous
+        process have no live attempt: they go back to ``queued`` (the next start bumps the
+        attempt, fencing off anything the dead attempt might still send).
+        """
+        with self.db.session() as session:
+            if self.queue.owns_workers:
+                session.execute(
+                    update(Trial)
+                    .where(
+                        Trial.status == "running",
+                        Trial.study_id.in_(select(Study.id).where(Study.status == "running")),
+                    )
+                    .values(status="queued")
+                )
+            ids = session.scalars(
+                select(Trial.id)
+                .join(Study, Study.id == Trial.study_id)
+                .where(Trial.status == "queued", Study.status == "running")
+                .order_by(Trial.id)
+            ).all()
+        if ids:
+            log.info("re-enqueueing %d queued trial(s)", len(ids))
+            self.queue.enqueue(list(ids))
+
+    # -- one pass ----------------------------------------------------------------------
+    def run_once(self) -> int:
+        """One scheduling pass over all running studies; returns trials enqueued."""
+        with self._lock:
+            with self.db.session() as session:
+                study_ids = session.scalars(
+                    select(Study.id).where(Study.status == "running").order_by(Study.id)
+                ).all()
+            total = 0
+            for study_id in study_ids:
+                total += self._schedule_study(study_id)
+            return total
+
+    def _schedule_study(self, study_id: int) -> int:
+        with self.db.session() as session:
+            study = session.get(Study, study_id)
+            if study is None or study.status != "running":
+                return 0
+            new_ids = self._fill(session, study)
+        if new_ids:
+            self.queue.enqueue(new_ids)
+        return len(new_ids)
+
+    def _fill(self, session: Session, study: Study) -> list[int]:
+        counts = dict(
+            session.execute(
+                select(Trial.status, func.count())
+                .where(Trial.study_id == study.id)
+                .group_by(Trial.status)
+            ).all()
+        )
+        in_flight = counts.get("queued", 0) + counts.get("running", 0)
+        created = sum(counts.values())
+        want = min(study.max_parallel - in_flight, study.max_trials - created)
+        suggestions = []
+        exhausted = created >= study.max_trials
+        if want > 0:
+            strategy = self._strategy(session, study)
+            suggestions = strategy.ask(want)
+            exhausted = strategy.exhausted or not suggestions
+        if not suggestions:
+            if exhausted and in_flight == 0:
+                study.status = "completed"
+                study.finished_at = utcnow()
+                log.info("study %s completed with %d trial(s)", study.name, created)
+            return []
+        last = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study.id))
+        next_number = 0 if last is None else last + 1
+        rows = [
+            Trial(
+                study_id=study.id,
+                number=next_number + i,
+                status="queued",
+                params=s.params,
+                info=s.info,
+                attempt=0,
+            )
+            for i, s in enumerate(suggestions)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
+
+    @staticmethod
+    def _strategy(session: Session, study: Study):  # type: ignore[no-untyped-def]
+        spec = study.spec
+        history: Sequence[TrialRecord] = [
+            TrialRecord(number=n, params=p, status=s, value=v)
+            for n, p, s, v in session.execute(
+                select(Trial.number, Trial.params, Trial.status, Trial.value)
+                .where(Trial.study_id == study.id)
+                .order_by(Trial.number)
+            ).all()
+        ]
+        return make_strategy(
+            study.strategy,
+            SearchSpace.from_dict(spec["space"]),
+            history,
+            direction=study.direction,  # type: ignore[arg-type]
+            seed=study.seed,
+            options=spec["strategy"].get("options") or {},
+        )

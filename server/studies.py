@@ -1,0 +1,155 @@
+"""Study operations and queries: create, read, summarize, stop.
+
+Every function takes an open session; the caller's transaction (``Database.session``)
+commits or rolls back the whole request, so a rejected request writes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hpo.schemas import StudyPublic, TrialPublic
+from hpo.spec import StudySpec
+from server.convert import trial_public
+from server.errors import Conflict, NotFound
+from server.tables import Study, Trial, utcnow
+
+__all__ = [
+    "best_trial",
+    "create_study",
+    "get_study",
+    "list_studies",
+    "list_trials",
+    "status_counts",
+    "stop_study",
+    "study_public",
+]
+
+ACTIVE = ("queued", "running")
+
+
+def create_study(session: Session, spec: StudySpec) -> Study:
+    """Store a validated spec as a running study. A seed is drawn and stored when the
+    spec has none, so the study can be replayed. Duplicate name -> Conflict."""
+    if session.scalar(select(Study.id).where(Study.name == spec.name)) is not None:
+        raise Conflict(f"name: a study named {spec.name!r} already exists", field="name")
+    if spec.strategy.seed is None:
+        spec.strategy.seed = secrets.randbelow(2**31)
+    assert spec.objective.direction is not None  # filled in by StudySpec validation
+    study = Study(
+        name=spec.name,
+        status="running",
+        strategy=spec.strategy.name,
+        direction=spec.objective.direction,
+        metric=spec.objective.metric,
+        seed=spec.strategy.seed,
+        max_trials=spec.budget.max_trials,
+        max_parallel=spec.budget.max_parallel,
+        spec=spec.model_dump(mode="json"),
+    )
+    session.add(study)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent create won the race for the name
+        raise Conflict(
+            f"name: a study named {spec.name!r} already exists", field="name"
+        ) from None
+    return study
+
+
+def get_study(session: Session, name: str) -> Study:
+    study = session.scalar(select(Study).where(Study.name == name))
+    if study is None:
+        raise NotFound(f"no study named {name!r}")
+    return study
+
+
+def list_studies(session: Session) -> Sequence[Study]:
+    return session.scalars(select(Study).order_by(Study.id)).all()
+
+
+def status_counts(session: Session, study_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Trial.status, func.count())
+        .where(Trial.study_id == study_id)
+        .group_by(Trial.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def best_trial(session: Session, study: Study) -> Trial | None:
+    """The completed trial with the best value (ties: the earliest)."""
+    order = Trial.value.desc() if study.direction == "maximize" else Trial.value.asc()
+    return session.scalar(
+        select(Trial)
+        .where(
+            Trial.study_id == study.id,
+            Trial.status == "completed",
+            Trial.value.is_not(None),
+        )
+        .order_by(order, Trial.number)
+        .limit(1)
+    )
+
+
+def study_public(session: Session, study: Study) -> StudyPublic:
+    counts = status_counts(session, study.id)
+    best = best_trial(session, study)
+    return StudyPublic(
+        id=study.id,
+        name=study.name,
+        status=study.status,  # type: ignore[arg-type]
+        strategy=study.strategy,
+        objective={"metric": study.metric, "direction": study.direction},  # type: ignore[arg-type]
+        max_trials=study.max_trials,
+        max_parallel=study.max_parallel,
+        counts=counts,
+        n_trials=sum(counts.values()),
+        best_trial=trial_public(best, study.name) if best else None,
+        spec=study.spec,
+        created_at=study.created_at,
+        finished_at=study.finished_at,
+    )
+
+
+def list_trials(
+    session: Session,
+    study: Study,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[TrialPublic], int]:
+    """A page of trials in number order, and the total matching count."""
+    where = [Trial.study_id == study.id]
+    if status is not None:
+        where.append(Trial.status == status)
+    total = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+    rows = session.scalars(
+        select(Trial).where(*where).order_by(Trial.number).limit(limit).offset(offset)
+    ).all()
+    return [trial_public(t, study.name) for t in rows], total
+
+
+def stop_study(session: Session, study: Study) -> Study:
+    """Stop a study: no new trials; queued ones become ``stopped`` now, running ones
+    are told ``stop`` at their next report. Stopping a stopped study is a no-op;
+    stopping a completed one is a Conflict."""
+    if study.status == "stopped":
+        return study
+    if study.status == "completed":
+        raise Conflict(f"study {study.name!r} is already completed")
+    now = utcnow()
+    study.status = "stopped"
+    study.finished_at = now
+    session.execute(
+        update(Trial)
+        .where(Trial.study_id == study.id, Trial.status == "queued")
+        .values(status="stopped", finished_at=now, error="study stopped")
+    )
+    return study

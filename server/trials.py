@@ -1,0 +1,176 @@
+"""The worker side of a trial's life: start (lease an attempt), report, finish.
+
+Attempts are fenced: ``start`` atomically moves a ``queued`` trial to ``running`` and
+bumps its attempt number; every report and finish must carry that number, and one from
+any other attempt is refused (Conflict). Reports are idempotent on (trial, attempt, step),
+finishes on (trial, attempt).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hpo.schemas import FinishIn, ReportIn, ReportOut, TrialSpec
+from hpo.spec import Objective, TrainSpec
+from server.errors import Conflict, NotFound
+from server.tables import Report, Study, Trial, utcnow
+
+__all__ = [
+    "finish_trial",
+    "get_trial",
+    "get_trial_by_number",
+    "record_report",
+    "start_trial",
+    "trial_reports",
+]
+
+TERMINAL = frozenset({"completed", "pruned", "failed", "stopped"})
+
+
+def get_trial(session: Session, trial_id: int) -> Trial:
+    trial = session.get(Trial, trial_id)
+    if trial is None:
+        raise NotFound(f"no trial with id {trial_id}")
+    return trial
+
+
+def get_trial_by_number(session: Session, study: Study, number: int) -> Trial:
+    trial = session.scalar(
+        select(Trial).where(Trial.study_id == study.id, Trial.number == number)
+    )
+    if trial is None:
+        raise NotFound(f"study {study.name!r} has no trial number {number}")
+    return trial
+
+
+def trial_reports(session: Session, trial: Trial) -> list[Report]:
+    """Every report of every attempt, in (attempt, step) order."""
+    return list(
+        session.scalars(
+            select(Report)
+            .where(Report.trial_id == trial.id)
+            .order_by(Report.attempt, Report.step)
+        ).all()
+    )
+
+
+def start_trial(session: Session, trial_id: int, worker: str | None) -> TrialSpec:
+    """Lease the next attempt of a queued trial and return what the worker must run."""
+    trial = get_trial(session, trial_id)
+    study = trial.study
+    if study.status == "stopped" and trial.status == "queued":
+        trial.status, trial.finished_at, trial.error = "stopped", utcnow(), "study stopped"
+        raise Conflict(f"trial {trial_id} is stopped: its study was stopped")
+    if trial.status != "queued":
+        raise Conflict(f"trial {trial_id} is {trial.status} (attempt {trial.attempt})")
+    now = utcnow()
+    # Compare-and-set on status so two workers racing for one trial cannot both win.
+    claimed = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.status == "queued")
+        .values(
+            status="running",
+            attempt=Trial.attempt + 1,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker,
+            error=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict(f"trial {trial_id} was started by another worker")
+    session.refresh(trial)
+    spec = study.spec
+    train = TrainSpec.model_validate(spec["train"])
+    return TrialSpec(
+        trial_id=trial.id,
+        study=study.name,
+        number=trial.number,
+        attempt=trial.attempt,
+        params={**train.params, **trial.params},
+        train=train,
+        epochs=int(spec["budget"]["epochs"]),
+        objective=Objective(metric=study.metric, direction=study.direction),  # type: ignore[arg-type]
+        seed=(study.seed + trial.number) % 2**32,
+    )
+
+
+def _check_attempt(trial: Trial, attempt: int) -> None:
+    if attempt != trial.attempt:
+        raise Conflict(
+            f"attempt {attempt} of trial {trial.id} is superseded "
+            f"(current attempt is {trial.attempt})",
+            field="attempt",
+        )
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
+    """Store one step's report (once) and answer continue or stop."""
+    trial = get_trial(session, trial_id)
+    _check_attempt(trial, body.attempt)
+    if trial.status != "running":
+        raise Conflict(f"trial {trial_id} is {trial.status}; reports are closed")
+    exists = session.scalar(
+        select(Report.id).where(
+            Report.trial_id == trial_id,
+            Report.attempt == body.attempt,
+            Report.step == body.step,
+        )
+    )
+    if exists is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    Report(
+                        trial_id=trial_id,
+                        attempt=body.attempt,
+                        step=body.step,
+                        value=_finite_or_none(body.value),
+                        metrics={k: _finite_or_none(v) for k, v in body.metrics.items()},
+                    )
+                )
+        except IntegrityError:
+            pass  # the same report raced in from a retry: already stored, which is the goal
+    trial.heartbeat_at = utcnow()
+    if trial.last_step is None or body.step > trial.last_step:
+        trial.last_step = body.step
+    if trial.study.status == "stopped":
+        return ReportOut(decision="stop", reason="study stopped")
+    return ReportOut(decision="continue")
+
+
+def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:
+    """End the current attempt. A ``completed`` finish without a finite value is stored
+    as ``failed`` with the reason. Repeating the same attempt's finish is a no-op."""
+    trial = get_trial(session, trial_id)
+    _check_attempt(trial, body.attempt)
+    if trial.status in TERMINAL:
+        return trial  # idempotent: this attempt already ended
+    if trial.status != "running":
+        raise Conflict(f"trial {trial_id} is {trial.status}; it was never started")
+    status, value, error = body.status, body.value, body.error
+    if value is not None and not math.isfinite(value):
+        status, error, value = "failed", error or f"objective value is not finite: {value}", None
+    if status == "completed" and value is None:
+        status, error = "failed", error or "completed without an objective value"
+    if status == "failed" and not error:
+        error = "the worker reported a failure without a reason"
+    if status == "pruned" and trial.study.status == "stopped":
+        status = "stopped"
+    trial.status = status
+    trial.value = value
+    trial.error = error
+    trial.finished_at = utcnow()
+    return trial

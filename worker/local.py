@@ -1,0 +1,112 @@
+"""The local executor: worker processes on this machine that run ``run_trial`` jobs.
+
+It satisfies the server's ``TrialQueue`` protocol structurally (``enqueue`` +
+``owns_workers``) without importing the server. Jobs are trial ids on a multiprocessing
+queue; each process is long-lived, so torch is imported and data sets are loaded once per
+process, not once per trial. Processes are spawned (not forked) because the parent runs
+threads (uvicorn, the scheduler) that a fork would copy in an undefined state.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+__all__ = ["LocalExecutor", "default_worker_count"]
+
+log = logging.getLogger(__name__)
+_STOP = None  # sentinel that ends a worker process
+
+
+def default_worker_count() -> int:
+    """One worker per CPU core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalExecutor:
+    """``n_workers`` processes that each run one trial at a time."""
+
+    owns_workers = True
+
+    def __init__(self, server_url: str, n_workers: int | None = None, token: str | None = None):
+        self.server_url = server_url
+        self.token = token
+        self.n_workers = n_workers or default_worker_count()
+        self._ctx = mp.get_context("spawn")
+        self._jobs: Any = self._ctx.Queue()
+        self._procs: list[BaseProcess] = []
+
+    def start(self) -> LocalExecutor:
+        # Split the cores between workers so N processes do not each start N torch threads.
+        threads = max(1, default_worker_count() // self.n_workers)
+        for i in range(self.n_workers):
+            proc = self._ctx.Process(
+                target=_worker_main,
+                args=(self._jobs, self.server_url, self.token, threads),
+                name=f"hpo-local-worker-{i}",
+                daemon=True,
+            )
+            proc.start()
+            self._procs.append(proc)
+        return self
+
+    def enqueue(self, trial_ids: Sequence[int]) -> None:
+        for trial_id in trial_ids:
+            self._jobs.put(int(trial_id))
+
+    def alive(self) -> int:
+        return sum(p.is_alive() for p in self._procs)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Let running trials end, then stop every process (terminating stragglers)."""
+        for _ in self._procs:
+            self._jobs.put(_STOP)
+        for proc in self._procs:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2)
+        self._procs.clear()
+
+    def terminate(self) -> None:
+        """Stop every process now (running trials are cut off)."""
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            proc.join(5)
+        self._procs.clear()
+
+    def __enter__(self) -> LocalExecutor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _worker_main(jobs: Any, server_url: str, token: str | None, threads: int) -> None:
+    """Body of one worker process: take trial ids until the stop sentinel."""
+    import torch
+
+    from hpo.client import APIError, Client
+    from worker.job import run_trial
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(processName)s %(message)s")
+    with Client(server_url, token=token) as client:
+        while True:
+            trial_id = jobs.get()
+            if trial_id is _STOP:
+                return
+            try:
+                run_trial(trial_id, client=client)
+            except APIError as err:
+                log.error("trial %s: server error: %s", trial_id, err.message)
+            except Exception:
+                log.exception("trial %s: unexpected worker error", trial_id)
