@@ -35,7 +35,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 Scalar = str | int | float | bool | None
 
 
-def SpecFieldError(field: str, message: str) -> PydanticCustomError:  # noqa: N802
+def SpecFieldError(field: str, message: str) -> PydanticCustomError:
     """A validation error that names the offending field by its dotted path."""
     return PydanticCustomError(
         "spec_field", "{field}: {message}", {"field": field, "message": message}
@@ -126,9 +126,7 @@ class StudySpec(_Strict):
             self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
         for key, value in self.train.params.items():
             if key in space.names:
-                raise SpecFieldError(
-                    f"train.params.{key}", "is also a searched parameter in space"
-                )
+                raise SpecFieldError(f"train.params.{key}", "is also a searched parameter in space")
             if isinstance(value, float) and not math.isfinite(value):
                 raise SpecFieldError(f"train.params.{key}", "must be a finite number")
         return self

@@ -56,9 +56,7 @@ def create_study(session: Session, spec: StudySpec) -> Study:
     try:
         session.flush()
     except IntegrityError:  # a concurrent create won the race for the name
-        raise Conflict(
-            f"name: a study named {spec.name!r} already exists", field="name"
-        ) from None
+        raise Conflict(f"name: a study named {spec.name!r} already exists", field="name") from None
     return study
 
 
@@ -75,9 +73,7 @@ def list_studies(session: Session) -> Sequence[Study]:
 
 def status_counts(session: Session, study_id: int) -> dict[str, int]:
     rows = session.execute(
-        select(Trial.status, func.count())
-        .where(Trial.study_id == study_id)
-        .group_by(Trial.status)
+        select(Trial.status, func.count()).where(Trial.study_id == study_id).group_by(Trial.status)
     ).all()
     return {status: count for status, count in rows}
 

@@ -40,9 +40,7 @@ def get_trial(session: Session, trial_id: int) -> Trial:
 
 
 def get_trial_by_number(session: Session, study: Study, number: int) -> Trial:
-    trial = session.scalar(
-        select(Trial).where(Trial.study_id == study.id, Trial.number == number)
-    )
+    trial = session.scalar(select(Trial).where(Trial.study_id == study.id, Trial.number == number))
     if trial is None:
         raise NotFound(f"study {study.name!r} has no trial number {number}")
     return trial
@@ -52,9 +50,7 @@ def trial_reports(session: Session, trial: Trial) -> list[Report]:
     """Every report of every attempt, in (attempt, step) order."""
     return list(
         session.scalars(
-            select(Report)
-            .where(Report.trial_id == trial.id)
-            .order_by(Report.attempt, Report.step)
+            select(Report).where(Report.trial_id == trial.id).order_by(Report.attempt, Report.step)
         ).all()
     )
 

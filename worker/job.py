@@ -97,7 +97,8 @@ def _finish(
 ) -> str:
     try:
         trial = client.finish_trial(
-            trial_id, FinishIn(attempt=attempt, status=status, value=value, error=error)  # type: ignore[arg-type]
+            trial_id,
+            FinishIn(attempt=attempt, status=status, value=value, error=error),  # type: ignore[arg-type]
         )
     except Conflict as err:
         log.warning("trial %s attempt %s finish refused: %s", trial_id, attempt, err.message)

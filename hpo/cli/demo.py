@@ -40,9 +40,7 @@ def demo(
 
     settings = get_settings()
     n_workers = workers or settings.workers or default_worker_count()
-    spec = demo_spec(
-        trials=trials, strategy=strategy, epochs=epochs, parallel=n_workers, seed=seed
-    )
+    spec = demo_spec(trials=trials, strategy=strategy, epochs=epochs, parallel=n_workers, seed=seed)
     started = time.monotonic()
     console.print(
         f"[bold]HPO demo[/]: {trials} trials ({strategy}), {epochs} epochs each, "
@@ -79,8 +77,12 @@ def _follow(client: Client, study: StudyPublic) -> StudyPublic:
             study = client.get_study(study.name)
             done = sum(study.counts.get(s, 0) for s in TERMINAL)
             best = format_value(study.best_trial.value) if study.best_trial else "—"
-            progress.update(task, completed=done, total=max(study.n_trials, done) if
-                            study.status != "running" else study.max_trials, best=best)
+            progress.update(
+                task,
+                completed=done,
+                total=max(study.n_trials, done) if study.status != "running" else study.max_trials,
+                best=best,
+            )
             if study.status != "running":
                 return study
             time.sleep(0.3)

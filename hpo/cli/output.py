@@ -64,7 +64,9 @@ def format_value(value: float | None) -> str:
 
 
 def format_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={format_value(v) if isinstance(v, float) else v}" for k, v in params.items())
+    return ", ".join(
+        f"{k}={format_value(v) if isinstance(v, float) else v}" for k, v in params.items()
+    )
 
 
 def _progress(study: StudyPublic) -> str:
@@ -119,7 +121,9 @@ def trials_table(
         mark = "★" if t.number == best_number else ""
         style = STATUS_STYLE.get(t.status, "")
         cells = [
-            format_value(t.params.get(n)) if isinstance(t.params.get(n), float) else str(t.params.get(n, ""))
+            format_value(t.params.get(n))
+            if isinstance(t.params.get(n), float)
+            else str(t.params.get(n, ""))
             for n in names
         ]
         table.add_row(

@@ -78,8 +78,12 @@ def show(
         study = client.get_study(name)
         trials = client.all_trials(name, status=status)
     if json_out:
-        print_json({"study": study.model_dump(mode="json"),
-                    "trials": [t.model_dump(mode="json") for t in trials]})
+        print_json(
+            {
+                "study": study.model_dump(mode="json"),
+                "trials": [t.model_dump(mode="json") for t in trials],
+            }
+        )
         return
     done = sum(study.counts.get(s, 0) for s in ("completed", "pruned", "failed", "stopped"))
     console.print(

@@ -76,9 +76,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Float),
         sa.Column("metrics", sa.JSON, nullable=False),
         sa.Column("created_at", TZ, nullable=False),
-        sa.UniqueConstraint(
-            "trial_id", "attempt", "step", name="uq_reports_trial_attempt_step"
-        ),
+        sa.UniqueConstraint("trial_id", "attempt", "step", name="uq_reports_trial_attempt_step"),
     )
 
 

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from hpo.schemas import StudyPublic, TrialDetail, TrialPublic, TrialStatus
 from hpo.spec import StudySpec
-from server import studies
+from server import studies, trials
 from server.api.deps import SchedulerDep, SessionDep
 from server.convert import trial_detail
-from server import trials
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 

@@ -1,0 +1,61 @@
+"""The torch room: data sets, model builders and the training loop a worker runs per trial.
+
+Imports only torch, numpy, scikit-learn and the standard library; never ``server``,
+``worker``, ``search`` or ``hpo`` (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from models.datasets import (
+    DATASETS,
+    Dataset,
+    UnknownDatasetError,
+    clear_dataset_cache,
+    dataset_names,
+    load_dataset,
+    register_dataset,
+)
+from models.device import seed_everything, select_device
+from models.mlp import ACTIVATIONS, build_mlp
+from models.registry import MODELS, UnknownModelError, build_model, model_names, register_model
+from models.training import (
+    OPTIMIZERS,
+    EpochMetrics,
+    NonFiniteLossError,
+    TrainConfig,
+    TrainResult,
+    batch_bounds,
+    build_optimizer,
+    decayed_lr,
+    evaluate,
+    train,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "DATASETS",
+    "MODELS",
+    "OPTIMIZERS",
+    "Dataset",
+    "EpochMetrics",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainResult",
+    "UnknownDatasetError",
+    "UnknownModelError",
+    "batch_bounds",
+    "build_mlp",
+    "build_model",
+    "build_optimizer",
+    "clear_dataset_cache",
+    "dataset_names",
+    "decayed_lr",
+    "evaluate",
+    "load_dataset",
+    "model_names",
+    "register_dataset",
+    "register_model",
+    "seed_everything",
+    "select_device",
+    "train",
+]

@@ -1,0 +1,101 @@
+"""Coercion and validation of trial parameters, shared by the model builders and training.
+
+A trial's parameters arrive as a plain mapping that has travelled through JSON, a database
+and a search strategy, so an integer may come back as ``128.0`` and a boolean choice as
+``"true"``. These helpers accept every harmless spelling of a value and reject everything
+else with a ``ValueError`` whose message starts with the parameter's name
+(``"units: expected an integer, got 1.5"``), which the worker forwards to the user as the
+trial's failure reason.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["UnknownNameError", "as_bool", "as_choice", "as_float", "as_int", "require"]
+
+
+class UnknownNameError(KeyError):
+    """A lookup of a name that no registry entry has; the message lists the known names.
+
+    Subclasses ``KeyError`` so ``except KeyError`` callers keep working, but overrides
+    ``__str__``: a bare ``KeyError`` renders its message with quotes around it.
+    """
+
+    def __init__(self, kind: str, name: object, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        self.message = f"unknown {kind} {name!r}; known: {', '.join(self.known) or '(none)'}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def require(condition: bool, name: str, message: str) -> None:
+    """Raise ``ValueError("<name>: <message>")`` unless ``condition`` holds."""
+    if not condition:
+        raise ValueError(f"{name}: {message}")
+
+
+def as_int(name: str, value: Any) -> int:
+    """``value`` as an ``int``; integral floats (``128.0``) pass, ``1.5`` and bools do not.
+
+    Bools are refused because ``True`` silently meaning ``1`` hides spec mistakes.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"{name}: expected an integer, got {value!r}")
+
+
+def as_float(name: str, value: Any) -> float:
+    """``value`` as a finite ``float``; bools, strings, NaN and infinities are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    return result
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """``value`` as a ``bool``: bools (numpy's too), the integers 0/1 and the usual strings.
+
+    Categorical choices are often written ``[true, false]`` in YAML but may come back as
+    strings or 0/1 after a round trip, so those spellings are accepted; anything else
+    (``2``, ``"maybe"``) is an error rather than a guess.
+    """
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy.bool_ without importing numpy here
+        return bool(value)
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(int(value))
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError(f"{name}: expected a boolean, got {value!r}")
+
+
+def as_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """``value`` as one of ``choices`` (case-insensitive, surrounding spaces ignored)."""
+    known = sorted(choices)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in known:
+            return lowered
+    raise ValueError(f"{name}: unknown {value!r}; known: {', '.join(known)}")

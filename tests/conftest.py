@@ -1,0 +1,101 @@
+"""Shared fixtures: a migrated SQLite file database, a real API server on loopback
+(uvicorn in a thread, real HTTP), and small valid study specs."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hpo.client import Client
+from hpo.embedded import EmbeddedService
+from hpo.settings import Settings
+
+SMALL_SPACE: dict[str, Any] = {
+    "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    "batch_size": {"type": "categorical", "choices": [32, 64]},
+    "units": {"type": "int", "low": 8, "high": 32},
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test may touch the user's real data directory or server settings."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HPO_DATA_DIR", str(tmp_path_factory.mktemp("hpo-data")))
+    for var in ("HPO_DATABASE_URL", "HPO_REDIS_URL", "HPO_SERVER_URL", "HPO_TOKEN"):
+        mp.delenv(var, raising=False)
+    yield
+    mp.undo()
+
+
+@pytest.fixture
+def make_spec() -> Callable[..., dict[str, Any]]:
+    """A valid small study spec; keyword overrides replace top-level sections."""
+
+    def _make(name: str = "s1", **overrides: Any) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "name": name,
+            "objective": {"metric": "val_accuracy", "direction": "maximize"},
+            "space": copy.deepcopy(SMALL_SPACE),
+            "strategy": {"name": "random", "seed": 1},
+            "budget": {"max_trials": 4, "max_parallel": 2, "epochs": 2},
+            "train": {"model": "mlp", "dataset": "synthetic", "params": {}},
+        }
+        spec.update(overrides)
+        return spec
+
+    return _make
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for one test: its own SQLite file, a fast scheduler."""
+    return Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'hpo.db'}",
+        scheduler_interval=0.05,
+    )
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[EmbeddedService]:
+    """The real server over real HTTP on loopback, no workers (trials stay queued
+    until a test starts them)."""
+    with EmbeddedService(settings, workers=0) as service:
+        yield service
+
+
+@pytest.fixture
+def api(live_server: EmbeddedService) -> Iterator[httpx.Client]:
+    """Raw HTTP against the live server's /api/v1."""
+    with httpx.Client(base_url=f"{live_server.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(live_server: EmbeddedService) -> Iterator[Client]:
+    with Client(live_server.url) as client:
+        yield client
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait() -> Callable[..., Any]:
+    return wait_until

@@ -1,0 +1,152 @@
+"""Whole system on the embedded default: server + local worker processes + CLI.
+
+A small study runs to the end through real worker processes; the CLI, run as a user
+runs it (the installed ``hpo`` command in a subprocess), lists, shows and creates
+studies and reports bad input without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpo.client import Client
+from hpo.embedded import EmbeddedService
+from hpo.settings import Settings
+
+pytestmark = pytest.mark.e2e
+HPO = str(Path(sys.executable).parent / "hpo")
+
+
+def hpo(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [HPO, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+@pytest.fixture
+def fleet(settings: Settings):
+    with EmbeddedService(settings, workers=2) as service:
+        yield service
+
+
+def test_small_study_runs_to_the_end_through_local_workers(
+    fleet: EmbeddedService, make_spec, wait, tmp_path
+) -> None:
+    spec = make_spec(
+        "e2e",
+        budget={"max_trials": 6, "max_parallel": 2, "epochs": 3},
+        train={"model": "mlp", "dataset": "digits", "params": {"optimizer": "adam"}},
+    )
+    with Client(fleet.url) as client:
+        client.create_study(spec)
+        study = wait(
+            lambda: (s := client.get_study("e2e")).status == "completed" and s, timeout=240
+        )
+        trials = client.all_trials("e2e")
+        assert len(trials) == 6
+        assert {t.status for t in trials} == {"completed"}
+        assert all(t.value is not None and 0.0 <= t.value <= 1.0 for t in trials)
+        assert all(t.attempt == 1 for t in trials)
+        assert len({t.worker for t in trials}) == 2  # both worker processes took trials
+        assert study.best_trial is not None
+        assert study.best_trial.value == max(t.value for t in trials)
+        assert len(client.get_trial("e2e", 0).reports) == 3
+
+    env = {"HPO_SERVER_URL": fleet.url}
+    listed = hpo("study", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "e2e" in listed.stdout and "completed" in listed.stdout
+
+    shown = hpo("study", "show", "e2e", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "★" in shown.stdout
+    assert f"#{study.best_trial.number}" in shown.stdout
+
+    as_json = hpo("study", "list", "--json", env=env)
+    assert as_json.returncode == 0
+    assert '"name": "e2e"' in as_json.stdout
+
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        yaml.safe_dump(
+            make_spec("from-cli", budget={"max_trials": 1, "max_parallel": 1, "epochs": 1})
+        )
+    )
+    created = hpo("study", "create", str(good), "--server", fleet.url)
+    assert created.returncode == 0, created.stderr
+    assert "from-cli" in created.stdout
+
+    bad = tmp_path / "bad.yaml"
+    bad_spec = make_spec("bad-cli")
+    bad_spec["space"]["lr"] = {"type": "float", "low": -1, "high": 1, "log": True}
+    bad.write_text(yaml.safe_dump(bad_spec))
+    refused = hpo("study", "create", str(bad), env=env)
+    assert refused.returncode == 1
+    assert "space.lr" in refused.stderr
+    assert "Traceback" not in refused.stderr + refused.stdout
+
+    dup = hpo("study", "create", str(good), env=env)
+    assert dup.returncode == 1
+    assert "already exists" in dup.stderr
+
+    missing = hpo("study", "show", "nope", env=env)
+    assert missing.returncode == 1 and "nope" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_cli_reports_an_unreachable_server_without_a_traceback() -> None:
+    out = hpo("study", "list", "--server", "http://127.0.0.1:9")
+    assert out.returncode == 1
+    assert "cannot reach" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_reports_a_missing_spec_file_without_a_traceback(tmp_path: Path) -> None:
+    out = hpo("study", "create", str(tmp_path / "absent.yaml"), "--server", "http://127.0.0.1:9")
+    assert out.returncode == 1
+    assert "absent.yaml" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_db_upgrade_current_downgrade_through_the_cli(tmp_path: Path) -> None:
+    env = {"HPO_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    up = hpo("db", "upgrade", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "0001" in up.stdout
+    assert "0001" in hpo("db", "current", env=env).stdout
+    down = hpo("db", "downgrade", "base", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "base" in hpo("db", "current", env=env).stdout
+
+
+def test_demo_command_runs_a_study_end_to_end(tmp_path: Path) -> None:
+    out = hpo(
+        "demo",
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--workers",
+        "2",
+        "--seed",
+        "5",
+        env={"HPO_DATA_DIR": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "completed" in out.stdout
+    assert "best trial #" in out.stdout
+    assert "val_accuracy" in out.stdout
+    assert "/api/v1/studies/digits-demo-" in out.stdout
+    assert (tmp_path / "hpo.db").exists()  # SQLite in the data directory

@@ -1,0 +1,211 @@
+"""Study routes over real HTTP against a migrated SQLite file: create, list, get, stop,
+and every bad-input rule (4xx naming the field, nothing half-written)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+
+def _post(api: httpx.Client, spec: dict[str, Any]) -> httpx.Response:
+    # json.dumps writes NaN/Infinity literals, as a careless client would.
+    return api.post(
+        "/studies", content=json.dumps(spec), headers={"content-type": "application/json"}
+    )
+
+
+def test_create_get_list_study(api: httpx.Client, make_spec) -> None:
+    created = _post(api, make_spec("alpha"))
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "alpha"
+    assert body["status"] == "running"
+    assert body["strategy"] == "random"
+    assert body["objective"] == {"metric": "val_accuracy", "direction": "maximize"}
+    assert body["spec"]["strategy"]["seed"] == 1
+
+    got = api.get("/studies/alpha")
+    assert got.status_code == 200
+    assert got.json()["id"] == body["id"]
+    names = [s["name"] for s in api.get("/studies").json()]
+    assert names == ["alpha"]
+
+
+def test_missing_seed_is_drawn_and_stored(api: httpx.Client, make_spec) -> None:
+    spec = make_spec("seedless", strategy={"name": "random"})
+    body = _post(api, spec).json()
+    assert isinstance(body["spec"]["strategy"]["seed"], int)
+    again = api.get("/studies/seedless").json()
+    assert again["spec"]["strategy"]["seed"] == body["spec"]["strategy"]["seed"]
+
+
+def test_direction_defaults_to_the_metrics_natural_one(api: httpx.Client, make_spec) -> None:
+    body = _post(api, make_spec("loss", objective={"metric": "val_loss"})).json()
+    assert body["objective"]["direction"] == "minimize"
+
+
+def test_duplicate_name_is_409_and_keeps_the_first(api: httpx.Client, make_spec) -> None:
+    assert _post(api, make_spec("dup")).status_code == 201
+    other = make_spec("dup", budget={"max_trials": 99, "max_parallel": 1, "epochs": 1})
+    second = _post(api, other)
+    assert second.status_code == 409
+    assert "name" in second.json()["detail"]
+    assert api.get("/studies/dup").json()["max_trials"] == 4
+
+
+def test_unknown_study_is_404(api: httpx.Client) -> None:
+    response = api.get("/studies/nope")
+    assert response.status_code == 404
+    assert "nope" in response.json()["detail"]
+
+
+def _with_space(make_spec, **param: Any) -> dict[str, Any]:
+    spec = make_spec("bad")
+    spec["space"].update(param)
+    return spec
+
+
+BAD_SPECS = [
+    # (description, mutate(spec) -> spec, expected field)
+    (
+        "low above high",
+        lambda m: _with_space(m, lr={"type": "float", "low": 1.0, "high": 0.1}),
+        "space.lr",
+    ),
+    (
+        "log with low <= 0",
+        lambda m: _with_space(m, lr={"type": "float", "low": 0.0, "high": 1.0, "log": True}),
+        "space.lr",
+    ),
+    (
+        "infinite bound",
+        lambda m: _with_space(m, lr={"type": "float", "low": 0.0, "high": float("inf")}),
+        "space.lr",
+    ),
+    (
+        "NaN bound",
+        lambda m: _with_space(m, lr={"type": "float", "low": float("nan"), "high": 1.0}),
+        "space.lr",
+    ),
+    (
+        "empty choices",
+        lambda m: _with_space(m, act={"type": "categorical", "choices": []}),
+        "space.act",
+    ),
+    (
+        "duplicate choices",
+        lambda m: _with_space(m, act={"type": "categorical", "choices": ["a", "a"]}),
+        "space.act",
+    ),
+    (
+        "unknown parameter type",
+        lambda m: _with_space(m, x={"type": "complex", "low": 0, "high": 1}),
+        "space.x",
+    ),
+    ("empty space", lambda m: {**m("bad"), "space": {}}, "space"),
+    ("unknown strategy", lambda m: {**m("bad"), "strategy": {"name": "magic"}}, "strategy.name"),
+    (
+        "unknown strategy option",
+        lambda m: {**m("bad"), "strategy": {"name": "random", "options": {"bogus": 1}}},
+        "strategy.options.bogus",
+    ),
+    (
+        "unknown model",
+        lambda m: {**m("bad"), "train": {"model": "transformer", "dataset": "digits"}},
+        "train.model",
+    ),
+    (
+        "unknown dataset",
+        lambda m: {**m("bad"), "train": {"model": "mlp", "dataset": "imagenet"}},
+        "train.dataset",
+    ),
+    ("unknown metric", lambda m: {**m("bad"), "objective": {"metric": "f1"}}, "objective.metric"),
+    (
+        "negative max_trials",
+        lambda m: {**m("bad"), "budget": {"max_trials": -1}},
+        "budget.max_trials",
+    ),
+    (
+        "zero max_parallel",
+        lambda m: {**m("bad"), "budget": {"max_parallel": 0}},
+        "budget.max_parallel",
+    ),
+    ("negative epochs", lambda m: {**m("bad"), "budget": {"epochs": -3}}, "budget.epochs"),
+    ("bad name", lambda m: {**m("bad"), "name": "has spaces/slash"}, "name"),
+    ("unknown top-level key", lambda m: {**m("bad"), "budgett": {}}, "budgett"),
+    (
+        "fixed param also searched",
+        lambda m: {
+            **m("bad"),
+            "train": {"model": "mlp", "dataset": "digits", "params": {"lr": 0.1}},
+        },
+        "train.params.lr",
+    ),
+    (
+        "grid too large",
+        lambda m: {
+            **m("bad"),
+            "strategy": {"name": "grid", "options": {"points": 1000}},
+            "space": {f"p{i}": {"type": "float", "low": 0, "high": 1} for i in range(4)},
+        },
+        "space",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "mutate", "field"), BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
+def test_bad_spec_is_422_naming_the_field_and_writes_nothing(
+    api: httpx.Client, make_spec, what: str, mutate, field: str
+) -> None:
+    response = _post(api, mutate(make_spec))
+    assert response.status_code == 422, response.text
+    details = response.json()["detail"]
+    fields = [d["field"] for d in details]
+    assert any(f == field or f.startswith(field + ".") for f in fields), (what, details)
+    assert all(d["msg"] for d in details)
+    assert api.get("/studies").json() == []
+
+
+def test_grid_too_large_message_says_how_big(api: httpx.Client, make_spec) -> None:
+    spec = {
+        **make_spec("big"),
+        "strategy": {"name": "grid", "options": {"points": 1000}},
+        "space": {f"p{i}": {"type": "float", "low": 0, "high": 1} for i in range(4)},
+    }
+    msg = _post(api, spec).json()["detail"][0]["msg"]
+    assert "1000000000000" in msg.replace(",", "").replace("_", "") or "10^12" in msg
+
+
+def test_malformed_json_is_422_not_500(api: httpx.Client) -> None:
+    response = api.post(
+        "/studies", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+def test_stop_study_stops_queued_trials(api: httpx.Client, make_spec, wait) -> None:
+    _post(api, make_spec("stopme", budget={"max_trials": 10, "max_parallel": 3, "epochs": 1}))
+    wait(lambda: len(api.get("/studies/stopme/trials").json()) == 3)
+    stopped = api.post("/studies/stopme/stop")
+    assert stopped.status_code == 200
+    assert stopped.json()["status"] == "stopped"
+    trials = api.get("/studies/stopme/trials").json()
+    assert {t["status"] for t in trials} == {"stopped"}
+    # idempotent, and no new trials are scheduled afterwards
+    assert api.post("/studies/stopme/stop").status_code == 200
+    assert len(api.get("/studies/stopme/trials").json()) == 3
+
+
+def test_trials_list_pages_and_filters(api: httpx.Client, make_spec, wait) -> None:
+    _post(api, make_spec("pages", budget={"max_trials": 5, "max_parallel": 5, "epochs": 1}))
+    wait(lambda: len(api.get("/studies/pages/trials").json()) == 5)
+    page = api.get("/studies/pages/trials", params={"limit": 2, "offset": 2})
+    assert [t["number"] for t in page.json()] == [2, 3]
+    assert page.headers["x-total-count"] == "5"
+    assert api.get("/studies/pages/trials", params={"status": "completed"}).json() == []
+    bad = api.get("/studies/pages/trials", params={"status": "weird"})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "status"

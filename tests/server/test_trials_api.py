@@ -1,0 +1,163 @@
+"""The worker side over real HTTP: start leases an attempt, reports are idempotent and
+fenced, finish validates the value, a stopped study answers ``stop``."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from hpo.embedded import EmbeddedService
+from server.tables import Report
+
+
+def _first_trial(api: httpx.Client, make_spec, wait, name: str = "t", **budget) -> dict:
+    spec = make_spec(name, budget={"max_trials": 3, "max_parallel": 1, "epochs": 3, **budget})
+    assert api.post("/studies", json=spec).status_code == 201
+    return wait(lambda: (api.get(f"/studies/{name}/trials").json() or [None])[0])
+
+
+def _report(api: httpx.Client, trial_id: int, attempt: int, step: int, value: float = 0.5):
+    return api.post(
+        f"/trials/{trial_id}/reports",
+        json={"attempt": attempt, "step": step, "value": value, "metrics": {"val_loss": 1.0}},
+    )
+
+
+def test_start_returns_spec_and_attempt_then_refuses_a_second_start(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    assert trial["status"] == "queued"
+    started = api.post(f"/trials/{trial['id']}/start", json={"worker": "host:1"})
+    assert started.status_code == 200, started.text
+    spec = started.json()
+    assert spec["attempt"] == 1
+    assert spec["epochs"] == 3
+    assert set(spec["params"]) >= {"lr", "batch_size", "units"}
+    assert spec["train"]["dataset"] == "synthetic"
+    assert spec["objective"]["metric"] == "val_accuracy"
+    again = api.post(f"/trials/{trial['id']}/start", json={})
+    assert again.status_code == 409
+    detail = api.get(f"/trials/{trial['id']}").json()
+    assert detail["status"] == "running"
+    assert detail["worker"] == "host:1"
+
+
+def test_reports_are_idempotent_per_trial_attempt_step(
+    api, make_spec, wait, live_server: EmbeddedService
+) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    for step in (2, 1, 2, 1, 3, 3):  # replays, out of order
+        response = _report(api, trial["id"], 1, step)
+        assert response.status_code == 200
+        assert response.json()["decision"] == "continue"
+    engine = create_engine(live_server.settings.resolved_database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Report.step, func.count())
+            .where(Report.trial_id == trial["id"])
+            .group_by(Report.step)
+        ).all()
+    engine.dispose()
+    assert sorted(rows) == [(1, 1), (2, 1), (3, 1)]
+    detail = api.get(f"/trials/{trial['id']}").json()
+    assert [r["step"] for r in detail["reports"]] == [1, 2, 3]
+    assert detail["last_step"] == 3
+
+
+def test_report_and_finish_from_another_attempt_get_409(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    stale = _report(api, trial["id"], 2, 1)
+    assert stale.status_code == 409
+    assert stale.json()["field"] == "attempt"
+    finish = api.post(
+        f"/trials/{trial['id']}/finish", json={"attempt": 7, "status": "completed", "value": 1.0}
+    )
+    assert finish.status_code == 409
+
+
+def test_finish_completed_stores_value_and_is_idempotent(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    body = {"attempt": 1, "status": "completed", "value": 0.91}
+    first = api.post(f"/trials/{trial['id']}/finish", json=body)
+    assert first.status_code == 200
+    assert first.json()["status"] == "completed"
+    assert first.json()["value"] == pytest.approx(0.91)
+    assert api.post(f"/trials/{trial['id']}/finish", json=body).status_code == 200
+    assert _report(api, trial["id"], 1, 4).status_code == 409  # closed after finish
+    study = api.get("/studies/t").json()
+    assert study["best_trial"]["number"] == trial["number"]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, None])
+def test_finish_without_a_finite_value_fails_the_trial_with_the_reason(
+    api, make_spec, wait, value
+) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    import json
+
+    payload = json.dumps({"attempt": 1, "status": "completed", "value": value})
+    response = api.post(
+        f"/trials/{trial['id']}/finish",
+        content=payload,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    out = response.json()
+    assert out["status"] == "failed"
+    assert out["value"] is None
+    assert out["error"]
+
+
+def test_nan_report_value_is_stored_as_null(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    response = api.post(
+        f"/trials/{trial['id']}/reports",
+        content='{"attempt": 1, "step": 1, "value": NaN, "metrics": {"val_loss": NaN}}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    report = api.get(f"/trials/{trial['id']}").json()["reports"][0]
+    assert report["value"] is None
+    assert report["metrics"] == {"val_loss": None}
+
+
+def test_stopped_study_answers_stop_and_pruned_finish_becomes_stopped(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    api.post("/studies/t/stop")
+    answer = _report(api, trial["id"], 1, 1).json()
+    assert answer["decision"] == "stop"
+    finished = api.post(
+        f"/trials/{trial['id']}/finish", json={"attempt": 1, "status": "pruned", "value": 0.5}
+    ).json()
+    assert finished["status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("reports", {"attempt": 0, "step": 1}, "attempt"),
+        ("reports", {"attempt": 1, "step": -1}, "step"),
+        ("reports", {"attempt": 1, "step": 1, "extra": 1}, "extra"),
+        ("finish", {"attempt": 1, "status": "exploded"}, "status"),
+    ],
+)
+def test_bad_worker_bodies_are_422_naming_the_field(
+    api, make_spec, wait, path, body, field
+) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    response = api.post(f"/trials/{trial['id']}/{path}", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == field
+
+
+def test_unknown_trial_is_404(api) -> None:
+    assert api.post("/trials/999999/start", json={}).status_code == 404
+    assert api.get("/trials/999999").status_code == 404
