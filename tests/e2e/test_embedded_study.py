@@ -150,3 +150,42 @@ def test_demo_command_runs_a_study_end_to_end(tmp_path: Path) -> None:
     assert "val_accuracy" in out.stdout
     assert "/api/v1/studies/digits-demo-" in out.stdout
     assert (tmp_path / "hpo.db").exists()  # SQLite in the data directory
+
+
+def test_hpo_server_serves_the_api_and_openapi_docs(tmp_path: Path, wait) -> None:
+    import signal
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HPO_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [HPO, "server", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait(healthy, timeout=60, interval=0.2)
+        assert httpx.get(f"{url}/docs").status_code == 200
+        paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+        assert "/api/v1/studies" in paths
+        assert "/api/v1/trials/{trial_id}/start" in paths
+        assert httpx.get(f"{url}/api/v1/studies").json() == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output

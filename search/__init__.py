@@ -1,0 +1,65 @@
+"""Search spaces and strategies: pure computation, no I/O.
+
+The server builds a ``SearchSpace`` from the study spec, then a strategy from the
+trial history with ``make_strategy`` and asks it for ``Suggestion``s; early-stopping
+strategies also answer ``decide(trial, step)``. See ``search.base.Strategy``.
+"""
+
+from __future__ import annotations
+
+from search.base import (
+    TERMINAL,
+    Decision,
+    Direction,
+    Strategy,
+    Suggestion,
+    TrialRecord,
+    TrialStatus,
+)
+from search.errors import FieldError, OptionError, SpaceError
+from search.grid import MAX_GRID_POINTS, GridStrategy
+from search.random import RandomStrategy
+from search.registry import (
+    STRATEGIES,
+    get_strategy,
+    make_strategy,
+    strategy_names,
+    validate_strategy,
+)
+from search.space import (
+    MAX_PARAMS,
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    SearchSpace,
+    param_from_spec,
+)
+
+__all__ = [
+    "MAX_GRID_POINTS",
+    "MAX_PARAMS",
+    "STRATEGIES",
+    "TERMINAL",
+    "CategoricalParam",
+    "Decision",
+    "Direction",
+    "FieldError",
+    "FloatParam",
+    "GridStrategy",
+    "IntParam",
+    "OptionError",
+    "Param",
+    "RandomStrategy",
+    "SearchSpace",
+    "SpaceError",
+    "Strategy",
+    "Suggestion",
+    "TrialRecord",
+    "TrialStatus",
+    "get_strategy",
+    "make_strategy",
+    "param_from_spec",
+    "strategy_names",
+    "validate_strategy",
+]

@@ -1,0 +1,132 @@
+"""Value checks shared by the parameter classes.
+
+Each ``check``-style function returns the normalized value or raises ``SpaceError``
+naming ``field``; the predicates never raise. Kept apart from ``search.params`` so
+that file holds only the parameter types.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from search.errors import SpaceError
+
+__all__ = [
+    "FLOAT_KEY_DIGITS",
+    "MAX_INT_MAGNITUDE",
+    "NAME_PATTERN",
+    "check_name",
+    "check_points",
+    "choice_key",
+    "dedupe",
+    "finite_float",
+    "flag",
+    "integer",
+    "is_number",
+]
+
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# Integers beyond 2**53 cannot travel through JSON (JavaScript clients, float-typed
+# columns) without losing precision, so they cannot be bounds either.
+MAX_INT_MAGNITUDE = 2**53
+# Floats are compared after rounding to this many significant digits, which absorbs
+# the last-bit noise of serialization round trips without merging real grid values.
+FLOAT_KEY_DIGITS = 12
+
+
+def is_number(value: object) -> bool:
+    """True for real numbers; False for bools, which Python treats as ints."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (int, float, np.integer, np.floating))
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a valid parameter name, else raise ``SpaceError``.
+
+    The field is the name itself, or ``"space"`` when there is no usable name.
+    """
+    if not isinstance(name, str) or not name:
+        raise SpaceError("space", f"parameter names must be non-empty strings, got {name!r}")
+    if NAME_PATTERN.fullmatch(name) is None:
+        raise SpaceError(
+            name,
+            "invalid parameter name: use letters, digits, '_', '.' or '-', "
+            "starting with a letter or '_'",
+        )
+    return name
+
+
+def finite_float(field: str, value: object) -> float:
+    """``value`` as a finite float; bools, strings, NaN and infinities are refused."""
+    if not is_number(value):
+        raise SpaceError(field, f"must be a number, got {value!r}")
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise SpaceError(field, f"must be a finite number, got {value!r}")
+    return result
+
+
+def integer(field: str, value: object) -> int:
+    """``value`` as an int within ±2**53; integral floats pass, bools do not."""
+    # 2.0 is accepted as 2 because YAML and JSON writers often emit integral floats.
+    if is_number(value) and isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
+            raise SpaceError(field, f"must be an integer, got {value!r}")
+        value = int(value)
+    if not is_number(value):
+        raise SpaceError(field, f"must be an integer, got {value!r}")
+    result = int(value)  # type: ignore[call-overload]
+    if abs(result) > MAX_INT_MAGNITUDE:
+        raise SpaceError(field, f"must be within ±2**53, got {result}")
+    return result
+
+
+def flag(field: str, value: object) -> bool:
+    """``value`` itself if it is a real bool (YAML's ``"true"`` string is not)."""
+    if not isinstance(value, bool):
+        raise SpaceError(field, f"must be true or false, got {value!r}")
+    return value
+
+
+def check_points(points: int) -> None:
+    """Guard ``grid(points)``: a programming error, hence ``ValueError``, not ``SpaceError``."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an integer >= 2, got {points!r}")
+
+
+def dedupe(values: list[Any], key: Any) -> list[Any]:
+    """Keep the first value of each canonical key, preserving order."""
+    seen: set[Any] = set()
+    out = []
+    for value in values:
+        k = key(value)
+        if k not in seen:
+            seen.add(k)
+            out.append(value)
+    return out
+
+
+def choice_key(value: Any) -> tuple[str, Any] | None:
+    """Equality key for categorical values; None when ``value`` is not a JSON scalar.
+
+    Bools get their own tag because ``True == 1`` in Python, and a choice list such
+    as ``[1, True]`` means two different things.
+    """
+    if value is None:
+        return ("none", None)
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, str):
+        return ("str", str(value))
+    if is_number(value):
+        number = float(value) if isinstance(value, (float, np.floating)) else int(value)
+        return ("num", number)
+    return None

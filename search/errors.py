@@ -1,0 +1,36 @@
+"""Errors raised by the search package.
+
+Every error that a user can cause names the offending field with a dotted path
+(``"lr.low"``, ``"space"``, ``"options.points"``) so that the server can answer a
+4xx that points at the exact input to fix, instead of a 500.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FieldError", "OptionError", "SpaceError"]
+
+
+class FieldError(ValueError):
+    """A user input problem tied to one field.
+
+    Contract: ``err.field`` is the dotted path of the field, ``err.message`` says
+    what is wrong with it, and ``str(err) == f"{field}: {message}"``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[FieldError], tuple[str, str]]:
+        # ValueError would otherwise pickle with the formatted string as its only
+        # argument, which does not fit our two-argument __init__.
+        return (type(self), (self.field, self.message))
+
+
+class SpaceError(FieldError):
+    """The search space, a parameter spec or a set of parameter values is invalid."""
+
+
+class OptionError(FieldError):
+    """A strategy name or one of its options is invalid."""

@@ -1,0 +1,75 @@
+"""The table of strategies by name, and the one place the server builds them.
+
+Adding a strategy is one module plus one line in ``STRATEGIES``; the shared contract
+tests in ``tests/search/test_strategy_contract.py`` then cover it automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from search.base import Direction, OptionError, Strategy, TrialRecord
+from search.grid import GridStrategy
+from search.random import RandomStrategy
+from search.space import SearchSpace
+
+__all__ = [
+    "STRATEGIES",
+    "get_strategy",
+    "make_strategy",
+    "strategy_names",
+    "validate_strategy",
+]
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    RandomStrategy.name: RandomStrategy,
+    GridStrategy.name: GridStrategy,
+}
+
+
+def strategy_names() -> list[str]:
+    """Known strategy names, sorted."""
+    return sorted(STRATEGIES)
+
+
+def get_strategy(name: str) -> type[Strategy]:
+    """The strategy class called ``name``; ``OptionError("strategy.name")`` if unknown."""
+    cls = STRATEGIES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        known = ", ".join(strategy_names())
+        raise OptionError("strategy.name", f"unknown strategy {name!r}; known: {known}")
+    return cls
+
+
+def make_strategy(
+    name: str,
+    space: SearchSpace,
+    history: Sequence[TrialRecord] = (),
+    *,
+    direction: Direction = "minimize",
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> Strategy:
+    """Build strategy ``name`` over ``space`` from ``history`` (see ``Strategy``)."""
+    cls = get_strategy(name)
+    return cls(space, history, direction=direction, seed=seed, options=options)
+
+
+def validate_strategy(
+    name: str, options: Mapping[str, Any] | None, space: SearchSpace
+) -> dict[str, Any]:
+    """Check a study's strategy config before anything is stored.
+
+    Returns the options with defaults filled in. Raises ``OptionError`` with field
+    ``"strategy.name"`` or ``"strategy.options.<key>"``, or ``SpaceError`` (field
+    ``"space"``) when the space is unusable for the strategy, e.g. a grid too large:
+    the strategy is built once on an empty history so such problems surface here.
+    """
+    cls = get_strategy(name)
+    try:
+        validated = cls.validate_options(options)
+        cls(space, (), options=validated)
+    except OptionError as err:
+        raise OptionError(f"strategy.{err.field}", err.message) from err
+    return validated
