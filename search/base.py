@@ -100,6 +100,13 @@ class Strategy(ABC):
         self.direction: Direction = direction
         self.seed = seed
         self.options: dict[str, Any] = type(self).validate_options(options)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Hook for subclasses: build derived state from ``space``, ``history``,
+        ``seed`` and the validated ``options`` (the one place a strategy customises
+        construction, so no subclass repeats the constructor's signature)."""
+        return None
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -7,13 +7,13 @@ to ``MAX_GRID_POINTS`` costs a few arrays of that many integers, not that many d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from search.base import Direction, OptionError, Strategy, Suggestion, TrialRecord
-from search.space import Param, SearchSpace, SpaceError
+from search.base import OptionError, Strategy, Suggestion
+from search.space import Param, SpaceError
 
 __all__ = ["DEFAULT_POINTS", "MAX_GRID_POINTS", "GridStrategy"]
 
@@ -57,16 +57,7 @@ class GridStrategy(Strategy):
 
     name = "grid"
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        history: Sequence[TrialRecord] = (),
-        *,
-        direction: Direction = "minimize",
-        seed: int = 0,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(space, history, direction=direction, seed=seed, options=options)
+    def _setup(self) -> None:
         points: int = self.options["points"]
         self._axes = self._build_axes(points)
         self._size = 1

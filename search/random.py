@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import numpy as np
 
-from search.base import Direction, Strategy, Suggestion, TrialRecord
-from search.space import SearchSpace
+from search.base import Strategy, Suggestion
 
 __all__ = ["RandomStrategy"]
 
@@ -25,16 +21,7 @@ class RandomStrategy(Strategy):
 
     name = "random"
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        history: Sequence[TrialRecord] = (),
-        *,
-        direction: Direction = "minimize",
-        seed: int = 0,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(space, history, direction=direction, seed=seed, options=options)
+    def _setup(self) -> None:
         self._rng = np.random.default_rng([self.seed, len(self.history)])
 
     def ask(self, n: int) -> list[Suggestion]:

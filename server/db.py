@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database"]
+__all__ = ["Database", "insert_ignore"]
 
 
 class Database:
@@ -58,3 +59,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def insert_ignore(session: Session, table: Table, values: dict, keys: list[str]) -> bool:
+    """INSERT a row unless one with the same ``keys`` exists; True when inserted.
+
+    One statement (``ON CONFLICT DO NOTHING``) on both SQLite and PostgreSQL, so two
+    concurrent replays of the same row cannot race each other into an IntegrityError.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return session.execute(stmt).rowcount == 1

@@ -12,11 +12,11 @@ import math
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpo.schemas import FinishIn, ReportIn, ReportOut, TrialSpec
 from hpo.spec import Objective, TrainSpec
+from server.db import insert_ignore
 from server.errors import Conflict, NotFound
 from server.tables import Report, Study, Trial, utcnow
 
@@ -61,6 +61,7 @@ def start_trial(session: Session, trial_id: int, worker: str | None) -> TrialSpe
     study = trial.study
     if study.status == "stopped" and trial.status == "queued":
         trial.status, trial.finished_at, trial.error = "stopped", utcnow(), "study stopped"
+        session.commit()  # keep the stop even though the request is refused
         raise Conflict(f"trial {trial_id} is stopped: its study was stopped")
     if trial.status != "queued":
         raise Conflict(f"trial {trial_id} is {trial.status} (attempt {trial.attempt})")
@@ -118,27 +119,19 @@ def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
     _check_attempt(trial, body.attempt)
     if trial.status != "running":
         raise Conflict(f"trial {trial_id} is {trial.status}; reports are closed")
-    exists = session.scalar(
-        select(Report.id).where(
-            Report.trial_id == trial_id,
-            Report.attempt == body.attempt,
-            Report.step == body.step,
-        )
+    insert_ignore(
+        session,
+        Report.__table__,
+        {
+            "trial_id": trial_id,
+            "attempt": body.attempt,
+            "step": body.step,
+            "value": _finite_or_none(body.value),
+            "metrics": {k: _finite_or_none(v) for k, v in body.metrics.items()},
+            "created_at": utcnow(),
+        },
+        ["trial_id", "attempt", "step"],
     )
-    if exists is None:
-        try:
-            with session.begin_nested():
-                session.add(
-                    Report(
-                        trial_id=trial_id,
-                        attempt=body.attempt,
-                        step=body.step,
-                        value=_finite_or_none(body.value),
-                        metrics={k: _finite_or_none(v) for k, v in body.metrics.items()},
-                    )
-                )
-        except IntegrityError:
-            pass  # the same report raced in from a retry: already stored, which is the goal
     trial.heartbeat_at = utcnow()
     if trial.last_step is None or body.step > trial.last_step:
         trial.last_step = body.step

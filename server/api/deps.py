@@ -24,5 +24,7 @@ def _scheduler(request: Request) -> Scheduler:
     return request.app.state.scheduler
 
 
-SessionDep = Annotated[Session, Depends(_session)]
+# scope="function": the session commits (or rolls back) when the route returns, before
+# the response is sent, so a client never sees success for a write that did not land.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]

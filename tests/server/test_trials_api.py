@@ -161,3 +161,29 @@ def test_bad_worker_bodies_are_422_naming_the_field(
 def test_unknown_trial_is_404(api) -> None:
     assert api.post("/trials/999999/start", json={}).status_code == 404
     assert api.get("/trials/999999").status_code == 404
+
+
+def test_concurrent_starts_and_replayed_reports_never_race_into_errors(
+    api, make_spec, wait, live_server: EmbeddedService
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    trial = _first_trial(api, make_spec, wait, name="race")
+    url = f"{live_server.url}/api/v1/trials/{trial['id']}"
+
+    def start(_: int) -> int:
+        return httpx.post(f"{url}/start", json={}, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(start, range(8)))
+    assert sorted(codes) == [200] + [409] * 7
+
+    def report(step: int) -> int:
+        body = {"attempt": 1, "step": step % 5, "value": 0.1}
+        return httpx.post(f"{url}/reports", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(report, range(40)))
+    assert codes == [200] * 40
+    steps = [r["step"] for r in api.get(f"/trials/{trial['id']}").json()["reports"]]
+    assert steps == [0, 1, 2, 3, 4]
