@@ -99,12 +99,15 @@ class Client:
         self.server_url = (server_url or settings.server_url).rstrip("/")
         token = token if token is not None else settings.token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(
-            base_url=f"{self.server_url}/api/v1",
-            headers=headers,
-            timeout=timeout or settings.http_timeout,
-            transport=transport,
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=f"{self.server_url}/api/v1",
+                headers=headers,
+                timeout=timeout or settings.http_timeout,
+                transport=transport,
+            )
+        except (httpx.InvalidURL, ValueError) as err:
+            raise InvalidRequest(0, f"invalid server URL {self.server_url!r}: {err}") from None
 
     # -- plumbing ----------------------------------------------------------------------
     def __enter__(self) -> Client:
@@ -123,6 +126,8 @@ class Client:
             raise ServerUnavailable(
                 0, f"cannot reach the HPO server at {self.server_url}: {err}"
             ) from None
+        except (httpx.InvalidURL, httpx.HTTPError) as err:  # e.g. control characters in a name
+            raise InvalidRequest(0, f"invalid request {method} {path!r}: {err}") from None
         if response.status_code >= 400:
             raise _error_from(response)
         return response

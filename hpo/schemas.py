@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from hpo.spec import Objective, TrainSpec
+from hpo.spec import Objective, TrainSpec, check_json_text
 
 __all__ = [
     "Decision",
@@ -108,14 +108,28 @@ class StartIn(_In):
 
     worker: str | None = Field(default=None, max_length=256)
 
+    @field_validator("worker")
+    @classmethod
+    def _storable(cls, worker: str | None) -> str | None:
+        check_json_text(worker, "worker")
+        return worker
+
 
 class ReportIn(_In):
     """A per-step report. Idempotent on (trial, attempt, step)."""
 
-    attempt: int = Field(ge=1)
-    step: int = Field(ge=0, le=10_000_000)
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
+    step: StrictInt = Field(ge=0, le=10_000_000)
     value: float | None = None
-    metrics: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+    metrics: dict[str, float | int | str | bool | None] = Field(
+        default_factory=dict, max_length=1000
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _storable(cls, metrics: dict[str, Any]) -> dict[str, Any]:
+        check_json_text(metrics, "metrics")
+        return metrics
 
 
 class ReportOut(BaseModel):
@@ -129,7 +143,13 @@ class FinishIn(_In):
     """A worker ends an attempt. ``completed`` needs a finite ``value``; otherwise the
     trial is stored as ``failed`` with the reason."""
 
-    attempt: int = Field(ge=1)
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
     status: Literal["completed", "failed", "pruned"]
     value: float | None = None
     error: str | None = Field(default=None, max_length=20_000)
+
+    @field_validator("error")
+    @classmethod
+    def _storable(cls, error: str | None) -> str | None:
+        check_json_text(error, "error")
+        return error

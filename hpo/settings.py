@@ -44,7 +44,9 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="Seconds between scheduler passes (it also wakes on events)."
     )
     workers: int | None = Field(
-        default=None, ge=1, description="Local executor processes; default one per CPU core."
+        default=None,
+        ge=0,
+        description="Local executor processes; default one per CPU core; 0: none.",
     )
     http_timeout: float = Field(default=30.0, gt=0)
 

@@ -17,7 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from hpo.catalog import BUILTIN_DATASETS, BUILTIN_METRICS, BUILTIN_MODELS
+from hpo.catalog import (
+    BUILTIN_DATASETS,
+    BUILTIN_METRICS,
+    BUILTIN_MODELS,
+    MODEL_PARAMS,
+    TRAINING_PARAMS,
+)
 from search import SearchSpace, SpaceError, validate_strategy
 from search.base import OptionError
 
@@ -28,6 +34,7 @@ __all__ = [
     "StrategySpec",
     "StudySpec",
     "TrainSpec",
+    "check_json_text",
     "load_spec_file",
 ]
 
@@ -40,6 +47,26 @@ def SpecFieldError(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(
         "spec_field", "{field}: {message}", {"field": field, "message": message}
     )
+
+
+def check_json_text(value: Any, field: str) -> None:
+    """Raise a field-named error for any string (key or value) in a JSON-like structure
+    that a database cannot store: lone surrogates (not encodable as UTF-8) or NUL
+    (refused by PostgreSQL). Such input must be refused at the edge, not stored."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise SpecFieldError(field, "text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SpecFieldError(field, "text is not valid UTF-8 (lone surrogate)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json_text(key, field)
+            check_json_text(item, f"{field}.{key}" if isinstance(key, str) else field)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_json_text(item, field)
 
 
 class _Strict(BaseModel):
@@ -60,7 +87,7 @@ class StrategySpec(_Strict):
     its options (validated by the strategy itself)."""
 
     name: str = "random"
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -94,6 +121,10 @@ class StudySpec(_Strict):
 
     @model_validator(mode="after")
     def _semantic_checks(self) -> StudySpec:
+        check_json_text(self.description, "description")
+        check_json_text(self.space, "space")
+        check_json_text(self.strategy.options, "strategy.options")
+        check_json_text(self.train.params, "train.params")
         try:
             space = SearchSpace.from_dict(self.space)
         except SpaceError as err:
@@ -124,7 +155,21 @@ class StudySpec(_Strict):
             )
         if self.objective.direction is None:
             self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
+        known = TRAINING_PARAMS | MODEL_PARAMS.get(self.train.model, frozenset())
+        for name in space.names:
+            if name not in known:
+                raise SpecFieldError(
+                    f"space.{name}",
+                    f"{self.train.model} training has no parameter {name!r}; "
+                    f"known: {', '.join(sorted(known))}",
+                )
         for key, value in self.train.params.items():
+            if key not in known:
+                raise SpecFieldError(
+                    f"train.params.{key}",
+                    f"{self.train.model} training has no parameter {key!r}; "
+                    f"known: {', '.join(sorted(known))}",
+                )
             if key in space.names:
                 raise SpecFieldError(f"train.params.{key}", "is also a searched parameter in space")
             if isinstance(value, float) and not math.isfinite(value):

@@ -15,9 +15,12 @@ import numpy as np
 from search.base import OptionError, Strategy, Suggestion
 from search.space import Param, SpaceError
 
-__all__ = ["DEFAULT_POINTS", "MAX_GRID_POINTS", "GridStrategy"]
+__all__ = ["DEFAULT_POINTS", "MAX_AXIS_POINTS", "MAX_GRID_POINTS", "GridStrategy"]
 
 MAX_GRID_POINTS = 1_000_000
+#: Values per axis: enough for any sensible grid, small enough that building the axes
+#: stays cheap (a grid is rebuilt from history on every scheduling pass).
+MAX_AXIS_POINTS = 1_000
 DEFAULT_POINTS = 5
 
 
@@ -40,7 +43,7 @@ def _format_size(size: int) -> str:
 class GridStrategy(Strategy):
     """Visit every grid point exactly once, then report exhaustion.
 
-    Options: ``points`` (int, 2..MAX_GRID_POINTS, default 5): how many values a
+    Options: ``points`` (int, 2..MAX_AXIS_POINTS, default 5): how many values a
     float dimension, or an int dimension with more lattice values than that,
     contributes; ``shuffle`` (bool, default True): visit points in an order
     permuted by ``seed`` rather than in index order.
@@ -110,9 +113,9 @@ class GridStrategy(Strategy):
         points = given.get("points", DEFAULT_POINTS)
         if isinstance(points, bool) or not isinstance(points, int):
             raise OptionError("options.points", f"must be an integer, got {points!r}")
-        if not 2 <= points <= MAX_GRID_POINTS:
+        if not 2 <= points <= MAX_AXIS_POINTS:
             raise OptionError(
-                "options.points", f"must be between 2 and {MAX_GRID_POINTS:,}, got {points}"
+                "options.points", f"must be between 2 and {MAX_AXIS_POINTS:,}, got {points}"
             )
         shuffle = given.get("shuffle", True)
         if not isinstance(shuffle, bool):

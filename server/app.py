@@ -82,6 +82,8 @@ def _field_of(error: dict[str, Any]) -> tuple[list[Any], str]:
     if error.get("type") == "spec_field":
         field = error["ctx"]["field"]
         return ["body", *field.split(".")], field
+    if error.get("type") == "json_invalid":  # loc holds a character offset, not a field
+        return ["body"], "body"
     parts = loc[1:] if loc and loc[0] in ("body", "query", "path") else loc
     return loc, ".".join(str(p) for p in parts) or "body"
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, Table, create_engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database", "insert_ignore"]

@@ -78,13 +78,16 @@ class Scheduler:
         """
         with self.db.session() as session:
             if self.queue.owns_workers:
+                running_studies = select(Study.id).where(Study.status == "running")
                 session.execute(
                     update(Trial)
-                    .where(
-                        Trial.status == "running",
-                        Trial.study_id.in_(select(Study.id).where(Study.status == "running")),
-                    )
+                    .where(Trial.status == "running", Trial.study_id.in_(running_studies))
                     .values(status="queued")
+                )
+                session.execute(
+                    update(Trial)
+                    .where(Trial.status == "running", Trial.study_id.not_in(running_studies))
+                    .values(status="stopped", finished_at=utcnow(), error="server restarted")
                 )
             ids = session.scalars(
                 select(Trial.id)
@@ -106,7 +109,10 @@ class Scheduler:
                 ).all()
             total = 0
             for study_id in study_ids:
-                total += self._schedule_study(study_id)
+                try:
+                    total += self._schedule_study(study_id)
+                except Exception:  # one broken study must not starve the others
+                    log.exception("scheduling study %s failed", study_id)
             return total
 
     def _schedule_study(self, study_id: int) -> int:
@@ -116,7 +122,10 @@ class Scheduler:
                 return 0
             new_ids = self._fill(session, study)
         if new_ids:
-            self.queue.enqueue(new_ids)
+            try:
+                self.queue.enqueue(new_ids)
+            except Exception:  # they stay queued in the database; recovery re-enqueues
+                log.exception("enqueueing %d trial(s) of study %s failed", len(new_ids), study_id)
         return len(new_ids)
 
     def _fill(self, session: Session, study: Study) -> list[int]:
@@ -137,11 +146,11 @@ class Scheduler:
             suggestions = strategy.ask(want)
             exhausted = strategy.exhausted or not suggestions
         if not suggestions:
-            if exhausted and in_flight == 0:
-                study.status = "completed"
-                study.finished_at = utcnow()
+            if exhausted and in_flight == 0 and self._claim(session, study, "completed"):
                 log.info("study %s completed with %d trial(s)", study.name, created)
             return []
+        if not self._claim(session, study, "running"):
+            return []  # stopped while the strategy was thinking
         last = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study.id))
         next_number = 0 if last is None else last + 1
         rows = [
@@ -158,6 +167,26 @@ class Scheduler:
         session.add_all(rows)
         session.flush()
         return [row.id for row in rows]
+
+    @staticmethod
+    def _claim(session: Session, study: Study, new_status: str) -> bool:
+        """Compare-and-set on the study row: succeeds only while it is still running.
+
+        Taking the row (and on SQLite the write lock) before inserting trials or
+        completing means a concurrent stop either lands first, and we back off, or
+        waits for our commit and then stops the trials we queued.
+        """
+        now = utcnow()
+        values: dict = {"status": new_status, "updated_at": now}
+        if new_status == "completed":
+            values["finished_at"] = now
+        claimed = session.execute(
+            update(Study)
+            .where(Study.id == study.id, Study.status == "running")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        return claimed == 1
 
     @staticmethod
     def _strategy(session: Session, study: Study):  # type: ignore[no-untyped-def]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import queue
+import signal
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -49,7 +51,7 @@ class LocalExecutor:
         for i in range(self.n_workers):
             proc = self._ctx.Process(
                 target=_worker_main,
-                args=(self._jobs, self.server_url, self.token, threads),
+                args=(self._jobs, self.server_url, self.token, threads, os.getpid()),
                 name=f"hpo-local-worker-{i}",
                 daemon=True,
             )
@@ -65,7 +67,16 @@ class LocalExecutor:
         return sum(p.is_alive() for p in self._procs)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Let running trials end, then stop every process (terminating stragglers)."""
+        """Let running trials end, then stop every process (terminating stragglers).
+
+        Jobs not yet taken are dropped first: their trials stay ``queued`` in the
+        database, which re-enqueues them when a server starts again.
+        """
+        try:
+            while True:
+                self._jobs.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            pass
         for _ in self._procs:
             self._jobs.put(_STOP)
         for proc in self._procs:
@@ -90,8 +101,13 @@ class LocalExecutor:
         self.close()
 
 
-def _worker_main(jobs: Any, server_url: str, token: str | None, threads: int) -> None:
-    """Body of one worker process: take trial ids until the stop sentinel."""
+def _worker_main(
+    jobs: Any, server_url: str, token: str | None, threads: int, parent_pid: int
+) -> None:
+    """Body of one worker process: take trial ids until the stop sentinel, or until
+    the parent is gone (a worker never outlives the service that owns it)."""
+    # Ctrl-C reaches the whole process group; the parent decides how to shut down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     from hpo.client import APIError, Client
@@ -101,7 +117,12 @@ def _worker_main(jobs: Any, server_url: str, token: str | None, threads: int) ->
     logging.basicConfig(level=logging.WARNING, format="%(processName)s %(message)s")
     with Client(server_url, token=token) as client:
         while True:
-            trial_id = jobs.get()
+            try:
+                trial_id = jobs.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent_pid:
+                    return
+                continue
             if trial_id is _STOP:
                 return
             try:

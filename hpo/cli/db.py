@@ -38,8 +38,8 @@ def upgrade(
     from server.migrate import current_revision
     from server.migrate import upgrade as do_upgrade
 
-    url = _url(database_url)
     with handle_errors():
+        url = _url(database_url)
         do_upgrade(url, revision)
         console.print(f"database at revision [bold]{current_revision(url)}[/]")
 
@@ -56,8 +56,8 @@ def downgrade(
     from server.migrate import current_revision
     from server.migrate import downgrade as do_downgrade
 
-    url = _url(database_url)
     with handle_errors():
+        url = _url(database_url)
         do_downgrade(url, revision)
         console.print(f"database at revision [bold]{current_revision(url) or 'base'}[/]")
 

@@ -38,7 +38,8 @@ def demo(
     from hpo.embedded import EmbeddedService
     from worker.local import default_worker_count
 
-    settings = get_settings()
+    with handle_errors():
+        settings = get_settings()
     n_workers = workers or settings.workers or default_worker_count()
     spec = demo_spec(trials=trials, strategy=strategy, epochs=epochs, parallel=n_workers, seed=seed)
     started = time.monotonic()

@@ -36,18 +36,26 @@ def server(
 
     Example: hpo server --port 8765 --workers 2
     """
+    import signal
     import time
 
     from hpo.embedded import EmbeddedService
 
-    settings = get_settings()
-    host = host or settings.host
-    port = settings.port if port is None else port
-    n_workers = settings.workers if workers is None else workers
-    service = EmbeddedService(settings, workers=n_workers, host=host, port=port, log_level="info")
     with handle_errors():
+        settings = get_settings()
+        host = host or settings.host
+        port = settings.port if port is None else port
+        n_workers = settings.workers if workers is None else workers
+        service = EmbeddedService(
+            settings, workers=n_workers, host=host, port=port, log_level="info"
+        )
         service.start()
     console.print(f"HPO server at [bold]{service.url}[/] (docs {service.url}/docs); Ctrl-C stops")
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (docker stop, systemd) shuts down like Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
             time.sleep(1)

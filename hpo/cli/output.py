@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -20,6 +21,7 @@ __all__ = [
     "console",
     "fail",
     "format_params",
+    "format_validation_error",
     "format_value",
     "handle_errors",
     "print_json",
@@ -37,16 +39,39 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def format_validation_error(err: ValidationError) -> str:
+    """One ``field: message`` line per error, with our spec errors' dotted fields."""
+    lines = []
+    for e in err.errors():
+        if e.get("type") == "spec_field":
+            lines.append(f"{e['ctx']['field']}: {e['ctx']['message']}")
+        else:
+            field = ".".join(str(p) for p in e.get("loc", ())) or "input"
+            lines.append(f"{field}: {e['msg']}")
+    return "\n".join(lines)
+
+
+#: Libraries whose errors mean "the database is unreachable or the URL/revision is
+#: wrong": reported in one line, never as a traceback.
+_DATABASE_LIBS = ("sqlalchemy", "alembic", "psycopg", "sqlite3")
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
-    """Turn API and input errors into one readable message and exit code 1."""
+    """Turn API, input and database errors into one readable message and exit code 1."""
     try:
         yield
     except APIError as err:
         prefix = f"{err.status_code} " if err.status_code else ""
         raise fail(f"{prefix}{err.message}") from None
-    except (ValueError, OSError) as err:
+    except ValidationError as err:
+        raise fail(format_validation_error(err)) from None
+    except (ValueError, OSError, httpx.HTTPError, httpx.InvalidURL) as err:
         raise fail(str(err)) from None
+    except Exception as err:
+        if type(err).__module__.split(".")[0] in _DATABASE_LIBS:
+            raise fail(f"database error: {err}".splitlines()[0]) from None
+        raise
 
 
 def print_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from hpo.cli.output import (
     studies_table,
     trials_table,
 )
-from hpo.spec import load_spec_file
+from hpo.spec import StudySpec, load_spec_file
 
 app = typer.Typer(help="Create, list, show and stop studies.", no_args_is_help=True)
 
@@ -33,8 +33,11 @@ def create(
 
     Example: hpo study create examples/digits-mlp.yaml
     """
-    with handle_errors(), make_client(server, token) as client:
-        study = client.create_study(load_spec_file(spec_file))
+    with handle_errors():
+        data = load_spec_file(spec_file)
+        StudySpec.model_validate(data)  # field-named errors before anything is sent
+        with make_client(server, token) as client:
+            study = client.create_study(data)
     if json_out:
         print_json(study)
         return

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from server.db import Database
 from server.scheduler import Scheduler
 
-__all__ = ["SchedulerDep", "SessionDep"]
+__all__ = ["MAX_ID", "SchedulerDep", "SessionDep", "TrialId", "TrialNumber"]
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -28,3 +28,9 @@ def _scheduler(request: Request) -> Scheduler:
 # the response is sent, so a client never sees success for a write that did not land.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]
+
+#: Largest id a database integer column holds (SQLite and PostgreSQL BIGINT): larger
+#: path values are answered 422 instead of overflowing the driver.
+MAX_ID = 2**63 - 1
+TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="Trial id.")]
+TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="Trial number in its study.")]

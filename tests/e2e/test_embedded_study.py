@@ -152,7 +152,8 @@ def test_demo_command_runs_a_study_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "hpo.db").exists()  # SQLite in the data directory
 
 
-def test_hpo_server_serves_the_api_and_openapi_docs(tmp_path: Path, wait) -> None:
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_hpo_server_serves_the_api_and_openapi_docs(tmp_path: Path, wait, stop_signal) -> None:
     import signal
     import socket
 
@@ -185,7 +186,32 @@ def test_hpo_server_serves_the_api_and_openapi_docs(tmp_path: Path, wait) -> Non
         assert "/api/v1/trials/{trial_id}/start" in paths
         assert httpx.get(f"{url}/api/v1/studies").json() == []
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop_signal))
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["server"], {"HPO_PORT": "abc"}, "port"),
+        (["db", "upgrade"], {"HPO_DATABASE_URL": "notaurl"}, "database error"),
+        (["db", "upgrade", "nosuchrev"], {}, "nosuchrev"),
+        (["study", "show", "x", "--server", "http://[::1"], {}, "invalid server URL"),
+    ],
+)
+def test_cli_errors_are_one_line_without_a_traceback(args, env, expected, tmp_path: Path) -> None:
+    out = hpo(*args, env={"HPO_DATA_DIR": str(tmp_path), **env}, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert expected in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_study_create_validates_locally_naming_the_field(tmp_path: Path) -> None:
+    spec = tmp_path / "dates.yaml"
+    spec.write_text("name: d\nspace:\n  activation: [2020-01-01, relu]\n")
+    out = hpo("study", "create", str(spec), "--server", "http://127.0.0.1:9")
+    assert out.returncode == 1
+    assert "space.activation" in out.stderr
+    assert "Traceback" not in out.stderr

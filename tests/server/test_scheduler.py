@@ -78,7 +78,7 @@ def test_keeps_max_parallel_in_flight_until_budget_then_completes(db, make_spec)
 
 def test_grid_study_completes_when_grid_is_exhausted(db, make_spec) -> None:
     space = {
-        "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
         "units": {"type": "categorical", "choices": [8, 16]},
     }
     spec = make_spec(
@@ -94,7 +94,7 @@ def test_grid_study_completes_when_grid_is_exhausted(db, make_spec) -> None:
         _finish_all_running_or_queued(db, sid)
     scheduler.run_once()
     trials = _trials(db, sid)
-    assert sorted((t.params["opt"], t.params["units"]) for t in trials) == [
+    assert sorted((t.params["optimizer"], t.params["units"]) for t in trials) == [
         ("adam", 8),
         ("adam", 16),
         ("sgd", 8),

@@ -69,6 +69,31 @@ def _with_space(make_spec, **param: Any) -> dict[str, Any]:
 
 
 BAD_SPECS = [
+    (
+        "misspelled parameter name",
+        lambda m: _with_space(m, learnig_rate={"type": "float", "low": 0.1, "high": 1.0}),
+        "space.learnig_rate",
+    ),
+    (
+        "unknown fixed parameter",
+        lambda m: {**m("bad"), "train": {"model": "mlp", "params": {"lr_typo": 0.1}}},
+        "train.params.lr_typo",
+    ),
+    (
+        "lone surrogate in a choice",
+        lambda m: _with_space(m, activation={"type": "categorical", "choices": ["\ud800"]}),
+        "space.activation",
+    ),
+    (
+        "NUL in a fixed parameter",
+        lambda m: {**m("bad"), "train": {"model": "mlp", "params": {"activation": "re\x00lu"}}},
+        "train.params.activation",
+    ),
+    (
+        "seed beyond a database integer",
+        lambda m: {**m("bad"), "strategy": {"name": "random", "seed": 3_000_000_000}},
+        "strategy.seed",
+    ),
     # (description, mutate(spec) -> spec, expected field)
     (
         "low above high",
@@ -184,6 +209,19 @@ def test_malformed_json_is_422_not_500(api: httpx.Client) -> None:
         "/studies", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/trials/9223372036854775808",
+        "/studies/x/trials/99999999999999999999",
+        "/studies/x/trials?offset=9223372036854775808",
+    ],
+)
+def test_huge_integers_in_paths_are_422_not_500(api: httpx.Client, path: str) -> None:
+    assert api.get(path).status_code == 422
 
 
 def test_stop_study_stops_queued_trials(api: httpx.Client, make_spec, wait) -> None:

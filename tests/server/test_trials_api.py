@@ -3,6 +3,7 @@ fenced, finish validates the value, a stopped study answers ``stop``."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import httpx
@@ -99,8 +100,6 @@ def test_finish_without_a_finite_value_fails_the_trial_with_the_reason(
 ) -> None:
     trial = _first_trial(api, make_spec, wait)
     api.post(f"/trials/{trial['id']}/start", json={})
-    import json
-
     payload = json.dumps({"attempt": 1, "status": "completed", "value": value})
     response = api.post(
         f"/trials/{trial['id']}/finish",
@@ -147,13 +146,20 @@ def test_stopped_study_answers_stop_and_pruned_finish_becomes_stopped(api, make_
         ("reports", {"attempt": 1, "step": -1}, "step"),
         ("reports", {"attempt": 1, "step": 1, "extra": 1}, "extra"),
         ("finish", {"attempt": 1, "status": "exploded"}, "status"),
+        ("finish", {"attempt": 1, "status": "failed", "error": "bad\x00"}, "error"),
+        ("reports", {"attempt": 1, "step": 1, "metrics": {"s": "\ud800"}}, "metrics.s"),
+        ("reports", {"attempt": True, "step": 1}, "attempt"),
     ],
 )
 def test_bad_worker_bodies_are_422_naming_the_field(
     api, make_spec, wait, path, body, field
 ) -> None:
     trial = _first_trial(api, make_spec, wait)
-    response = api.post(f"/trials/{trial['id']}/{path}", json=body)
+    response = api.post(  # json.dumps escapes lone surrogates as a client might send them
+        f"/trials/{trial['id']}/{path}",
+        content=json.dumps(body),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == field
 

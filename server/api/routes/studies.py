@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from hpo.schemas import StudyPublic, TrialDetail, TrialPublic, TrialStatus
 from hpo.spec import StudySpec
 from server import studies, trials
-from server.api.deps import SchedulerDep, SessionDep
+from server.api.deps import SchedulerDep, SessionDep, TrialNumber
 from server.convert import trial_detail
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -52,7 +52,7 @@ def list_trials(
     response: Response,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> list[TrialPublic]:
     """A page of the study's trials in number order; ``X-Total-Count`` has the total."""
     study = studies.get_study(session, name)
@@ -62,7 +62,7 @@ def list_trials(
 
 
 @router.get("/{name}/trials/{number}", response_model=TrialDetail)
-def get_trial(name: str, number: int, session: SessionDep) -> TrialDetail:
+def get_trial(name: str, number: TrialNumber, session: SessionDep) -> TrialDetail:
     """One trial with its reports (the learning curve of every attempt)."""
     study = studies.get_study(session, name)
     trial = trials.get_trial_by_number(session, study, number)

@@ -10,34 +10,34 @@ from fastapi import APIRouter
 
 from hpo.schemas import FinishIn, ReportIn, ReportOut, StartIn, TrialDetail, TrialPublic, TrialSpec
 from server import trials
-from server.api.deps import SchedulerDep, SessionDep
+from server.api.deps import SchedulerDep, SessionDep, TrialId
 from server.convert import trial_detail, trial_public
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 
 
 @router.get("/{trial_id}", response_model=TrialDetail)
-def get_trial(trial_id: int, session: SessionDep) -> TrialDetail:
+def get_trial(trial_id: TrialId, session: SessionDep) -> TrialDetail:
     trial = trials.get_trial(session, trial_id)
     reports = trials.trial_reports(session, trial)
     return trial_detail(trial, trial.study.name, reports)
 
 
 @router.post("/{trial_id}/start", response_model=TrialSpec)
-def start_trial(trial_id: int, body: StartIn, session: SessionDep) -> TrialSpec:
+def start_trial(trial_id: TrialId, body: StartIn, session: SessionDep) -> TrialSpec:
     """Lease a new attempt of a queued trial; 409 if it is not queued."""
     return trials.start_trial(session, trial_id, body.worker)
 
 
 @router.post("/{trial_id}/reports", response_model=ReportOut)
-def report(trial_id: int, body: ReportIn, session: SessionDep) -> ReportOut:
+def report(trial_id: TrialId, body: ReportIn, session: SessionDep) -> ReportOut:
     """Store a step's report (idempotent) and answer continue or stop."""
     return trials.record_report(session, trial_id, body)
 
 
 @router.post("/{trial_id}/finish", response_model=TrialPublic)
 def finish_trial(
-    trial_id: int, body: FinishIn, session: SessionDep, scheduler: SchedulerDep
+    trial_id: TrialId, body: FinishIn, session: SessionDep, scheduler: SchedulerDep
 ) -> TrialPublic:
     """End the attempt with a value or an error (idempotent per attempt)."""
     trial = trials.finish_trial(session, trial_id, body)
