@@ -15,6 +15,10 @@ from hpo.spec import Objective, TrainSpec, check_json_text
 
 __all__ = [
     "Decision",
+    "HeartbeatIn",
+    "ReleaseIn",
+    "WorkerIn",
+    "WorkerPublic",
     "FinishIn",
     "ReportIn",
     "ReportOut",
@@ -101,6 +105,12 @@ class TrialSpec(BaseModel):
     epochs: int
     objective: Objective
     seed: int
+    heartbeat_interval: float = Field(description="Seconds between heartbeats.")
+    timeout: float = Field(description="Seconds this attempt may run.")
+    checkpoint: str | None = Field(
+        default=None, description="Checkpoint of an earlier attempt to resume from."
+    )
+    checkpoint_step: int | None = Field(default=None, description="Step the checkpoint ends.")
 
 
 class StartIn(_In):
@@ -124,12 +134,65 @@ class ReportIn(_In):
     metrics: dict[str, float | int | str | bool | None] = Field(
         default_factory=dict, max_length=1000
     )
+    checkpoint: str | None = Field(
+        default=None, max_length=4096, description="Path of a checkpoint saved at this step."
+    )
 
-    @field_validator("metrics")
+    @field_validator("metrics", "checkpoint")
     @classmethod
-    def _storable(cls, metrics: dict[str, Any]) -> dict[str, Any]:
-        check_json_text(metrics, "metrics")
-        return metrics
+    def _storable(cls, value: Any, info: Any) -> Any:
+        check_json_text(value, info.field_name)
+        return value
+
+
+class HeartbeatIn(_In):
+    """A running attempt is alive (sent every ``heartbeat_interval`` seconds)."""
+
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
+
+
+class ReleaseIn(_In):
+    """A worker hands a trial back unfinished (e.g. on SIGTERM): it is queued again
+    without counting as a failure, and resumes from its last checkpoint."""
+
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
+    reason: str = Field(default="released by the worker", max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _storable(cls, reason: str) -> str:
+        check_json_text(reason, "reason")
+        return reason
+
+
+class WorkerIn(_In):
+    """A worker process announces itself (and repeats it as its own heartbeat)."""
+
+    name: str = Field(min_length=1, max_length=256)
+    host: str = Field(min_length=1, max_length=256)
+    pid: StrictInt = Field(ge=0, le=2**31 - 1)
+    devices: list[str] = Field(default_factory=list, max_length=64)
+    status: Literal["idle", "busy", "stopped"] = "idle"
+
+    @field_validator("name", "host", "devices")
+    @classmethod
+    def _storable(cls, value: Any, info: Any) -> Any:
+        check_json_text(value, info.field_name)
+        return value
+
+
+class WorkerPublic(BaseModel):
+    """A registered worker, its current trials and how fresh its heartbeat is."""
+
+    name: str
+    host: str
+    pid: int
+    devices: list[str]
+    status: str
+    current_trials: list[int] = Field(description="Ids of trials it runs now.")
+    started_at: datetime
+    heartbeat_at: datetime
+    stale: bool = Field(description="No heartbeat within the server's heartbeat timeout.")
 
 
 class ReportOut(BaseModel):

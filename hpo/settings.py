@@ -49,11 +49,37 @@ class Settings(BaseSettings):
         description="Local executor processes; default one per CPU core; 0: none.",
     )
     http_timeout: float = Field(default=30.0, gt=0)
+    artifact_dir: Path | None = Field(
+        default=None,
+        description="Where workers write checkpoints (shared storage in fleet mode); "
+        "default <data_dir>/artifacts.",
+    )
+    heartbeat_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between a running trial's heartbeats."
+    )
+    heartbeat_timeout: float = Field(
+        default=60.0, gt=0, description="A running trial silent this long is reaped."
+    )
+    reconcile_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between reaper/reconciler passes."
+    )
+    queue_name: str = Field(default="hpo-trials", description="RQ queue name.")
+    api_token: str | None = Field(
+        default=None, description="Server side: the token with user rights (enables auth)."
+    )
+    worker_token: str | None = Field(
+        default=None, description="Server side: the token with worker rights (enables auth)."
+    )
 
     @field_validator("server_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        """Checkpoint folder, defaulting to ``<data_dir>/artifacts``."""
+        return self.artifact_dir or self.data_dir / "artifacts"
 
     @property
     def resolved_database_url(self) -> str:

@@ -97,6 +97,12 @@ class Budget(_Strict):
     max_trials: int = Field(default=20, ge=1, le=1_000_000)
     max_parallel: int = Field(default=2, ge=1, le=10_000)
     epochs: int = Field(default=10, ge=1, le=100_000)
+    max_retries: int = Field(
+        default=2, ge=0, le=100, description="Retries of a trial whose worker was lost."
+    )
+    trial_timeout: float = Field(
+        default=86_400.0, gt=0, le=30 * 86_400.0, description="Seconds one attempt may run."
+    )
 
 
 class TrainSpec(_Strict):

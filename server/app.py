@@ -48,7 +48,13 @@ def create_app(
 
         upgrade(url)
     db = Database(url)
-    scheduler = Scheduler(db, queue or NullQueue(), interval=settings.scheduler_interval)
+    scheduler = Scheduler(
+        db,
+        queue or NullQueue(),
+        interval=settings.scheduler_interval,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        reconcile_interval=settings.reconcile_interval,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

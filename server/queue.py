@@ -26,6 +26,11 @@ class TrialQueue(Protocol):
         """Hand these (already committed, ``queued``) trials to workers."""
         ...
 
+    def live_trial_ids(self) -> set[int] | None:
+        """Ids of trials some job still holds (waiting or started), or None when the
+        transport cannot lose jobs (nothing for the reconciler to do)."""
+        ...
+
 
 class NullQueue:
     """No workers: trials stay ``queued`` until something starts them over the API."""
@@ -37,3 +42,6 @@ class NullQueue:
 
     def enqueue(self, trial_ids: Sequence[int]) -> None:
         self.enqueued.extend(trial_ids)
+
+    def live_trial_ids(self) -> set[int] | None:
+        return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
@@ -22,6 +23,7 @@ from search import TrialRecord, make_strategy
 from search.space import SearchSpace
 from server.db import Database
 from server.queue import TrialQueue
+from server.reaper import reap_stale, unheld_queued
 from server.tables import Study, Trial, utcnow
 
 __all__ = ["Scheduler"]
@@ -32,10 +34,21 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """Keeps every running study supplied with trials."""
 
-    def __init__(self, db: Database, queue: TrialQueue, *, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: TrialQueue,
+        *,
+        interval: float = 0.5,
+        heartbeat_timeout: float = 60.0,
+        reconcile_interval: float = 10.0,
+    ) -> None:
         self.db = db
         self.queue = queue
         self.interval = interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.reconcile_interval = reconcile_interval
+        self._next_maintenance = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,6 +75,9 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= self._next_maintenance:
+                    self._next_maintenance = time.monotonic() + self.reconcile_interval
+                    self.maintain()
                 self.run_once()
             except Exception:  # keep scheduling: one bad pass must not stop the service
                 log.exception("scheduler pass failed")
@@ -98,6 +114,30 @@ class Scheduler:
         if ids:
             log.info("re-enqueueing %d queued trial(s)", len(ids))
             self.queue.enqueue(list(ids))
+
+    def maintain(self) -> tuple[list[int], list[int]]:
+        """Reap stale running trials and re-enqueue queued trials no job holds.
+
+        Returns (reaped-and-requeued ids, reconciled ids).
+        """
+        with self._lock:
+            with self.db.session() as session:
+                reaped = reap_stale(session, utcnow(), self.heartbeat_timeout)
+            if reaped:
+                log.warning("re-enqueueing %d trial(s) whose worker was lost", len(reaped))
+                self.queue.enqueue(reaped)
+            live = self.queue.live_trial_ids()
+            reconciled: list[int] = []
+            if live is not None:
+                with self.db.session() as session:
+                    # Grace: a trial queued moments ago may not have reached Redis yet.
+                    reconciled = unheld_queued(
+                        session, utcnow(), self.reconcile_interval, live | set(reaped)
+                    )
+                if reconciled:
+                    log.warning("re-enqueueing %d queued trial(s) no job held", len(reconciled))
+                    self.queue.enqueue(reconciled)
+            return reaped, reconciled
 
     # -- one pass ----------------------------------------------------------------------
     def run_once(self) -> int:
@@ -153,11 +193,13 @@ class Scheduler:
             return []  # stopped while the strategy was thinking
         last = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study.id))
         next_number = 0 if last is None else last + 1
+        now = utcnow()
         rows = [
             Trial(
                 study_id=study.id,
                 number=next_number + i,
                 status="queued",
+                queued_at=now,
                 params=s.params,
                 info=s.info,
                 attempt=0,

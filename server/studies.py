@@ -50,6 +50,8 @@ def create_study(session: Session, spec: StudySpec) -> Study:
         seed=spec.strategy.seed,
         max_trials=spec.budget.max_trials,
         max_parallel=spec.budget.max_parallel,
+        max_retries=spec.budget.max_retries,
+        trial_timeout=spec.budget.trial_timeout,
         spec=spec.model_dump(mode="json"),
     )
     session.add(study)

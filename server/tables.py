@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Report", "Study", "Trial", "utcnow"]
+__all__ = ["Base", "Report", "Study", "Trial", "Worker", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -45,6 +45,8 @@ class Study(Base):
     seed: Mapped[int] = mapped_column(Integer)
     max_trials: Mapped[int] = mapped_column(Integer)
     max_parallel: Mapped[int] = mapped_column(Integer)
+    max_retries: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    trial_timeout: Mapped[float] = mapped_column(Float, default=86400.0, server_default="86400")
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -70,10 +72,17 @@ class Trial(Base):
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     value: Mapped[float | None] = mapped_column(Float)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    #: Attempts lost to a dead worker (reaped); bounded by the study's max_retries.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    checkpoint: Mapped[str | None] = mapped_column(Text)
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(256))
     last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When the trial last became queued (created or handed back): the reconciler only
+    #: re-enqueues trials queued for longer than its grace period.
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -101,3 +110,19 @@ class Report(Base):
     __table_args__ = (
         UniqueConstraint("trial_id", "attempt", "step", name="uq_reports_trial_attempt_step"),
     )
+
+
+class Worker(Base):
+    """A worker process that registered with the server (one per GPU slot)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    devices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="idle")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_workers_heartbeat_at", "heartbeat_at"),)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hpo.schemas import FinishIn, ReportIn, ReportOut, TrialSpec
+from hpo.schemas import FinishIn, HeartbeatIn, ReleaseIn, ReportIn, ReportOut, TrialSpec
 from hpo.spec import Objective, TrainSpec
 from server.db import insert_ignore
 from server.errors import Conflict, NotFound
@@ -24,7 +24,9 @@ __all__ = [
     "finish_trial",
     "get_trial",
     "get_trial_by_number",
+    "heartbeat",
     "record_report",
+    "release_trial",
     "start_trial",
     "trial_reports",
 ]
@@ -55,8 +57,11 @@ def trial_reports(session: Session, trial: Trial) -> list[Report]:
     )
 
 
-def start_trial(session: Session, trial_id: int, worker: str | None) -> TrialSpec:
-    """Lease the next attempt of a queued trial and return what the worker must run."""
+def start_trial(
+    session: Session, trial_id: int, worker: str | None, *, heartbeat_interval: float = 10.0
+) -> TrialSpec:
+    """Lease the next attempt of a queued trial and return what the worker must run
+    (resuming from the trial's last checkpoint when an earlier attempt left one)."""
     trial = get_trial(session, trial_id)
     study = trial.study
     if study.status == "stopped" and trial.status == "queued":
@@ -95,16 +100,55 @@ def start_trial(session: Session, trial_id: int, worker: str | None) -> TrialSpe
         epochs=int(spec["budget"]["epochs"]),
         objective=Objective(metric=study.metric, direction=study.direction),  # type: ignore[arg-type]
         seed=(study.seed + trial.number) % 2**32,
+        heartbeat_interval=heartbeat_interval,
+        timeout=study.trial_timeout,
+        checkpoint=trial.checkpoint,
+        checkpoint_step=trial.checkpoint_step,
     )
 
 
 def _check_attempt(trial: Trial, attempt: int) -> None:
     if attempt != trial.attempt:
         raise Conflict(
-            f"attempt {attempt} of trial {trial.id} is superseded "
-            f"(current attempt is {trial.attempt})",
+            f"attempt {attempt} of trial {trial.id} is not the current one "
+            f"(current attempt is {trial.attempt}, status {trial.status})",
             field="attempt",
         )
+
+
+def _decision(trial: Trial) -> ReportOut:
+    if trial.study.status == "stopped":
+        return ReportOut(decision="stop", reason="study stopped")
+    return ReportOut(decision="continue")
+
+
+def heartbeat(session: Session, trial_id: int, body: HeartbeatIn) -> ReportOut:
+    """Renew the lease of the current attempt; answers like a report (stop when the
+    study was stopped). A superseded or finished attempt gets Conflict: stop working."""
+    trial = get_trial(session, trial_id)
+    _check_attempt(trial, body.attempt)
+    if trial.status != "running":
+        raise Conflict(f"trial {trial_id} is {trial.status}; the lease is over")
+    trial.heartbeat_at = utcnow()
+    return _decision(trial)
+
+
+def release_trial(session: Session, trial_id: int, body: ReleaseIn) -> Trial:
+    """Hand a running trial back to the queue (not a failure: the worker is leaving).
+
+    The next attempt resumes from the last checkpoint. Idempotent per attempt.
+    """
+    trial = get_trial(session, trial_id)
+    _check_attempt(trial, body.attempt)
+    if trial.status != "running":
+        return trial
+    if trial.study.status == "stopped":
+        trial.status, trial.finished_at, trial.error = "stopped", utcnow(), "study stopped"
+        return trial
+    trial.status = "queued"
+    trial.queued_at = utcnow()
+    trial.error = f"attempt {trial.attempt} handed back: {body.reason}"
+    return trial
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -135,9 +179,9 @@ def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
     trial.heartbeat_at = utcnow()
     if trial.last_step is None or body.step > trial.last_step:
         trial.last_step = body.step
-    if trial.study.status == "stopped":
-        return ReportOut(decision="stop", reason="study stopped")
-    return ReportOut(decision="continue")
+    if body.checkpoint and (trial.checkpoint_step is None or body.step >= trial.checkpoint_step):
+        trial.checkpoint, trial.checkpoint_step = body.checkpoint, body.step
+    return _decision(trial)
 
 
 def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:

@@ -6,9 +6,19 @@ a report or finish from a superseded attempt gets 409.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from hpo.schemas import FinishIn, ReportIn, ReportOut, StartIn, TrialDetail, TrialPublic, TrialSpec
+from hpo.schemas import (
+    FinishIn,
+    HeartbeatIn,
+    ReleaseIn,
+    ReportIn,
+    ReportOut,
+    StartIn,
+    TrialDetail,
+    TrialPublic,
+    TrialSpec,
+)
 from server import trials
 from server.api.deps import SchedulerDep, SessionDep, TrialId
 from server.convert import trial_detail, trial_public
@@ -24,9 +34,32 @@ def get_trial(trial_id: TrialId, session: SessionDep) -> TrialDetail:
 
 
 @router.post("/{trial_id}/start", response_model=TrialSpec)
-def start_trial(trial_id: TrialId, body: StartIn, session: SessionDep) -> TrialSpec:
+def start_trial(
+    trial_id: TrialId, body: StartIn, session: SessionDep, request: Request
+) -> TrialSpec:
     """Lease a new attempt of a queued trial; 409 if it is not queued."""
-    return trials.start_trial(session, trial_id, body.worker)
+    interval = request.app.state.settings.heartbeat_interval
+    return trials.start_trial(session, trial_id, body.worker, heartbeat_interval=interval)
+
+
+@router.post("/{trial_id}/heartbeat", response_model=ReportOut)
+def heartbeat(trial_id: TrialId, body: HeartbeatIn, session: SessionDep) -> ReportOut:
+    """Renew the attempt's lease; 409 when the attempt is superseded or over."""
+    return trials.heartbeat(session, trial_id, body)
+
+
+@router.post("/{trial_id}/release", response_model=TrialPublic)
+def release_trial(
+    trial_id: TrialId, body: ReleaseIn, session: SessionDep, scheduler: SchedulerDep
+) -> TrialPublic:
+    """Hand the trial back unfinished (worker shutting down); it is queued again."""
+    trial = trials.release_trial(session, trial_id, body)
+    out = trial_public(trial, trial.study.name)
+    requeue = trial.status == "queued"
+    session.commit()
+    if requeue:
+        scheduler.queue.enqueue([trial.id])
+    return out
 
 
 @router.post("/{trial_id}/reports", response_model=ReportOut)
