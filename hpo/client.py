@@ -14,6 +14,8 @@ import httpx
 
 from hpo.schemas import (
     FinishIn,
+    HeartbeatIn,
+    ReleaseIn,
     ReportIn,
     ReportOut,
     StudyPublic,
@@ -184,6 +186,18 @@ class Client:
         body = report.model_dump(mode="json")
         return ReportOut.model_validate(
             self._request("POST", f"/trials/{trial_id}/reports", json=body).json()
+        )
+
+    def heartbeat(self, trial_id: int, attempt: int) -> ReportOut:
+        body = HeartbeatIn(attempt=attempt).model_dump(mode="json")
+        return ReportOut.model_validate(
+            self._request("POST", f"/trials/{trial_id}/heartbeat", json=body).json()
+        )
+
+    def release_trial(self, trial_id: int, release: ReleaseIn) -> TrialPublic:
+        body = release.model_dump(mode="json")
+        return TrialPublic.model_validate(
+            self._request("POST", f"/trials/{trial_id}/release", json=body).json()
         )
 
     def finish_trial(self, trial_id: int, finish: FinishIn) -> TrialPublic:

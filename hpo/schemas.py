@@ -15,11 +15,9 @@ from hpo.spec import Objective, TrainSpec, check_json_text
 
 __all__ = [
     "Decision",
+    "FinishIn",
     "HeartbeatIn",
     "ReleaseIn",
-    "WorkerIn",
-    "WorkerPublic",
-    "FinishIn",
     "ReportIn",
     "ReportOut",
     "ReportPublic",
@@ -29,6 +27,8 @@ __all__ = [
     "TrialPublic",
     "TrialSpec",
     "TrialStatus",
+    "WorkerIn",
+    "WorkerPublic",
 ]
 
 TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]

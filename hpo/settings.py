@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         default=10.0, gt=0, description="Seconds between reaper/reconciler passes."
     )
+    server_patience: float = Field(
+        default=600.0,
+        gt=0,
+        description="Worker side: how long to keep retrying an unreachable server.",
+    )
     queue_name: str = Field(default="hpo-trials", description="RQ queue name.")
     api_token: str | None = Field(
         default=None, description="Server side: the token with user rights (enables auth)."

@@ -6,6 +6,7 @@ Imports only torch, numpy, scikit-learn and the standard library; never ``server
 
 from __future__ import annotations
 
+from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from models.datasets import (
     DATASETS,
     Dataset,
@@ -36,6 +37,7 @@ __all__ = [
     "DATASETS",
     "MODELS",
     "OPTIMIZERS",
+    "Checkpoint",
     "Dataset",
     "EpochMetrics",
     "NonFiniteLossError",
@@ -51,10 +53,12 @@ __all__ = [
     "dataset_names",
     "decayed_lr",
     "evaluate",
+    "load_checkpoint",
     "load_dataset",
     "model_names",
     "register_dataset",
     "register_model",
+    "save_checkpoint",
     "seed_everything",
     "select_device",
     "train",

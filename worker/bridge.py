@@ -1,13 +1,16 @@
 """The bridge between a trial spec (from the server) and ``models/`` (torch).
 
-Turns a :class:`~hpo.schemas.TrialSpec` into a data set, a model and a training config,
-and runs training with a per-epoch callback. Knows nothing of HTTP: ``worker.job``
-supplies the callback that reports to the server.
+Turns a :class:`~hpo.schemas.TrialSpec` into a data set, a model, an optimizer and a
+training config, resumes from the spec's checkpoint when there is one, saves a checkpoint
+after every epoch but the last, and runs training with a per-epoch callback. Knows
+nothing of HTTP: ``worker.job`` supplies the callback that reports to the server.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from hpo.schemas import TrialSpec
 from models import (
@@ -15,13 +18,18 @@ from models import (
     TrainConfig,
     TrainResult,
     build_model,
+    build_optimizer,
+    load_checkpoint,
     load_dataset,
+    save_checkpoint,
     seed_everything,
     select_device,
     train,
 )
 
-__all__ = ["objective_of", "run_training"]
+__all__ = ["checkpoint_path", "objective_of", "run_training"]
+
+log = logging.getLogger(__name__)
 
 
 def objective_of(metrics: EpochMetrics, metric: str) -> float:
@@ -32,27 +40,58 @@ def objective_of(metrics: EpochMetrics, metric: str) -> float:
     return float(values[metric])
 
 
+def checkpoint_path(artifact_dir: Path, spec: TrialSpec) -> Path:
+    """Where this trial's checkpoint lives: one file per trial, overwritten each epoch
+    (shared storage in fleet mode, so a retry on another machine finds it)."""
+    return artifact_dir / spec.study / f"trial-{spec.number}" / "checkpoint.pt"
+
+
 def run_training(
     spec: TrialSpec,
-    on_epoch: Callable[[EpochMetrics], bool],
+    on_epoch: Callable[[EpochMetrics, str | None], bool],
     *,
     device: str | None = None,
+    checkpoint_to: Path | None = None,
 ) -> TrainResult:
-    """Train the spec's model on its data set for ``spec.epochs`` epochs.
+    """Train the spec's model on its data set up to ``spec.epochs`` epochs.
 
-    ``on_epoch`` returns True to stop early. The data set is cached per process (loaded
-    once per worker, not once per trial). Raises ``ValueError`` for bad parameters and
+    ``on_epoch(metrics, checkpoint)`` gets each epoch's metrics and the path of the
+    checkpoint saved after it (None when none was saved) and returns True to stop.
+    Resumes after ``spec.checkpoint``'s epoch when that file is readable. The data set
+    is cached per process. Raises ``ValueError`` for bad parameters and
     ``models.NonFiniteLossError`` when the loss diverges.
     """
     seed_everything(spec.seed)
     dataset = load_dataset(spec.train.dataset)
-    model = build_model(spec.train.model, dataset, spec.params)
+    where = select_device(device)
+    model = build_model(spec.train.model, dataset, spec.params).to(where)
     config = TrainConfig.from_params(spec.params, epochs=spec.epochs)
+    optimizer = build_optimizer(model, config)
+    start = 1
+    if spec.checkpoint:
+        try:
+            start = load_checkpoint(spec.checkpoint, model, optimizer, map_location=where) + 1
+            log.info("trial %s resumes at epoch %d", spec.trial_id, start)
+        except (OSError, ValueError) as err:  # gone or foreign: start over, don't fail
+            log.warning("trial %s: cannot resume (%s); training from scratch", spec.trial_id, err)
+            seed_everything(spec.seed)
+            model = build_model(spec.train.model, dataset, spec.params).to(where)
+            optimizer = build_optimizer(model, config)
+            start = 1
+
+    def _epoch(metrics: EpochMetrics) -> bool:
+        saved = None
+        if checkpoint_to is not None and metrics.epoch < config.epochs:
+            saved = str(save_checkpoint(checkpoint_to, model, optimizer, metrics.epoch).path)
+        return on_epoch(metrics, saved)
+
     return train(
         model,
         dataset,
         config,
-        on_epoch=on_epoch,
-        device=select_device(device),
+        on_epoch=_epoch,
+        device=where,
         seed=spec.seed,
+        start_epoch=min(start, config.epochs),
+        optimizer=optimizer,
     )

@@ -2,8 +2,11 @@
 
 A job carries only a trial id. Everything else comes from the server over HTTP: the
 trial's spec and attempt number at start, a continue/stop decision after every epoch's
-report. The function never raises for a trial's own failure (bad parameters, NaN loss):
-it finishes the trial as ``failed`` with the reason, so the study goes on.
+report. The attempt heartbeats while it runs and resumes from the trial's checkpoint
+when an earlier attempt left one. A trial's own failure (bad parameters, NaN loss, a
+crash in training) finishes it as ``failed`` with the reason and never raises, so the
+study goes on. When the worker is asked to shut down (``SHUTDOWN``), the attempt stops at
+the next epoch and hands the trial back to the queue.
 """
 
 from __future__ import annotations
@@ -12,16 +15,24 @@ import logging
 import math
 import os
 import socket
+import threading
+import time
 import traceback
 
-from hpo.client import APIError, Client, Conflict
-from hpo.schemas import FinishIn, ReportIn
+from hpo.client import Client, Conflict
+from hpo.schemas import FinishIn, ReportIn, TrialSpec
+from hpo.settings import get_settings
 from models import EpochMetrics, NonFiniteLossError
-from worker.bridge import objective_of, run_training
+from worker.bridge import checkpoint_path, objective_of, run_training
+from worker.lease import Fenced, Lease, retrying
 
-__all__ = ["run_trial", "worker_name"]
+__all__ = ["SHUTDOWN", "run_trial", "worker_name"]
 
 log = logging.getLogger(__name__)
+
+#: Set when this worker process must leave (SIGTERM): running attempts hand back.
+SHUTDOWN = threading.Event()
+_client: Client | None = None
 
 
 def worker_name() -> str:
@@ -29,78 +40,73 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _process_client() -> Client:
+    """One client per worker process, from ``HPO_*`` settings (jobs carry only ids)."""
+    global _client
+    if _client is None:
+        _client = Client()
+    return _client
+
+
 def run_trial(trial_id: int, *, client: Client | None = None, device: str | None = None) -> str:
-    """Run one attempt of ``trial_id`` and return the status it ended with.
-
-    Returns ``"skipped"`` when the server refuses the start (the trial is no longer
-    queued: stopped, or already taken by another attempt).
-    """
-    own_client = client is None
-    client = client or Client()
+    """Run one attempt of ``trial_id`` and return the status it ended with:
+    completed / pruned / failed / stopped, ``released`` (handed back on shutdown),
+    ``skipped`` (the server refused the start: not queued any more) or ``superseded``
+    (a newer attempt owns the trial)."""
+    client = client or _process_client()
+    settings = get_settings()
+    patience = settings.server_patience
     try:
-        return _run(client, trial_id, device)
-    finally:
-        if own_client:
-            client.close()
-
-
-def _run(client: Client, trial_id: int, device: str | None) -> str:
-    try:
-        spec = client.start_trial(trial_id, worker=worker_name())
+        spec = retrying(
+            lambda: client.start_trial(trial_id, worker=worker_name()),
+            deadline=time.monotonic() + patience,
+        )
     except Conflict as err:
         log.info("trial %s not started: %s", trial_id, err.message)
         return "skipped"
-    attempt = spec.attempt
-    metric = spec.objective.metric
+    with Lease(client, spec, patience=patience) as lease:
+        try:
+            return _run(lease, spec, device, checkpoint_path(settings.resolved_artifact_dir, spec))
+        except Fenced as err:
+            log.warning("trial %s attempt %s fenced off: %s", trial_id, spec.attempt, err)
+            return "superseded"
+
+
+def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt) -> str:  # type: ignore[no-untyped-def]
     last_value: float | None = None
-    stopped = False
 
-    def on_epoch(metrics: EpochMetrics) -> bool:
-        nonlocal last_value, stopped
-        value = objective_of(metrics, metric)
-        last_value = value
-        answer = client.report(
-            trial_id,
-            ReportIn(attempt=attempt, step=metrics.epoch, value=value, metrics=metrics.as_dict()),
+    def on_epoch(metrics: EpochMetrics, saved: str | None) -> bool:
+        nonlocal last_value
+        if lease.fenced.is_set():
+            raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
+        last_value = objective_of(metrics, spec.objective.metric)
+        report = ReportIn(
+            attempt=spec.attempt,
+            step=metrics.epoch,
+            value=last_value,
+            metrics=metrics.as_dict(),
+            checkpoint=saved,
         )
-        stopped = answer.decision == "stop"
-        return stopped
+        return lease.report(report) or SHUTDOWN.is_set()
+
+    def fail(error: str) -> str:
+        return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=error))
 
     try:
-        run_training(spec, on_epoch, device=device)
-    except Conflict as err:  # superseded while running: a newer attempt owns the trial
-        log.warning("trial %s attempt %s fenced off: %s", trial_id, attempt, err.message)
-        return "superseded"
+        result = run_training(spec, on_epoch, device=device, checkpoint_to=ckpt)
+    except Fenced:
+        raise
     except NonFiniteLossError as err:
-        return _finish(client, trial_id, attempt, "failed", None, str(err))
+        return fail(str(err))
     except (ValueError, KeyError) as err:
-        return _finish(client, trial_id, attempt, "failed", None, f"invalid trial: {err}")
-    except APIError:
-        raise  # the server is unreachable or refused us: let the executor log it
+        return fail(f"invalid trial: {err}")
     except Exception as err:  # a crash in training ends this trial, not the worker
-        log.exception("trial %s crashed", trial_id)
+        log.exception("trial %s crashed", spec.trial_id)
         tail = "".join(traceback.format_exception_only(type(err), err)).strip()
-        return _finish(client, trial_id, attempt, "failed", None, f"training crashed: {tail}")
+        return fail(f"training crashed: {tail}")
+    if result.stopped_early and SHUTDOWN.is_set() and not lease.stop_requested.is_set():
+        return lease.release("worker shutting down")
     if last_value is None or not math.isfinite(last_value):
-        return _finish(client, trial_id, attempt, "failed", None, "no finite objective value")
-    status = "pruned" if stopped else "completed"
-    return _finish(client, trial_id, attempt, status, last_value, None)
-
-
-def _finish(
-    client: Client,
-    trial_id: int,
-    attempt: int,
-    status: str,
-    value: float | None,
-    error: str | None,
-) -> str:
-    try:
-        trial = client.finish_trial(
-            trial_id,
-            FinishIn(attempt=attempt, status=status, value=value, error=error),  # type: ignore[arg-type]
-        )
-    except Conflict as err:
-        log.warning("trial %s attempt %s finish refused: %s", trial_id, attempt, err.message)
-        return "superseded"
-    return trial.status
+        return fail("no finite objective value")
+    status = "pruned" if result.stopped_early else "completed"
+    return lease.finish(FinishIn(attempt=spec.attempt, status=status, value=last_value))

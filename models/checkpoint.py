@@ -1,0 +1,65 @@
+"""Checkpoints: a model's and its optimizer's state after an epoch, saved atomically.
+
+A resumed attempt loads the last checkpoint and continues at the next epoch, so a
+trial whose worker died does not retrain from epoch 1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a checkpoint lies and the last epoch it contains."""
+
+    path: Path
+    epoch: int
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int
+) -> Checkpoint:
+    """Write model + optimizer state after ``epoch`` to ``path``.
+
+    Written to a temporary file and renamed, so a reader (or a crash mid-write) never
+    sees a half-written checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return Checkpoint(path=path, epoch=epoch)
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    map_location: str | torch.device = "cpu",
+) -> int:
+    """Restore ``model`` and ``optimizer`` from ``path``; return the epoch it ended.
+
+    Raises ``FileNotFoundError`` when the file is gone and ``ValueError`` when it is
+    not a checkpoint of this shape. Loads with ``weights_only=True``: a checkpoint is
+    data, never code.
+    """
+    state = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= state.keys():
+        raise ValueError(f"{path} is not a checkpoint written by save_checkpoint")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise ValueError(f"checkpoint {path} does not fit this model: {err}") from None
+    return int(state["epoch"])

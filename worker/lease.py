@@ -1,0 +1,163 @@
+"""An attempt's side of the lease: heartbeats, buffered reports, retried calls.
+
+While a trial runs, its worker must keep talking to the server: a heartbeat every
+``heartbeat_interval`` seconds (else the reaper retries the trial elsewhere), a report per
+epoch, and a final finish or release. The server may be restarting: calls that cannot
+reach it (or get a 5xx) are retried with exponential backoff, and reports that cannot be
+delivered now are buffered, in order, and delivered before the attempt ends, so a server
+restart loses nothing. A 409 means this attempt was superseded (fenced off): the attempt
+stops at once and sends nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from hpo.client import APIError, Client, Conflict, ServerUnavailable
+from hpo.schemas import FinishIn, ReleaseIn, ReportIn, TrialSpec
+
+__all__ = ["Fenced", "Lease", "retrying"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Fenced(Exception):
+    """This attempt was superseded: the server refuses anything more from it."""
+
+
+def _transient(err: APIError) -> bool:
+    return isinstance(err, ServerUnavailable) or err.status_code >= 500 or err.status_code == 429
+
+
+def retrying(
+    call: Callable[[], T],
+    *,
+    deadline: float,
+    first_delay: float = 0.2,
+    max_delay: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call`` until it succeeds, retrying transient failures (server unreachable,
+    5xx, 429) with exponential backoff until ``deadline`` (a ``time.monotonic()`` value).
+
+    Non-transient API errors (4xx) raise at once; after the deadline the last transient
+    error is raised.
+    """
+    delay = first_delay
+    while True:
+        try:
+            return call()
+        except APIError as err:
+            if not _transient(err) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("server call failed (%s); retrying in %.1fs", err.message, delay)
+            sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+class Lease:
+    """One running attempt: owns its heartbeat thread and its report buffer."""
+
+    def __init__(self, client: Client, spec: TrialSpec, *, patience: float = 600.0) -> None:
+        self.client = client
+        self.spec = spec
+        self.patience = patience  # how long to keep retrying an unreachable server
+        self.stop_requested = threading.Event()
+        self.fenced = threading.Event()
+        self._pending: deque[ReportIn] = deque()
+        self._lock = threading.Lock()  # one call at a time on the shared client
+        self._done = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeats, daemon=True, name="hpo-heartbeat")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> Lease:
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._beat.join(timeout=5)
+
+    def _heartbeats(self) -> None:
+        while not self._done.wait(self.spec.heartbeat_interval):
+            try:
+                with self._lock:
+                    answer = self.client.heartbeat(self.spec.trial_id, self.spec.attempt)
+                if answer.decision == "stop":
+                    self.stop_requested.set()
+            except Conflict:
+                self.fenced.set()
+                return
+            except APIError as err:  # unreachable: the next beat tries again
+                log.debug("heartbeat for trial %s failed: %s", self.spec.trial_id, err.message)
+
+    # -- reports -------------------------------------------------------------------------
+    def report(self, report: ReportIn) -> bool:
+        """Deliver this report (and any buffered before it); True means stop training.
+
+        Never blocks on an unreachable server: undeliverable reports stay buffered.
+        Raises :class:`Fenced` when the attempt was superseded.
+        """
+        self._pending.append(report)
+        self._flush(block=False)
+        return self.stop_requested.is_set()
+
+    def _flush(self, *, block: bool) -> None:
+        deadline = time.monotonic() + (self.patience if block else 0.0)
+        while self._pending:
+            if self.fenced.is_set():
+                raise Fenced(f"trial {self.spec.trial_id} attempt {self.spec.attempt}")
+            head = self._pending[0]
+            try:
+                answer = retrying(lambda h=head: self._send(h), deadline=deadline)
+            except Conflict as err:
+                self.fenced.set()
+                raise Fenced(err.message) from None
+            except APIError as err:
+                if _transient(err) and not block:
+                    log.warning("buffering %d report(s): %s", len(self._pending), err.message)
+                    return
+                raise
+            self._pending.popleft()
+            if answer.decision == "stop":
+                self.stop_requested.set()
+
+    def _send(self, report: ReportIn):  # type: ignore[no-untyped-def]
+        with self._lock:
+            return self.client.report(self.spec.trial_id, report)
+
+    # -- the end ---------------------------------------------------------------------------
+    def finish(self, finish: FinishIn) -> str:
+        """Deliver buffered reports, then the finish; return the stored status."""
+        self._flush(block=True)
+        deadline = time.monotonic() + self.patience
+        try:
+            trial = retrying(lambda: self._finish(finish), deadline=deadline)
+        except Conflict as err:
+            raise Fenced(err.message) from None
+        return trial.status
+
+    def _finish(self, finish: FinishIn):  # type: ignore[no-untyped-def]
+        with self._lock:
+            return self.client.finish_trial(self.spec.trial_id, finish)
+
+    def release(self, reason: str) -> str:
+        """Deliver buffered reports, then hand the trial back to the queue."""
+        self._flush(block=True)
+        deadline = time.monotonic() + self.patience
+        body = ReleaseIn(attempt=self.spec.attempt, reason=reason)
+        try:
+            trial = retrying(lambda: self._release(body), deadline=deadline)
+        except Conflict as err:
+            raise Fenced(err.message) from None
+        return "released" if trial.status == "queued" else trial.status
+
+    def _release(self, body: ReleaseIn):  # type: ignore[no-untyped-def]
+        with self._lock:
+            return self.client.release_trial(self.spec.trial_id, body)
