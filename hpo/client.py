@@ -172,6 +172,9 @@ class Client:
             self._request("GET", f"/studies/{name}/trials/{number}").json()
         )
 
+    def get_trial_by_id(self, trial_id: int) -> TrialDetail:
+        return TrialDetail.model_validate(self._request("GET", f"/trials/{trial_id}").json())
+
     def best_trial(self, name: str) -> TrialPublic | None:
         return self.get_study(name).best_trial
 

@@ -50,6 +50,7 @@ class TrialPublic(BaseModel):
     params: dict[str, Any]
     value: float | None = None
     attempt: int = 0
+    failures: int = Field(default=0, description="Attempts lost to dead workers.")
     error: str | None = None
     info: dict[str, Any] = Field(default_factory=dict)
     worker: str | None = None

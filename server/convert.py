@@ -17,6 +17,7 @@ def trial_public(trial: Trial, study_name: str) -> TrialPublic:
         params=trial.params,
         value=trial.value,
         attempt=trial.attempt,
+        failures=trial.failures or 0,
         error=trial.error,
         info=trial.info or {},
         worker=trial.worker,

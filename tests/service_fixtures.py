@@ -43,6 +43,7 @@ import pytest
 
 if TYPE_CHECKING:
     import psycopg
+    import redis
 
 __all__ = [
     "PostgresServer",
@@ -147,7 +148,7 @@ class RedisServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def client(self):  # type: ignore[no-untyped-def]  # redis.Redis, imported lazily
+    def client(self) -> redis.Redis:
         """A new ``redis.Redis`` client for ``url`` (the caller closes it)."""
         import redis
 

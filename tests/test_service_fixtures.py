@@ -7,18 +7,19 @@ import os
 import pwd
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 import sqlalchemy as sa
-from service_fixtures import PostgresServer, RedisServer
+
+if TYPE_CHECKING:  # imported by pytest as a plugin; importing it first defeats assert rewriting
+    from service_fixtures import PostgresServer, RedisServer
 
 # Also loaded from tests/conftest.py; naming it here keeps this file runnable on its own.
 pytest_plugins = ["service_fixtures"]
 
 # ------------------------------------------------------------------------------- Redis
-
-_seen_redis: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -36,17 +37,17 @@ def test_redis_set_get(rclient: redis.Redis, redis_server: RedisServer) -> None:
     assert rclient.lrange("queue", 0, -1) == ["a", "b"]
 
 
-def test_redis_flushall_isolates_tests_part1(rclient: redis.Redis) -> None:
-    assert rclient.dbsize() == 0
-    rclient.set("leftover", "from part 1")
-    _seen_redis["part1"] = "ran"
-
-
-def test_redis_flushall_isolates_tests_part2(rclient: redis.Redis) -> None:
-    # Runs after part 1 (file order): its key must be gone.
-    assert _seen_redis.get("part1") == "ran", "run the whole file: part 1 sets the key"
-    assert rclient.get("leftover") is None
-    assert rclient.dbsize() == 0
+@pytest.mark.parametrize("run", [1, 2])
+def test_redis_is_empty_for_every_test(redis_url: str, run: int) -> None:
+    # Whichever run comes second finds the other's keys gone: FLUSHALL empties every
+    # logical database (here 0 and 1) before each test.
+    for url in (redis_url, redis_url.rsplit("/", 1)[0] + "/1"):
+        client = redis.Redis.from_url(url)
+        try:
+            assert client.dbsize() == 0, url
+            client.set(f"leftover-{run}", "x")
+        finally:
+            client.close()
 
 
 def test_redis_restart_keeps_port(redis_server: RedisServer, redis_url: str) -> None:

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -44,20 +45,43 @@ class LocalExecutor:
         self._ctx = mp.get_context("spawn")
         self._jobs: Any = self._ctx.Queue()
         self._procs: list[BaseProcess] = []
+        self._closing = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        # Split the cores between workers so N processes do not each start N torch threads.
+        self._threads = max(1, default_worker_count() // self.n_workers)
+
+    def _spawn(self, slot: int) -> BaseProcess:
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(self._jobs, self.server_url, self.token, self._threads, os.getpid()),
+            name=f"hpo-local-worker-{slot}",
+            daemon=True,
+        )
+        proc.start()
+        return proc
 
     def start(self) -> LocalExecutor:
-        # Split the cores between workers so N processes do not each start N torch threads.
-        threads = max(1, default_worker_count() // self.n_workers)
-        for i in range(self.n_workers):
-            proc = self._ctx.Process(
-                target=_worker_main,
-                args=(self._jobs, self.server_url, self.token, threads, os.getpid()),
-                name=f"hpo-local-worker-{i}",
-                daemon=True,
-            )
-            proc.start()
-            self._procs.append(proc)
+        self._procs = [self._spawn(i) for i in range(self.n_workers)]
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="hpo-local-supervisor", daemon=True
+        )
+        self._supervisor.start()
         return self
+
+    def _supervise(self) -> None:
+        """Replace worker processes that died (OOM killer, segfault, kill -9). Their
+        trials are retried by the server's reaper once their heartbeats stop."""
+        while not self._closing.wait(0.5):
+            for slot, proc in enumerate(list(self._procs)):
+                if not proc.is_alive() and not self._closing.is_set():
+                    log.warning(
+                        "local worker %s died (exit %s); restarting", proc.pid, proc.exitcode
+                    )
+                    self._procs[slot] = self._spawn(slot)
+
+    def pids(self) -> list[int]:
+        """Process ids of the current worker processes."""
+        return [p.pid for p in self._procs if p.pid is not None]
 
     def enqueue(self, trial_ids: Sequence[int]) -> None:
         for trial_id in trial_ids:
@@ -66,12 +90,16 @@ class LocalExecutor:
     def alive(self) -> int:
         return sum(p.is_alive() for p in self._procs)
 
+    def live_trial_ids(self) -> set[int] | None:
+        return None  # the job queue lives in this process: nothing can flush it
+
     def close(self, timeout: float = 10.0) -> None:
         """Let running trials end, then stop every process (terminating stragglers).
 
         Jobs not yet taken are dropped first: their trials stay ``queued`` in the
         database, which re-enqueues them when a server starts again.
         """
+        self._closing.set()
         try:
             while True:
                 self._jobs.get_nowait()
@@ -88,6 +116,7 @@ class LocalExecutor:
 
     def terminate(self) -> None:
         """Stop every process now (running trials are cut off)."""
+        self._closing.set()
         for proc in self._procs:
             proc.terminate()
         for proc in self._procs:

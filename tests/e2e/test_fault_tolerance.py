@@ -1,0 +1,106 @@
+"""Fault tolerance with real worker processes: kill -9 mid-trial, again and again.
+
+Every affected trial must be retried (resuming from its checkpoint) or failed with the
+reason within heartbeat timeout + reaper period; nothing is left ``running``; attempts
+never exceed ``max_retries + 1``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from hpo.client import Client
+from hpo.embedded import EmbeddedService
+from hpo.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+HEARTBEAT_TIMEOUT = 1.5
+REAPER_PERIOD = 0.3
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "heartbeat_interval": 0.2,
+            "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+            "reconcile_interval": REAPER_PERIOD,
+        }
+    )
+
+
+def _running_pids(client: Client, name: str) -> dict[int, int]:
+    """pid -> trial id of trials running now (worker names are host:pid)."""
+    return {
+        int(t.worker.rsplit(":", 1)[1]): t.id
+        for t in client.list_trials(name, status="running")
+        if t.worker
+    }
+
+
+def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, wait) -> None:
+    rng = random.Random(1234)
+    max_retries = 3
+    spec = make_spec(
+        "kills",
+        space={"lr": {"type": "float", "low": 0.005, "high": 0.02, "log": True}},
+        budget={"max_trials": 12, "max_parallel": 2, "epochs": 60, "max_retries": max_retries},
+        train={"model": "mlp", "dataset": "synthetic", "params": {"batch_size": 16}},
+    )
+    latencies: list[float] = []
+    killed_trials: set[int] = set()
+    with EmbeddedService(fast_settings, workers=2) as service, Client(service.url) as client:
+        client.create_study(spec)
+        for _ in range(10):
+            # a random point: some reports in, training in full swing
+            running = wait(lambda: _running_pids(client, "kills"), timeout=60)
+            time.sleep(rng.uniform(0.2, 2.0))
+            running = _running_pids(client, "kills") or running
+            pid, trial_id = rng.choice(sorted(running.items()))
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            killed_trials.add(trial_id)
+
+            def moved_on(tid: int = trial_id, old_pid: int = pid) -> bool:
+                trial = client.get_trial_by_id(tid)
+                return trial.status != "running" or not str(trial.worker).endswith(f":{old_pid}")
+
+            wait(moved_on, timeout=30, interval=0.05)
+            latencies.append(time.monotonic() - killed_at)
+
+        study = wait(
+            lambda: (s := client.get_study("kills")).status == "completed" and s, timeout=300
+        )
+        trials = client.all_trials("kills")
+        details = {t.id: client.get_trial_by_id(t.id) for t in trials if t.failures}
+
+    assert study.counts.get("running", 0) == 0
+    assert {t.status for t in trials} <= {"completed", "failed"}
+    assert all(t.attempt <= max_retries + 1 for t in trials)
+    retried = [t for t in trials if t.id in killed_trials and t.failures >= 1]
+    assert len(retried) >= len(killed_trials) - 1  # one kill may race a trial's finish
+    for t in trials:
+        if t.status == "failed":
+            assert "no retries left" in t.error
+        if t.status == "completed":
+            assert t.attempt == t.failures + 1  # each lost attempt was retried once
+    # Each retry resumes from the checkpoint of the last step reported before it (a
+    # report carries the checkpoint saved at its step), not from epoch 1.
+    resumed = 0
+    for d in details.values():
+        for attempt in range(2, d.attempt + 1):
+            steps = [r.step for r in d.reports if r.attempt == attempt]
+            before = [r.step for r in d.reports if r.attempt < attempt]
+            if steps:
+                assert min(steps) == 1 + max(before, default=0), (d.number, d.reports)
+                resumed += bool(before)
+    assert resumed, "no kill landed after a checkpoint: the test did not exercise resume"
+    bound = HEARTBEAT_TIMEOUT + REAPER_PERIOD + 1.0  # + polling and scheduling slack
+    print(f"reaper latency kill->retry: max {max(latencies):.2f}s, all {latencies}")
+    assert max(latencies) <= bound, latencies
