@@ -22,6 +22,8 @@ from hpo.schemas import (
     TrialDetail,
     TrialPublic,
     TrialSpec,
+    WorkerIn,
+    WorkerPublic,
 )
 from hpo.settings import get_settings
 from hpo.spec import StudySpec
@@ -178,7 +180,15 @@ class Client:
     def best_trial(self, name: str) -> TrialPublic | None:
         return self.get_study(name).best_trial
 
+    def list_workers(self, *, include_stopped: bool = False) -> list[WorkerPublic]:
+        rows = self._request("GET", "/workers", params={"all": include_stopped}).json()
+        return [WorkerPublic.model_validate(r) for r in rows]
+
     # -- the worker side -------------------------------------------------------------------
+    def register_worker(self, worker: WorkerIn) -> WorkerPublic:
+        body = worker.model_dump(mode="json")
+        return WorkerPublic.model_validate(self._request("POST", "/workers", json=body).json())
+
     def start_trial(self, trial_id: int, worker: str | None = None) -> TrialSpec:
         body = {"worker": worker}
         return TrialSpec.model_validate(

@@ -72,7 +72,9 @@ class EmbeddedService:
         self.url = f"http://{reach}:{self.port}"
         settings = self.settings.model_copy(update={"server_url": self.url})
         queue = None
-        if self.workers != 0:
+        # Fleet mode (Redis configured): the app enqueues on Redis for `hpo worker`
+        # daemons; no local workers.
+        if self.workers != 0 and not settings.redis_url:
             self.executor = LocalExecutor(self.url, self.workers, token=settings.token).start()
             queue = self.executor
         app = create_app(settings, queue=queue, migrate=True)

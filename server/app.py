@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hpo.settings import Settings, get_settings
-from server.api.routes import health, studies, trials
+from server.api.routes import health, studies, trials, workers
 from server.db import Database
 from server.errors import ServiceError
 from server.queue import NullQueue, TrialQueue
@@ -37,8 +37,9 @@ def create_app(
     migrate: bool = False,
     run_scheduler: bool = True,
 ) -> FastAPI:
-    """Build the app. ``queue`` carries trial ids to workers (default: none, trials wait
-    in ``queued``); ``migrate`` upgrades the schema to head before serving;
+    """Build the app. ``queue`` carries trial ids to workers (default: Redis/RQ when
+    ``HPO_REDIS_URL`` is set, else none and trials wait in ``queued``); ``migrate``
+    upgrades the schema to head before serving;
     ``run_scheduler=False`` leaves scheduling to explicit ``scheduler.run_once()`` calls
     (tests)."""
     settings = settings or get_settings()
@@ -48,6 +49,10 @@ def create_app(
 
         upgrade(url)
     db = Database(url)
+    if queue is None and settings.redis_url:
+        from server.rq_queue import RQTrialQueue
+
+        queue = RQTrialQueue(settings.redis_url, db, name=settings.queue_name)
     scheduler = Scheduler(
         db,
         queue or NullQueue(),
@@ -78,6 +83,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(studies.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
+    app.include_router(workers.router, prefix=API_PREFIX)
     _install_error_handlers(app)
     return app
 

@@ -16,6 +16,9 @@ from hpo.client import Client
 from hpo.embedded import EmbeddedService
 from hpo.settings import Settings
 
+# Real Redis and PostgreSQL servers (tests/service_fixtures.py; tests/ is on pythonpath).
+pytest_plugins = ["service_fixtures"]
+
 SMALL_SPACE: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
     "batch_size": {"type": "categorical", "choices": [32, 64]},

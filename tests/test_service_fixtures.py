@@ -17,7 +17,6 @@ if TYPE_CHECKING:  # imported by pytest as a plugin; importing it first defeats 
     from service_fixtures import PostgresServer, RedisServer
 
 # Also loaded from tests/conftest.py; naming it here keeps this file runnable on its own.
-pytest_plugins = ["service_fixtures"]
 
 # ------------------------------------------------------------------------------- Redis
 

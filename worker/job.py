@@ -26,7 +26,7 @@ from models import EpochMetrics, NonFiniteLossError
 from worker.bridge import checkpoint_path, objective_of, run_training
 from worker.lease import Fenced, Lease, retrying
 
-__all__ = ["SHUTDOWN", "run_trial", "worker_name"]
+__all__ = ["SHUTDOWN", "process_client", "run_trial", "worker_name"]
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _process_client() -> Client:
-    """One client per worker process, from ``HPO_*`` settings (jobs carry only ids)."""
+def process_client() -> Client:
+    """One client per worker process, from ``HPO_*`` settings (jobs carry only ids).
+
+    A worker presents ``HPO_WORKER_TOKEN`` (rights to run trials only) when it has one.
+    """
     global _client
     if _client is None:
-        _client = Client()
+        settings = get_settings()
+        _client = Client(token=settings.worker_token or settings.token)
     return _client
 
 
@@ -53,7 +57,7 @@ def run_trial(trial_id: int, *, client: Client | None = None, device: str | None
     completed / pruned / failed / stopped, ``released`` (handed back on shutdown),
     ``skipped`` (the server refused the start: not queued any more) or ``superseded``
     (a newer attempt owns the trial)."""
-    client = client or _process_client()
+    client = client or process_client()
     settings = get_settings()
     patience = settings.server_patience
     try:

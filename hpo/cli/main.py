@@ -8,6 +8,7 @@ import typer
 
 from hpo.cli import db, study
 from hpo.cli.demo import demo
+from hpo.cli.fleet import worker, workers
 from hpo.cli.output import console, handle_errors
 from hpo.settings import get_settings
 
@@ -20,6 +21,8 @@ app = typer.Typer(
 app.add_typer(study.app, name="study")
 app.add_typer(db.app, name="db")
 app.command("demo")(demo)
+app.command("worker")(worker)
+app.command("workers")(workers)
 
 
 @app.command("server")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from hpo.schemas import StudyPublic, TrialDetail, TrialPublic, TrialStatus
 from hpo.spec import StudySpec
 from server import studies, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber
+from server.auth import require
 from server.convert import trial_detail
 
-router = APIRouter(prefix="/studies", tags=["studies"])
+router = APIRouter(prefix="/studies", tags=["studies"], dependencies=[Depends(require("user"))])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyPublic)

@@ -6,7 +6,7 @@ a report or finish from a superseded attempt gets 409.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from hpo.schemas import (
     FinishIn,
@@ -21,9 +21,10 @@ from hpo.schemas import (
 )
 from server import trials
 from server.api.deps import SchedulerDep, SessionDep, TrialId
+from server.auth import require
 from server.convert import trial_detail, trial_public
 
-router = APIRouter(prefix="/trials", tags=["trials"])
+router = APIRouter(prefix="/trials", tags=["trials"], dependencies=[Depends(require("worker"))])
 
 
 @router.get("/{trial_id}", response_model=TrialDetail)

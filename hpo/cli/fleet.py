@@ -1,0 +1,101 @@
+"""``hpo worker`` (the GPU worker daemon) and ``hpo workers`` (who is connected)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, make_client
+from hpo.cli.output import console, fail, handle_errors, print_json
+from hpo.settings import get_settings
+
+
+def worker(
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="GPUs to use, e.g. 0,1,2,3 (default: every visible GPU; none: CPU)."),
+    ] = None,
+    slots: Annotated[int, typer.Option(min=1, help="CPU slots when no GPU is used.")] = 1,
+    server: ServerOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="HPO_WORKER_TOKEN", help="Worker token.", show_default=False
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", envvar="HPO_REDIS_URL", help="Redis with the trial queue."),
+    ] = None,
+    queue: Annotated[str | None, typer.Option(help="Queue name (HPO_QUEUE_NAME).")] = None,
+    burst: Annotated[bool, typer.Option(help="Exit once the queue is empty.")] = False,
+) -> None:
+    """Run trials from the queue: one process per GPU, each trial pinned to its GPU.
+
+    Example: HPO_REDIS_URL=redis://redis:6379/0 hpo worker --gpus 0,1 --server http://hpo:8765
+    """
+    from worker.daemon import DaemonConfig, run_daemon
+    from worker.gpus import parse_gpus, plan_slots
+
+    with handle_errors():
+        settings = get_settings()
+        redis_url = redis_url or settings.redis_url
+        if not redis_url:
+            raise fail("no Redis to take trials from: set HPO_REDIS_URL or pass --redis-url")
+        chosen = parse_gpus(gpus)
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        plan = plan_slots(chosen, environ=os.environ, device_count=count, cpu_slots=slots)
+    # Slot processes read their settings from the environment they inherit.
+    if server:
+        os.environ["HPO_SERVER_URL"] = server
+    if token:
+        os.environ["HPO_WORKER_TOKEN"] = token
+    os.environ["HPO_REDIS_URL"] = redis_url
+    names = ", ".join(f"{s.name} ({s.device})" for s in plan)
+    console.print(f"hpo worker: {len(plan)} slot(s): {names}; server {get_settings().server_url}")
+    config = DaemonConfig(
+        redis_url=redis_url,
+        queue_name=queue or settings.queue_name,
+        slots=tuple(plan),
+        burst=burst,
+    )
+    raise typer.Exit(run_daemon(config))
+
+
+def workers(
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+    all_: Annotated[bool, typer.Option("--all", help="Include stopped workers.")] = False,
+) -> None:
+    """List workers: host, devices, current trials, last heartbeat (stale ones marked).
+
+    Example: hpo workers --server http://hpo.internal:8765
+    """
+    with handle_errors(), make_client(server, token) as client:
+        rows = client.list_workers(include_stopped=all_)
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no workers connected: start one with [bold]hpo worker[/]")
+        return
+    table = Table(title="Workers", header_style="bold")
+    for col in ("name", "host", "devices", "status", "trials", "last heartbeat"):
+        table.add_column(col)
+    for w in rows:
+        beat = f"{w.heartbeat_at:%Y-%m-%d %H:%M:%S}" + (" [red](stale)[/]" if w.stale else "")
+        table.add_row(
+            w.name,
+            w.host,
+            ",".join(w.devices),
+            w.status,
+            ",".join(map(str, w.current_trials)) or "—",
+            beat,
+        )
+    console.print(table)

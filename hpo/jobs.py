@@ -1,0 +1,27 @@
+"""The one job the queue may carry, named in one place for the server and the workers.
+
+Jobs carry ids, not code (DESIGN.md): an RQ job is ``worker.job.run_trial(trial_id)``,
+serialized as JSON. The server enqueues it by this name (it never imports ``worker``);
+workers refuse to run anything else.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RUN_TRIAL", "job_id", "trial_of_job"]
+
+#: Import path of the only job function a worker runs.
+RUN_TRIAL = "worker.job.run_trial"
+_PREFIX = "trial-"
+
+
+def job_id(trial_id: int, nonce: str) -> str:
+    """A job id that names its trial: ``trial-<id>-<nonce>`` (unique per enqueue)."""
+    return f"{_PREFIX}{trial_id}-{nonce}"
+
+
+def trial_of_job(job: str) -> int | None:
+    """The trial id a job id names, or None for a job id that is not ours."""
+    if not job.startswith(_PREFIX):
+        return None
+    head = job[len(_PREFIX) :].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
