@@ -50,7 +50,7 @@ def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, 
     spec = make_spec(
         "kills",
         space={"lr": {"type": "float", "low": 0.005, "high": 0.02, "log": True}},
-        budget={"max_trials": 12, "max_parallel": 2, "epochs": 60, "max_retries": max_retries},
+        budget={"max_trials": 10, "max_parallel": 2, "epochs": 40, "max_retries": max_retries},
         train={"model": "mlp", "dataset": "synthetic", "params": {"batch_size": 16}},
     )
     latencies: list[float] = []
