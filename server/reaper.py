@@ -39,12 +39,9 @@ def reap_stale(session: Session, now: datetime, heartbeat_timeout: float) -> lis
             Study.trial_timeout,
         )
         .join(Study, Study.id == Trial.study_id)
+        # Every running trial (as many as there are busy workers): the per-study trial
+        # timeout is simplest to compare here rather than in dialect-specific SQL.
         .where(Trial.status == "running")
-        .where(
-            or_(
-                Trial.heartbeat_at.is_(None), Trial.heartbeat_at < cutoff, Study.status != "running"
-            )
-        )
     ).all()
     requeue: list[int] = []
     for tid, attempt, failures, beat, started, study_status, max_retries, timeout in rows:

@@ -56,9 +56,25 @@ def make_spec() -> Callable[..., dict[str, Any]]:
     return _make
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each API test runs on both supported databases: a SQLite file (the embedded
+    default) and a fresh database on a real PostgreSQL server (production)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hpo.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for one test: its own SQLite file, a fast scheduler."""
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own database, a fast scheduler."""
+    return Settings(data_dir=tmp_path, database_url=database_url, scheduler_interval=0.05)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """Settings on the embedded default only (for whole-system tests whose database
+    side the API tests already cover on both backends)."""
     return Settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'hpo.db'}",

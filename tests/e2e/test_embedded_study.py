@@ -36,8 +36,8 @@ def hpo(
 
 
 @pytest.fixture
-def fleet(settings: Settings):
-    with EmbeddedService(settings, workers=2) as service:
+def fleet(sqlite_settings: Settings):
+    with EmbeddedService(sqlite_settings, workers=2) as service:
         yield service
 
 

@@ -25,8 +25,8 @@ REAPER_PERIOD = 0.3
 
 
 @pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
+def fast_settings(sqlite_settings: Settings) -> Settings:
+    return sqlite_settings.model_copy(
         update={
             "heartbeat_interval": 0.2,
             "heartbeat_timeout": HEARTBEAT_TIMEOUT,

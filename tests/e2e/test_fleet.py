@@ -372,3 +372,29 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
     rounded = [round(x, 2) for x in latencies]
     print(f"fleet reaper latency kill->retry: max {max(latencies):.2f}s, all {rounded}")
     assert max(latencies) <= HEARTBEAT_TIMEOUT + REAPER_PERIOD + 1.5
+
+
+def test_sigterm_hands_running_trials_back_and_they_resume_elsewhere(fleet: Fleet) -> None:
+    daemon = fleet.start_worker(slots=2)
+    with fleet.client() as client:
+        client.create_study(_spec("term", trials=2, parallel=2, epochs=60))
+        deadline = time.monotonic() + 90
+        while True:
+            running = client.list_trials("term", status="running")
+            if len(running) == 2 and all(client.get_trial_by_id(t.id).reports for t in running):
+                break
+            assert time.monotonic() < deadline, fleet.log("worker0.log")
+            time.sleep(0.2)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0  # left warmly, after handing its trials back
+        handed = client.all_trials("term")
+        assert {t.status for t in handed} == {"queued"}
+        assert all(t.failures == 0 and "handed back" in t.error for t in handed)
+        fleet.start_worker(slots=2)
+        _wait_study(client, "term", timeout=240)
+        for t in client.all_trials("term"):
+            detail = client.get_trial_by_id(t.id)
+            assert detail.status == "completed" and detail.attempt == 2
+            first = [r.step for r in detail.reports if r.attempt == 1]
+            second = [r.step for r in detail.reports if r.attempt == 2]
+            assert min(second) == max(first) + 1  # resumed from the checkpoint

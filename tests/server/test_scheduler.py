@@ -4,7 +4,6 @@ studies, and re-enqueues what the database holds as queued after a restart."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,10 +22,9 @@ class OwningQueue(NullQueue):
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    upgrade(url)
-    database = Database(url)
+def db(database_url: str) -> Database:
+    upgrade(database_url)
+    database = Database(database_url)
     yield database
     database.dispose()
 
@@ -143,3 +141,113 @@ def test_stopped_study_gets_no_new_trials(db, make_spec) -> None:
     _finish_all_running_or_queued(db, sid)
     assert scheduler.run_once() == 0
     assert len(_trials(db, sid)) == 2
+
+
+class LosingQueue(NullQueue):
+    """A transport that lost everything (Redis flushed): it holds no live job."""
+
+    def live_trial_ids(self) -> set[int] | None:
+        return set()
+
+
+def _age(
+    db: Database,
+    study_id: int,
+    *,
+    heartbeat_s: float = 0,
+    started_s: float = 0,
+    queued_s: float = 0,
+) -> None:
+    from datetime import timedelta
+
+    from server.tables import utcnow
+
+    now = utcnow()
+    with db.session() as session:
+        for trial in session.scalars(select(Trial).where(Trial.study_id == study_id)):
+            if trial.status == "running":
+                trial.heartbeat_at = now - timedelta(seconds=heartbeat_s)
+                trial.started_at = now - timedelta(seconds=started_s)
+            trial.queued_at = now - timedelta(seconds=queued_s)
+
+
+def _run_all(db: Database, study_id: int) -> None:
+    with db.session() as session:
+        for trial in session.scalars(select(Trial).where(Trial.study_id == study_id)):
+            trial.status, trial.attempt = "running", trial.attempt + 1
+
+
+def test_reaper_retries_silent_trials_then_fails_them_past_max_retries(db, make_spec) -> None:
+    spec = make_spec(
+        "reap", budget={"max_trials": 1, "max_parallel": 1, "epochs": 1, "max_retries": 2}
+    )
+    sid = _create(db, spec)
+    queue = NullQueue()
+    scheduler = Scheduler(db, queue, heartbeat_timeout=5)
+    scheduler.run_once()
+    for round_ in (1, 2):
+        _run_all(db, sid)
+        _age(db, sid, heartbeat_s=1)
+        assert scheduler.maintain() == ([], [])  # fresh heartbeat: left alone
+        _age(db, sid, heartbeat_s=6)
+        reaped, _ = scheduler.maintain()
+        trial = _trials(db, sid)[0]
+        assert reaped == [trial.id]
+        assert (trial.status, trial.failures) == ("queued", round_)
+        assert "no heartbeat" in trial.error and f"retry {round_} of 2" in trial.error
+    _run_all(db, sid)
+    _age(db, sid, heartbeat_s=6)
+    assert scheduler.maintain() == ([], [])
+    trial = _trials(db, sid)[0]
+    assert trial.status == "failed"
+    assert trial.attempt == 3  # never more than max_retries + 1 attempts
+    assert "no retries left" in trial.error
+    assert queue.enqueued.count(trial.id) == 3  # first enqueue + two retries
+
+
+def test_reaper_ends_attempts_past_the_trial_timeout(db, make_spec) -> None:
+    budget = {
+        "max_trials": 1,
+        "max_parallel": 1,
+        "epochs": 1,
+        "max_retries": 0,
+        "trial_timeout": 10,
+    }
+    sid = _create(db, make_spec("slow", budget=budget))
+    scheduler = Scheduler(db, NullQueue(), heartbeat_timeout=60)
+    scheduler.run_once()
+    _run_all(db, sid)
+    _age(db, sid, heartbeat_s=1, started_s=11)
+    scheduler.maintain()
+    trial = _trials(db, sid)[0]
+    assert trial.status == "failed"
+    assert "trial timeout" in trial.error
+
+
+def test_reaper_stops_silent_trials_of_a_stopped_study(db, make_spec) -> None:
+    sid = _create(db, make_spec("gone", budget={"max_trials": 1, "max_parallel": 1, "epochs": 1}))
+    scheduler = Scheduler(db, NullQueue(), heartbeat_timeout=5)
+    scheduler.run_once()
+    _run_all(db, sid)
+    with db.session() as session:
+        session.get(Study, sid).status = "stopped"
+    _age(db, sid, heartbeat_s=1)
+    scheduler.maintain()
+    assert _trials(db, sid)[0].status == "running"  # alive: it hears "stop" at its next report
+    _age(db, sid, heartbeat_s=6)
+    scheduler.maintain()
+    assert _trials(db, sid)[0].status == "stopped"
+
+
+def test_reconciler_reenqueues_queued_trials_no_job_holds_after_a_grace_period(
+    db, make_spec
+) -> None:
+    sid = _create(db, make_spec("lost", budget={"max_trials": 3, "max_parallel": 3, "epochs": 1}))
+    queue = LosingQueue()
+    scheduler = Scheduler(db, queue, reconcile_interval=5)
+    scheduler.run_once()
+    assert scheduler.maintain() == ([], [])  # just queued: their jobs may be on the way
+    _age(db, sid, queued_s=6)
+    _, reconciled = scheduler.maintain()
+    assert sorted(reconciled) == sorted(t.id for t in _trials(db, sid))
+    assert len(queue.enqueued) == 6  # enqueued once by the scheduler, once more now

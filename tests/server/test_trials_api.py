@@ -193,3 +193,82 @@ def test_concurrent_starts_and_replayed_reports_never_race_into_errors(
     assert codes == [200] * 40
     steps = [r["step"] for r in api.get(f"/trials/{trial['id']}").json()["reports"]]
     assert steps == [0, 1, 2, 3, 4]
+
+
+def test_heartbeat_renews_the_lease_and_fences_old_attempts(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    beat = api.post(f"/trials/{trial['id']}/heartbeat", json={"attempt": 1})
+    assert beat.status_code == 200
+    assert beat.json()["decision"] == "continue"
+    assert api.post(f"/trials/{trial['id']}/heartbeat", json={"attempt": 2}).status_code == 409
+    api.post("/studies/t/stop")
+    assert (
+        api.post(f"/trials/{trial['id']}/heartbeat", json={"attempt": 1}).json()["decision"]
+        == "stop"
+    )
+
+
+def test_release_hands_the_trial_back_without_counting_a_failure(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    _report(api, trial["id"], 1, 1)
+    released = api.post(f"/trials/{trial['id']}/release", json={"attempt": 1, "reason": "SIGTERM"})
+    assert released.status_code == 200
+    body = released.json()
+    assert (body["status"], body["failures"]) == ("queued", 0)
+    assert "SIGTERM" in body["error"]
+    assert _report(api, trial["id"], 1, 2).status_code == 409  # the old attempt is over
+    again = api.post(f"/trials/{trial['id']}/start", json={}).json()
+    assert again["attempt"] == 2
+
+
+def test_every_report_replayed_three_times_out_of_order_is_stored_once(
+    api, make_spec, wait, live_server: EmbeddedService
+) -> None:
+    import random
+
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    for step in range(1, 4):
+        _report(api, trial["id"], 1, step, value=step / 10)
+    api.post(f"/trials/{trial['id']}/release", json={"attempt": 1})
+    api.post(f"/trials/{trial['id']}/start", json={})  # attempt 2
+    sent = [(2, step) for step in range(1, 6)]
+    replays = sent * 3
+    random.Random(7).shuffle(replays)
+    for attempt, step in replays:
+        assert _report(api, trial["id"], attempt, step, value=step / 10).status_code == 200
+    for step in range(1, 4):  # the old attempt's reports are refused
+        assert _report(api, trial["id"], 1, step).status_code == 409
+    engine = create_engine(live_server.settings.resolved_database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Report.attempt, Report.step, func.count())
+            .where(Report.trial_id == trial["id"])
+            .group_by(Report.attempt, Report.step)
+        ).all()
+    engine.dispose()
+    assert sorted(rows) == [(1, s, 1) for s in range(1, 4)] + [(2, s, 1) for s in range(1, 6)]
+
+
+def test_workers_register_and_list_with_current_trials(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    body = {
+        "name": "gpu-host:42",
+        "host": "gpu-host",
+        "pid": 42,
+        "devices": ["0"],
+        "status": "idle",
+    }
+    registered = api.post("/workers", json=body)
+    assert registered.status_code == 200, registered.text
+    api.post(f"/trials/{trial['id']}/start", json={"worker": "gpu-host:42"})
+    (listed,) = api.get("/workers").json()
+    assert listed["name"] == "gpu-host:42"
+    assert listed["devices"] == ["0"]
+    assert listed["current_trials"] == [trial["id"]]
+    assert listed["status"] == "busy"
+    assert listed["stale"] is False
+    bad = api.post("/workers", json={**body, "pid": -1})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "pid"
