@@ -43,7 +43,8 @@ class TrialRecord:
     ``params`` may lie outside the current space (the study's space changed, or the
     user enqueued a trial by hand); strategies must ignore such trials, not crash.
     ``value`` is the final objective value (None until completed, or when the
-    trial failed); ``intermediate`` maps step -> reported value.
+    trial failed); ``intermediate`` maps step -> reported value; ``info`` is the
+    ``Suggestion.info`` the trial was created with (rung, bracket, generation, parent).
     """
 
     number: int
@@ -51,6 +52,7 @@ class TrialRecord:
     status: str
     value: float | None = None
     intermediate: Mapping[int, float] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

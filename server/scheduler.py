@@ -234,9 +234,9 @@ class Scheduler:
     def _strategy(session: Session, study: Study):  # type: ignore[no-untyped-def]
         spec = study.spec
         history: Sequence[TrialRecord] = [
-            TrialRecord(number=n, params=p, status=s, value=v)
-            for n, p, s, v in session.execute(
-                select(Trial.number, Trial.params, Trial.status, Trial.value)
+            TrialRecord(number=n, params=p, status=s, value=v, info=i or {})
+            for n, p, s, v, i in session.execute(
+                select(Trial.number, Trial.params, Trial.status, Trial.value, Trial.info)
                 .where(Trial.study_id == study.id)
                 .order_by(Trial.number)
             ).all()
