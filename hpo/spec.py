@@ -137,7 +137,9 @@ class StudySpec(_Strict):
             field = "space" if err.field == "space" else f"space.{err.field}"
             raise SpecFieldError(field, err.message) from None
         try:
-            options = validate_strategy(self.strategy.name, self.strategy.options, space)
+            options = validate_strategy(
+                self.strategy.name, self.strategy.options, space, max_epochs=self.budget.epochs
+            )
         except SpaceError as err:
             raise SpecFieldError("space", err.message) from None
         except OptionError as err:

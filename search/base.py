@@ -80,6 +80,10 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
+    #: The option holding the longest trial's epochs, for strategies that give each
+    #: trial its own budget (Hyperband, ASHA); ``validate_strategy`` defaults it to the
+    #: study's ``budget.epochs``.
+    budget_option: ClassVar[str | None] = None
 
     def __init__(
         self,

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from search.asha import AshaStrategy
 from search.base import Direction, OptionError, Strategy, TrialRecord
 from search.grid import GridStrategy
+from search.hyperband import HyperbandStrategy
 from search.random import RandomStrategy
 from search.space import SearchSpace
 
@@ -25,6 +27,8 @@ __all__ = [
 STRATEGIES: dict[str, type[Strategy]] = {
     RandomStrategy.name: RandomStrategy,
     GridStrategy.name: GridStrategy,
+    HyperbandStrategy.name: HyperbandStrategy,
+    AshaStrategy.name: AshaStrategy,
 }
 
 
@@ -57,16 +61,24 @@ def make_strategy(
 
 
 def validate_strategy(
-    name: str, options: Mapping[str, Any] | None, space: SearchSpace
+    name: str,
+    options: Mapping[str, Any] | None,
+    space: SearchSpace,
+    *,
+    max_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Check a study's strategy config before anything is stored.
 
-    Returns the options with defaults filled in. Raises ``OptionError`` with field
+    Returns the options with defaults filled in; a strategy that schedules epochs
+    itself (``budget_option``) gets the study's ``max_epochs`` as that option's default.
+    Raises ``OptionError`` with field
     ``"strategy.name"`` or ``"strategy.options.<key>"``, or ``SpaceError`` (field
     ``"space"``) when the space is unusable for the strategy, e.g. a grid too large:
     the strategy is built once on an empty history so such problems surface here.
     """
     cls = get_strategy(name)
+    if cls.budget_option and max_epochs is not None and isinstance(options, Mapping | None):
+        options = {cls.budget_option: max_epochs, **(options or {})}
     try:
         validated = cls.validate_options(options)
         cls(space, (), options=validated)

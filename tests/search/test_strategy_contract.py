@@ -26,7 +26,11 @@ from search import (
 )
 
 # Per-strategy options for these tests; {} when absent.
-STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {"grid": {"points": 3}}
+STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
+    "hyperband": {"max_budget": 9},
+    "asha": {"max_budget": 9},
+    "grid": {"points": 3},
+}
 # Strategies whose suggestions do not depend on the seed by design.
 SEED_INSENSITIVE: set[str] = set()
 
@@ -205,8 +209,9 @@ def test_options_must_be_a_mapping(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_default_options_validate(name: str) -> None:
     space = SearchSpace.from_dict(SPACES["small_categorical"])
-    assert isinstance(validate_strategy(name, None, space), dict)
-    assert isinstance(validate_strategy(name, {}, space), dict)
+    # the study's epochs are the default budget of strategies that schedule epochs
+    assert isinstance(validate_strategy(name, None, space, max_epochs=9), dict)
+    assert isinstance(validate_strategy(name, {}, space, max_epochs=9), dict)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,139 @@
+"""Hyperband, ASHA and the median stopping rule, by their logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from search import OptionError, SearchSpace, TrialRecord, make_strategy, validate_strategy
+from search.fidelity import budget_ladder
+from search.hyperband import bracket_plan
+from search.median import median_decision
+
+SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+
+
+def _complete(history: list[TrialRecord], suggestions, value_of) -> None:
+    for s in suggestions:
+        history.append(
+            TrialRecord(
+                number=len(history),
+                params=s.params,
+                status="completed",
+                value=value_of(s.params),
+                info=s.info,
+            )
+        )
+
+
+def _queue(history: list[TrialRecord], suggestions) -> list[TrialRecord]:
+    start = len(history)
+    for i, s in enumerate(suggestions):
+        history.append(
+            TrialRecord(number=start + i, params=s.params, status="running", info=s.info)
+        )
+    return history[start:]
+
+
+def test_budget_ladder_and_bracket_plans_follow_the_papers() -> None:
+    assert budget_ladder(1, 27, 3) == [1, 3, 9, 27]
+    assert budget_ladder(1, 15, 3) == [1, 3, 9, 15]
+    # Li et al. (2017), Table 1: R = 81, eta = 3
+    assert [bracket_plan(s, 4, 81, 3) for s in (4, 3, 2, 1, 0)] == [
+        [(81, 1), (27, 3), (9, 9), (3, 27), (1, 81)],
+        [(34, 3), (11, 9), (3, 27), (1, 81)],
+        [(15, 9), (5, 27), (1, 81)],
+        [(8, 27), (2, 81)],
+        [(5, 81)],
+    ]
+
+
+@pytest.mark.parametrize("name", ["hyperband", "asha"])
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_budget": 9, "eta": 1.5}, "strategy.options.eta"),
+        ({"max_budget": 2, "min_budget": 3}, "strategy.options.max_budget"),
+        ({"max_budget": 0}, "strategy.options.max_budget"),
+        ({"max_budget": 9, "bogus": 1}, "strategy.options.bogus"),
+    ],
+)
+def test_fidelity_options_are_validated_naming_the_field(name, options, field) -> None:
+    with pytest.raises(OptionError) as info:
+        validate_strategy(name, options, SPACE)
+    assert info.value.field == field
+
+
+def test_max_budget_defaults_to_the_study_epochs() -> None:
+    assert validate_strategy("asha", {}, SPACE, max_epochs=27)["max_budget"] == 27
+    assert validate_strategy("asha", {"max_budget": 9}, SPACE, max_epochs=27)["max_budget"] == 9
+
+
+def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
+    history: list[TrialRecord] = []
+    opts = {"max_budget": 9, "eta": 3}
+
+    def ask(n: int):
+        return make_strategy(
+            "asha", SPACE, history, seed=1, options=opts, direction="maximize"
+        ).ask(n)
+
+    first = ask(3)
+    assert [s.info for s in first] == [{"rung": 0, "budget": 1}] * 3
+    _complete(history, first, lambda p: p["x"])
+    promoted = ask(1)[0]
+    best = max(history, key=lambda t: t.value)
+    assert promoted.info == {"rung": 1, "budget": 3, "parent": best.number}
+    assert promoted.params == best.params
+    _queue(history, [promoted])
+    # only one of three may go up: the next ask starts a new configuration
+    assert ask(1)[0].info == {"rung": 0, "budget": 1}
+
+
+def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
+    history: list[TrialRecord] = []
+    opts = {"max_budget": 9, "eta": 3}
+    for _ in range(40):
+        suggestions = make_strategy("asha", SPACE, history, seed=2, options=opts).ask(2)
+        _complete(history, suggestions, lambda p: (p["x"] - 0.3) ** 2)  # minimize
+    parents = [t.info["parent"] for t in history if "parent" in t.info]
+    assert len(parents) == len(set(parents))
+    assert any(t.info["rung"] == 2 and t.info["budget"] == 9 for t in history)
+    for t in history:
+        if "parent" in t.info:
+            parent = history[t.info["parent"]]
+            assert parent.info["rung"] == t.info["rung"] - 1
+            assert parent.params == t.params
+            peers = [p for p in history[: t.number] if p.info["rung"] == parent.info["rung"]]
+            better = sum(p.value < parent.value for p in peers)
+            assert better < max(1, len(peers) / 3) + 1  # it was in the top third
+
+
+def test_hyperband_runs_successive_halving_per_bracket_and_uses_idle_workers() -> None:
+    history: list[TrialRecord] = []
+    opts = {"max_budget": 9, "eta": 3}  # s_max = 2: bracket plan [(9,1),(3,3),(1,9)]
+
+    def ask(n: int):
+        return make_strategy("hyperband", SPACE, history, seed=3, options=opts).ask(n)
+
+    rung0 = ask(9)
+    assert all(s.info == {"bracket": 0, "rung": 0, "budget": 1} for s in rung0)
+    running = _queue(history, rung0)
+    # rung 0 still running: an idle worker gets work from the next bracket instead
+    assert ask(1)[0].info == {"bracket": 1, "rung": 0, "budget": 3}
+    for t in running:
+        history[t.number] = TrialRecord(
+            number=t.number, params=t.params, status="completed", value=t.params["x"], info=t.info
+        )
+    promoted = ask(3)
+    top3 = sorted(running, key=lambda t: t.params["x"])[:3]  # minimize x
+    assert [s.info["parent"] for s in promoted] == [t.number for t in top3]
+    assert all(s.info["rung"] == 1 and s.info["budget"] == 3 for s in promoted)
+
+
+def test_median_rule() -> None:
+    peers = [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert median_decision(0.65, peers, 3, "maximize") == "stop"
+    assert median_decision(0.75, peers, 3, "maximize") == "continue"
+    assert median_decision(0.65, peers, 3, "minimize") == "continue"
+    assert median_decision(0.1, peers, 1, "maximize") == "continue"  # warm-up
+    assert median_decision(0.1, peers[:4], 3, "maximize") == "continue"  # too few peers
