@@ -31,6 +31,7 @@ __all__ = [
     "Budget",
     "Objective",
     "SpecFieldError",
+    "StoppingSpec",
     "StrategySpec",
     "StudySpec",
     "TrainSpec",
@@ -105,6 +106,17 @@ class Budget(_Strict):
     )
 
 
+class StoppingSpec(_Strict):
+    """Early stopping at report time, with any strategy: ``median`` stops a trial whose
+    best value so far is worse than the median of earlier trials at the same step."""
+
+    rule: Literal["median"] = "median"
+    warmup_steps: int = Field(default=2, ge=0, le=100_000, description="Never stop before.")
+    min_trials: int = Field(
+        default=5, ge=1, le=100_000, description="Peers needed at a step before stopping."
+    )
+
+
 class TrainSpec(_Strict):
     """What each trial trains: a built-in model on a data set, plus fixed parameters
     that every trial shares (e.g. ``optimizer: adam`` when it is not searched)."""
@@ -123,6 +135,7 @@ class StudySpec(_Strict):
     space: dict[str, Any] = Field(description="Parameter name -> parameter spec.")
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: Budget = Field(default_factory=Budget)
+    stopping: StoppingSpec | None = Field(default=None, description="Early stopping rule.")
     train: TrainSpec = Field(default_factory=TrainSpec)
 
     @model_validator(mode="after")

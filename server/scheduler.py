@@ -206,9 +206,30 @@ class Scheduler:
             )
             for i, s in enumerate(suggestions)
         ]
+        self._continue_from_parents(session, study, rows)
         session.add_all(rows)
         session.flush()
         return [row.id for row in rows]
+
+    @staticmethod
+    def _continue_from_parents(session: Session, study: Study, rows: list[Trial]) -> None:
+        """A promoted configuration (``info["parent"]``, from Hyperband/ASHA) starts
+        from its parent's checkpoint instead of epoch 1."""
+        parents = {r.info["parent"] for r in rows if isinstance(r.info.get("parent"), int)}
+        if not parents:
+            return
+        found = {
+            number: (path, step)
+            for number, path, step in session.execute(
+                select(Trial.number, Trial.checkpoint, Trial.checkpoint_step).where(
+                    Trial.study_id == study.id, Trial.number.in_(parents)
+                )
+            )
+        }
+        for row in rows:
+            path, step = found.get(row.info.get("parent"), (None, None))
+            if path:
+                row.checkpoint, row.checkpoint_step = path, step
 
     @staticmethod
     def _claim(session: Session, study: Study, new_status: str) -> bool:

@@ -18,6 +18,7 @@ from hpo.schemas import FinishIn, HeartbeatIn, ReleaseIn, ReportIn, ReportOut, T
 from hpo.spec import Objective, TrainSpec
 from server.db import insert_ignore
 from server.errors import Conflict, NotFound
+from server.stopping import stopping_decision
 from server.tables import Report, Study, Trial, utcnow
 
 __all__ = [
@@ -97,7 +98,8 @@ def start_trial(
         attempt=trial.attempt,
         params={**train.params, **trial.params},
         train=train,
-        epochs=int(spec["budget"]["epochs"]),
+        # Multi-fidelity strategies give each trial its own budget of epochs.
+        epochs=int((trial.info or {}).get("budget") or spec["budget"]["epochs"]),
         objective=Objective(metric=study.metric, direction=study.direction),  # type: ignore[arg-type]
         seed=(study.seed + trial.number) % 2**32,
         heartbeat_interval=heartbeat_interval,
@@ -181,7 +183,13 @@ def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
         trial.last_step = body.step
     if body.checkpoint and (trial.checkpoint_step is None or body.step >= trial.checkpoint_step):
         trial.checkpoint, trial.checkpoint_step = body.checkpoint, body.step
-    return _decision(trial)
+    decision = _decision(trial)
+    if decision.decision == "continue":
+        session.flush()  # the report just stored counts toward this trial's best so far
+        reason = stopping_decision(session, trial.study, trial, body.step)
+        if reason:
+            return ReportOut(decision="stop", reason=reason)
+    return decision
 
 
 def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:

@@ -2,7 +2,7 @@
 
 Turns a :class:`~hpo.schemas.TrialSpec` into a data set, a model, an optimizer and a
 training config, resumes from the spec's checkpoint when there is one, saves a checkpoint
-after every epoch but the last, and runs training with a per-epoch callback. Knows
+after every epoch, and runs training with a per-epoch callback. Knows
 nothing of HTTP: ``worker.job`` supplies the callback that reports to the server.
 """
 
@@ -81,7 +81,9 @@ def run_training(
 
     def _epoch(metrics: EpochMetrics) -> bool:
         saved = None
-        if checkpoint_to is not None and metrics.epoch < config.epochs:
+        # Every epoch, the last included: a promoted configuration (Hyperband/ASHA)
+        # continues from the checkpoint at its parent's final epoch.
+        if checkpoint_to is not None:
             saved = str(save_checkpoint(checkpoint_to, model, optimizer, metrics.epoch).path)
         return on_epoch(metrics, saved)
 
