@@ -101,6 +101,6 @@ def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, 
                 assert min(steps) == 1 + max(before, default=0), (d.number, d.reports)
                 resumed += bool(before)
     assert resumed, "no kill landed after a checkpoint: the test did not exercise resume"
-    bound = HEARTBEAT_TIMEOUT + REAPER_PERIOD + 1.0  # + polling and scheduling slack
+    bound = HEARTBEAT_TIMEOUT + REAPER_PERIOD + 3.0  # + polling slack on a loaded 2-core box
     print(f"reaper latency kill->retry: max {max(latencies):.2f}s, all {latencies}")
     assert max(latencies) <= bound, latencies

@@ -44,7 +44,13 @@ def _free_port() -> int:
 class Fleet:
     """A server process and worker daemons sharing PostgreSQL, Redis and a data dir."""
 
-    def __init__(self, database_url: str, redis_url: str, data_dir: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str,
+        data_dir: Path,
+        heartbeat_timeout: float = 10.0,
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = data_dir / "logs"
@@ -58,7 +64,7 @@ class Fleet:
             "HPO_API_TOKEN": USER_TOKEN,
             "HPO_WORKER_TOKEN": WORKER_TOKEN,
             "HPO_HEARTBEAT_INTERVAL": "0.3",
-            "HPO_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+            "HPO_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
             "HPO_RECONCILE_INTERVAL": str(REAPER_PERIOD),
             "HPO_SCHEDULER_INTERVAL": "0.1",
         }
@@ -131,14 +137,20 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Fleet]:
+def fleet(
+    postgres_url: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Fleet]:
+    """Server on PostgreSQL + Redis. Heartbeat timeout: 10 s (a loaded 2-core CI machine
+    can starve a heartbeat thread for seconds), short only in tests marked
+    ``fast_reaper`` that measure how quickly lost trials come back."""
+    timeout = HEARTBEAT_TIMEOUT if request.node.get_closest_marker("fast_reaper") else 10.0
     subprocess.run(
         [HPO, "db", "upgrade"],
         env={**os.environ, "HPO_DATABASE_URL": postgres_url},
         check=True,
         capture_output=True,
     )
-    f = Fleet(postgres_url, redis_url, tmp_path)
+    f = Fleet(postgres_url, redis_url, tmp_path, heartbeat_timeout=timeout)
     f.start_server()
     try:
         yield f
@@ -328,6 +340,7 @@ def test_worker_token_scopes(fleet: Fleet) -> None:
     assert httpx.post(f"{base}/trials/{trial.id}/start", json={}).status_code == 401
 
 
+@pytest.mark.fast_reaper
 def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
     rng = random.Random(99)
     max_retries = 4
@@ -371,7 +384,8 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
     assert not any(t.status == "running" for t in trials)
     rounded = [round(x, 2) for x in latencies]
     print(f"fleet reaper latency kill->retry: max {max(latencies):.2f}s, all {rounded}")
-    assert max(latencies) <= HEARTBEAT_TIMEOUT + REAPER_PERIOD + 1.5
+    # + slack for polling and a loaded 2-core machine
+    assert max(latencies) <= HEARTBEAT_TIMEOUT + REAPER_PERIOD + 3.0
 
 
 def test_sigterm_hands_running_trials_back_and_they_resume_elsewhere(fleet: Fleet) -> None:
