@@ -21,11 +21,16 @@ from hpo.catalog import (
     BUILTIN_DATASETS,
     BUILTIN_METRICS,
     BUILTIN_MODELS,
+    IMAGE_DATASETS,
+    IMAGE_MODELS,
+    MODEL_PARAM,
     MODEL_PARAMS,
     TRAINING_PARAMS,
+    known_params,
 )
 from search import SearchSpace, SpaceError, validate_strategy
 from search.base import OptionError
+from search.params import CategoricalParam
 
 __all__ = [
     "Budget",
@@ -176,26 +181,71 @@ class StudySpec(_Strict):
             )
         if self.objective.direction is None:
             self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
-        known = TRAINING_PARAMS | MODEL_PARAMS.get(self.train.model, frozenset())
+        models = self._models(space)
+        known = known_params(models)
+        label = "/".join(models)
         for name in space.names:
             if name not in known:
                 raise SpecFieldError(
                     f"space.{name}",
-                    f"{self.train.model} training has no parameter {name!r}; "
+                    f"{label} training has no parameter {name!r}; "
                     f"known: {', '.join(sorted(known))}",
+                )
+            if name in TRAINING_PARAMS or name == MODEL_PARAM:
+                continue
+            # Models whose trials may have this parameter active must all read it, or
+            # those trials would silently ignore it.
+            allowed = dict(space[name].when).get(MODEL_PARAM, tuple(models))
+            idle = [m for m in models if m in allowed and name not in MODEL_PARAMS[m]]
+            if idle:
+                readers = [m for m in models if name in MODEL_PARAMS[m]]
+                raise SpecFieldError(
+                    f"space.{name}",
+                    f"{', '.join(idle)} training has no parameter {name!r}; "
+                    f"add when: {{{MODEL_PARAM}: {readers if len(readers) > 1 else readers[0]}}}",
                 )
         for key, value in self.train.params.items():
             if key not in known:
                 raise SpecFieldError(
                     f"train.params.{key}",
-                    f"{self.train.model} training has no parameter {key!r}; "
-                    f"known: {', '.join(sorted(known))}",
+                    f"{label} training has no parameter {key!r}; known: {', '.join(sorted(known))}",
                 )
             if key in space.names:
                 raise SpecFieldError(f"train.params.{key}", "is also a searched parameter in space")
             if isinstance(value, float) and not math.isfinite(value):
                 raise SpecFieldError(f"train.params.{key}", "must be a finite number")
         return self
+
+    def _models(self, space: SearchSpace) -> list[str]:
+        """Every architecture a trial may train: ``train.model``, or the choices of a
+        searched ``model`` parameter (or a fixed one), each checked against the data set."""
+        models = [self.train.model]
+        where = "train.model"
+        if MODEL_PARAM in space.names:
+            param = space[MODEL_PARAM]
+            where = f"space.{MODEL_PARAM}"
+            if not isinstance(param, CategoricalParam):
+                raise SpecFieldError(where, "must be categorical (choices of model names)")
+            if param.when:
+                raise SpecFieldError(f"{where}.when", "the model choice cannot be conditional")
+            models = list(param.choices)
+        elif MODEL_PARAM in self.train.params:
+            raise SpecFieldError(
+                f"train.params.{MODEL_PARAM}",
+                "set train.model to fix the model, or search it in space",
+            )
+        for model in models:
+            if model not in BUILTIN_MODELS:
+                raise SpecFieldError(
+                    where, f"unknown model {model!r}; known: {', '.join(BUILTIN_MODELS)}"
+                )
+            if model in IMAGE_MODELS and self.train.dataset not in IMAGE_DATASETS:
+                raise SpecFieldError(
+                    where,
+                    f"{model} needs an image data set ({', '.join(sorted(IMAGE_DATASETS))}); "
+                    f"{self.train.dataset!r} is not one",
+                )
+        return [str(m) for m in models]
 
     def search_space(self) -> SearchSpace:
         """The validated search space."""

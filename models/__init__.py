@@ -7,6 +7,7 @@ Imports only torch, numpy, scikit-learn and the standard library; never ``server
 from __future__ import annotations
 
 from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from models.cnn import POOLINGS, build_cnn
 from models.datasets import (
     DATASETS,
     Dataset,
@@ -18,7 +19,15 @@ from models.datasets import (
 )
 from models.device import seed_everything, select_device
 from models.mlp import ACTIVATIONS, build_mlp
-from models.registry import MODELS, UnknownModelError, build_model, model_names, register_model
+from models.registry import (
+    MODEL_PARAM,
+    MODELS,
+    UnknownModelError,
+    build_model,
+    model_names,
+    register_model,
+    selected_model,
+)
 from models.training import (
     OPTIMIZERS,
     EpochMetrics,
@@ -36,7 +45,9 @@ __all__ = [
     "ACTIVATIONS",
     "DATASETS",
     "MODELS",
+    "MODEL_PARAM",
     "OPTIMIZERS",
+    "POOLINGS",
     "Checkpoint",
     "Dataset",
     "EpochMetrics",
@@ -46,6 +57,7 @@ __all__ = [
     "UnknownDatasetError",
     "UnknownModelError",
     "batch_bounds",
+    "build_cnn",
     "build_mlp",
     "build_model",
     "build_optimizer",
@@ -61,5 +73,6 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "select_device",
+    "selected_model",
     "train",
 ]

@@ -4,6 +4,12 @@ A builder takes the :class:`~models.datasets.Dataset` (for input size, class cou
 per-sample shape) and the trial's parameter dict, and returns a freshly initialised
 ``nn.Module`` producing logits. New architectures join with :func:`register_model`; the
 names here must match ``hpo.catalog.BUILTIN_MODELS`` (a test checks it).
+
+Choosing the architecture per trial: the study's ``train.model`` is the default, and a
+``model`` key in the trial's parameters (:data:`MODEL_PARAM`, usually a searched
+categorical such as ``{type: categorical, choices: [mlp, cnn]}``) overrides it, so one
+study can compare architectures. :func:`build_model` applies that rule, so callers just
+pass the study's model name and the trial's parameters.
 """
 
 from __future__ import annotations
@@ -13,23 +19,30 @@ from typing import Any
 
 from torch import nn
 
-from models._params import UnknownNameError
+from models._params import UnknownNameError, as_choice
+from models.cnn import build_cnn
 from models.datasets import Dataset
 from models.mlp import build_mlp
 
 __all__ = [
     "MODELS",
+    "MODEL_PARAM",
     "ModelBuilder",
     "UnknownModelError",
     "build_model",
     "model_names",
     "register_model",
+    "selected_model",
 ]
 
 ModelBuilder = Callable[[Dataset, Mapping[str, Any]], nn.Module]
 
 #: Model name -> builder.
 MODELS: dict[str, ModelBuilder] = {}
+
+#: The trial parameter that picks the architecture, overriding the study's ``train.model``
+#: (equal to ``hpo.catalog.MODEL_PARAM``; a test checks it).
+MODEL_PARAM = "model"
 
 
 class UnknownModelError(UnknownNameError):
@@ -56,18 +69,47 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(name: str, dataset: Dataset, params: Mapping[str, Any]) -> nn.Module:
-    """Build model ``name`` for ``dataset`` with the trial's ``params``.
+def selected_model(name: str, params: Mapping[str, Any]) -> str:
+    """The model a trial trains: ``params["model"]`` when present, else ``name``.
 
-    Raises :class:`UnknownModelError` (a ``KeyError``) for an unknown name and the
-    builder's ``ValueError`` (naming the parameter) for a bad parameter value.
+    A ``model`` parameter that names no registered model raises ``ValueError`` starting
+    ``"model: "`` (it is a bad parameter value, reported like any other); ``name`` itself
+    is not checked here.
     """
-    builder = MODELS.get(name)
+    if MODEL_PARAM not in params:
+        return name
+    return as_choice(MODEL_PARAM, params[MODEL_PARAM], MODELS)
+
+
+def build_model(name: str, dataset: Dataset, params: Mapping[str, Any]) -> nn.Module:
+    """Build the trial's model for ``dataset`` with the trial's ``params``.
+
+    ``name`` is the study's ``train.model``; a ``model`` key in ``params`` overrides it
+    (see :func:`selected_model`). Raises :class:`UnknownModelError` (a ``KeyError``) for
+    an unknown ``name`` and ``ValueError`` naming the parameter for a bad parameter value,
+    including ``model`` when the chosen architecture does not fit the data set (a CNN on
+    flat features).
+    """
+    chosen = selected_model(name, params)
+    builder = MODELS.get(chosen)
     if builder is None:
-        raise UnknownModelError(name)
+        raise UnknownModelError(chosen)
     return builder(dataset, params)
 
 
 @register_model("mlp")
 def _mlp(dataset: Dataset, params: Mapping[str, Any]) -> nn.Module:
+    """The MLP for any data set: image samples are flattened."""
     return build_mlp(dataset.n_features, dataset.n_classes, params)
+
+
+@register_model("cnn")
+def _cnn(dataset: Dataset, params: Mapping[str, Any]) -> nn.Module:
+    """The CNN for an image data set (``input_shape`` ``(C, H, W)``); a flat data set
+    raises ``ValueError`` naming ``model``, since the choice of model is what is wrong."""
+    if len(dataset.input_shape) != 3:
+        raise ValueError(
+            f"{MODEL_PARAM}: 'cnn' needs image samples shaped (C, H, W), but data set "
+            f"{dataset.name!r} has input_shape {dataset.input_shape}; use 'mlp'"
+        )
+    return build_cnn(dataset.input_shape, dataset.n_classes, params)

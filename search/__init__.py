@@ -16,6 +16,7 @@ from search.base import (
     TrialRecord,
     TrialStatus,
 )
+from search.bayes import BayesStrategy
 from search.errors import FieldError, OptionError, SpaceError
 from search.grid import MAX_GRID_POINTS, GridStrategy
 from search.random import RandomStrategy
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_PARAMS",
     "STRATEGIES",
     "TERMINAL",
+    "BayesStrategy",
     "CategoricalParam",
     "Decision",
     "Direction",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,14 @@ __all__ = [
     "NAME_PATTERN",
     "check_name",
     "check_points",
+    "check_when",
     "choice_key",
     "dedupe",
     "finite_float",
     "flag",
     "integer",
     "is_number",
+    "show_value",
 ]
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -130,3 +133,63 @@ def choice_key(value: Any) -> tuple[str, Any] | None:
         number = float(value) if isinstance(value, (float, np.floating)) else int(value)
         return ("num", number)
     return None
+
+
+def show_value(value: Any) -> str:
+    """A value as users wrote it in YAML/JSON (``cnn``, ``true``, ``null``, ``3``), for messages."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def check_when(name: str, when: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """Normalize a parameter's ``when`` condition, or raise ``SpaceError``.
+
+    Accepts the serialized mapping ``{parent: [values]}`` (a scalar is shorthand for a
+    one-item list) or the stored form, a sequence of ``(parent, values)`` pairs.
+    Returns pairs sorted by parent name, so that two spellings of one condition compare
+    and hash equal. Only the shape is checked here; whether each parent exists, is a
+    categorical declared earlier and has those choices is the space's job, since a
+    parameter alone does not know its siblings.
+
+    Fields: ``"<name>.when"`` for the shape and parent names, ``"<name>.when.<parent>"``
+    for the allowed values.
+    """
+    field = f"{name}.when"
+    if isinstance(when, Mapping):
+        items = list(when.items())
+    elif isinstance(when, (list, tuple)) and all(
+        isinstance(item, (list, tuple)) and len(item) == 2 for item in when
+    ):
+        items = [tuple(item) for item in when]
+    else:
+        raise SpaceError(field, "must be a mapping of parent parameter name to allowed values")
+    if not items:
+        # An empty condition would read as "always active" while looking conditional.
+        raise SpaceError(field, "must name at least one parent parameter")
+    pairs: dict[str, tuple[Any, ...]] = {}
+    for parent, allowed in items:
+        if not isinstance(parent, str) or NAME_PATTERN.fullmatch(parent) is None:
+            raise SpaceError(field, f"parent must be a parameter name, got {parent!r}")
+        if parent in pairs:
+            raise SpaceError(f"{field}.{parent}", "parent named twice")
+        values = tuple(allowed) if isinstance(allowed, (list, tuple)) else (allowed,)
+        if not values:
+            raise SpaceError(f"{field}.{parent}", "must list at least one allowed value")
+        seen: set[tuple[str, Any]] = set()
+        for value in values:
+            key = choice_key(value)
+            if key is None:
+                raise SpaceError(
+                    f"{field}.{parent}",
+                    f"allowed values must be strings, numbers, booleans or null, got {value!r}",
+                )
+            if key in seen:
+                raise SpaceError(f"{field}.{parent}", f"value listed twice: {value!r}")
+            seen.add(key)
+        pairs[parent] = values
+    return tuple(sorted(pairs.items()))

@@ -99,7 +99,8 @@ class EvolutionStrategy(Strategy):
 
     **A child.** Parent 1 is chosen by ``selection``: ``"tournament"`` (the best of
     ``tournament_size`` distinct members drawn at random) or ``"rank"`` (linear ranking,
-    probability proportional to ``population - rank``). With probability
+    probability proportional to ``population - rank``; a tournament larger than the
+    current population takes its best). With probability
     ``crossover_rate`` a second, different parent is chosen the same way and each gene
     comes from either parent with probability 1/2. Then each gene mutates with
     probability ``mutation_rate`` (default 1/number of active genes): floats by a
@@ -158,7 +159,8 @@ class EvolutionStrategy(Strategy):
         size = integer("population_size", 2, _MAX_POPULATION)
         return {
             "population_size": size,
-            "tournament_size": integer("tournament_size", 1, size),
+            # Larger than the population is allowed: a tournament draws at most all members.
+            "tournament_size": integer("tournament_size", 1, _MAX_POPULATION),
             "selection": choice("selection", ("tournament", "rank")),
             "crossover_rate": real("crossover_rate", 0.0, 1.0),
             "mutation_rate": None
@@ -272,8 +274,10 @@ class EvolutionStrategy(Strategy):
                 break
             self._mutate(child, parents, force=True)
         child = self._repair(child, parents)
-        if not self.space.contains(child):  # a pathological condition graph; stay valid
-            child = self.space.sample(self._rng)
+        if not self.space.contains(child):
+            # Only a pathological condition graph gets here; a valid random point beats
+            # an invalid child.
+            return self._random()
         generation = 1 + max(self._generation(t) for t in parents)
         return Suggestion(
             params=child,

@@ -13,6 +13,10 @@ Every parameter offers the same small protocol, used by strategies:
 * ``canonical(value)`` maps a contained value to a hashable key that survives a JSON
   round trip, so two trials with "the same" parameters compare equal;
 * ``to_dict()`` gives the serialized spec that ``search.space.param_from_spec`` reads.
+
+Any parameter may be *conditional*: ``when`` holds ``(parent, allowed values)`` pairs
+and the parameter exists only while every parent is active and takes one of its
+allowed values (see ``search.space.SearchSpace.is_active``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from search.checks import (
     FLOAT_KEY_DIGITS,
     check_name,
     check_points,
+    check_when,
     choice_key,
     dedupe,
     finite_float,
@@ -36,7 +41,24 @@ from search.checks import (
 )
 from search.errors import SpaceError
 
-__all__ = ["CategoricalParam", "FloatParam", "IntParam"]
+__all__ = ["CategoricalParam", "Condition", "FloatParam", "IntParam"]
+
+#: A parameter's activation condition: ``((parent, (allowed, ...)), ...)``, sorted by
+#: parent name; ``()`` for an unconditional parameter. A tuple so parameters stay hashable.
+Condition = tuple[tuple[str, tuple[Any, ...]], ...]
+
+
+def _normalize_when(param: Any, name: str) -> None:
+    """Validate and store ``param.when`` in its canonical form (frozen dataclass)."""
+    if param.when != ():
+        object.__setattr__(param, "when", check_when(name, param.when))
+
+
+def _with_when(spec: dict[str, Any], when: Condition) -> dict[str, Any]:
+    """Add the serialized ``when`` mapping to ``spec`` when there is a condition."""
+    if when:
+        spec["when"] = {parent: list(values) for parent, values in when}
+    return spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +69,10 @@ class FloatParam:
     low: float
     high: float
     log: bool = False
+    when: Condition = ()
 
     kind: ClassVar[str] = "float"
-    spec_keys: ClassVar[frozenset[str]] = frozenset({"type", "low", "high", "log"})
+    spec_keys: ClassVar[frozenset[str]] = frozenset({"type", "low", "high", "log", "when"})
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
@@ -65,6 +88,7 @@ class FloatParam:
             raise SpaceError(f"{name}.high", "high - low must be a finite number")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
+        _normalize_when(self, name)
 
     def sample(self, rng: np.random.Generator) -> float:
         """Draw one float in ``[low, high]`` (log-uniform when ``log``)."""
@@ -107,7 +131,8 @@ class FloatParam:
 
     def to_dict(self) -> dict[str, Any]:
         """The serialized spec, as users write it under ``space:``."""
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+        spec = {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+        return _with_when(spec, self.when)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +148,10 @@ class IntParam:
     high: int
     log: bool = False
     step: int = 1
+    when: Condition = ()
 
     kind: ClassVar[str] = "int"
-    spec_keys: ClassVar[frozenset[str]] = frozenset({"type", "low", "high", "log", "step"})
+    spec_keys: ClassVar[frozenset[str]] = frozenset({"type", "low", "high", "log", "step", "when"})
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
@@ -142,6 +168,7 @@ class IntParam:
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         object.__setattr__(self, "step", step)
+        _normalize_when(self, name)
 
     @property
     def count(self) -> int:
@@ -200,13 +227,14 @@ class IntParam:
 
     def to_dict(self) -> dict[str, Any]:
         """The serialized spec, as users write it under ``space:``."""
-        return {
+        spec = {
             "type": "int",
             "low": self.low,
             "high": self.high,
             "step": self.step,
             "log": self.log,
         }
+        return _with_when(spec, self.when)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +243,10 @@ class CategoricalParam:
 
     name: str
     choices: tuple[Any, ...]
+    when: Condition = ()
 
     kind: ClassVar[str] = "categorical"
-    spec_keys: ClassVar[frozenset[str]] = frozenset({"type", "choices"})
+    spec_keys: ClassVar[frozenset[str]] = frozenset({"type", "choices", "when"})
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
@@ -237,6 +266,7 @@ class CategoricalParam:
                 raise SpaceError(field, f"item {i} duplicates an earlier choice: {choice!r}")
             seen.add(key)
         object.__setattr__(self, "choices", tuple(choices))
+        _normalize_when(self, name)
 
     def sample(self, rng: np.random.Generator) -> Any:
         """Draw one choice uniformly."""
@@ -262,4 +292,4 @@ class CategoricalParam:
 
     def to_dict(self) -> dict[str, Any]:
         """The serialized spec, as users write it under ``space:``."""
-        return {"type": "categorical", "choices": list(self.choices)}
+        return _with_when({"type": "categorical", "choices": list(self.choices)}, self.when)

@@ -11,6 +11,8 @@ from typing import Any
 
 from search.asha import AshaStrategy
 from search.base import Direction, OptionError, Strategy, TrialRecord
+from search.bayes import BayesStrategy
+from search.evolution import EvolutionStrategy
 from search.grid import GridStrategy
 from search.hyperband import HyperbandStrategy
 from search.random import RandomStrategy
@@ -27,6 +29,8 @@ __all__ = [
 STRATEGIES: dict[str, type[Strategy]] = {
     RandomStrategy.name: RandomStrategy,
     GridStrategy.name: GridStrategy,
+    BayesStrategy.name: BayesStrategy,
+    EvolutionStrategy.name: EvolutionStrategy,
     HyperbandStrategy.name: HyperbandStrategy,
     AshaStrategy.name: AshaStrategy,
 }

@@ -7,6 +7,18 @@ Users write a space as a mapping ``name -> spec`` (YAML or JSON, under ``space:`
     optimizer:  {type: categorical, choices: [adam, sgd]}
     activation: [relu, gelu]          # shorthand: a bare list is a categorical
 
+Any spec may carry ``when: {parent: [allowed values]}`` (a scalar is a one-item list;
+several parents must all hold): the parameter is *active*, i.e. part of a point, only
+while each parent is active and takes one of the listed values::
+
+    model:   {type: categorical, choices: [mlp, cnn]}
+    units:   {type: int, low: 32, high: 256, log: true, when: {model: mlp}}
+    filters: {type: int, low: 8, high: 64, log: true, when: {model: cnn}}
+
+A parent must be a categorical declared before the child, so declaration order is a
+dependency order (cycles cannot be written) and a point can be drawn in one pass.
+A point holds exactly its active parameters: inactive ones are absent, not null.
+
 ``SearchSpace.from_dict`` validates all of it and raises ``SpaceError`` whose
 ``field`` is the dotted path of the first problem (``"lr.low"``, ``"space"``...).
 """
@@ -18,14 +30,15 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from search.checks import NAME_PATTERN, check_name
+from search.checks import NAME_PATTERN, check_name, choice_key, show_value
 from search.errors import SpaceError
-from search.params import CategoricalParam, FloatParam, IntParam
+from search.params import CategoricalParam, Condition, FloatParam, IntParam
 
 __all__ = [
     "MAX_PARAMS",
     "NAME_PATTERN",
     "CategoricalParam",
+    "Condition",
     "FloatParam",
     "IntParam",
     "Param",
@@ -89,11 +102,13 @@ class SearchSpace:
     Equality and hashing follow the parameters (names, order, domains).
     """
 
-    __slots__ = ("_by_name", "params")
+    __slots__ = ("_by_name", "_conditions", "params")
 
     def __init__(self, params: Iterable[Param]) -> None:
         """Build from parameter objects; raises ``SpaceError`` (field ``"space"`` for
-        an empty or oversized space, the parameter name for a duplicate)."""
+        an empty or oversized space, the parameter name for a duplicate,
+        ``"<name>.when.<parent>"`` for a condition on an unknown, later or
+        non-categorical parent or on a value that is not one of its choices)."""
         items = tuple(params)
         if not items:
             raise SpaceError("space", "must define at least one parameter")
@@ -105,9 +120,19 @@ class SearchSpace:
                 raise SpaceError("space", f"not a parameter: {p!r}")
             if p.name in by_name:
                 raise SpaceError(p.name, "duplicate parameter name")
+            _check_condition(p, by_name)
             by_name[p.name] = p
         self.params: tuple[Param, ...] = items
         self._by_name = by_name
+        # name -> ((parent, allowed choice keys), ...): membership tests by choice_key so
+        # that True never satisfies a condition on 1 (the same rule as choices).
+        self._conditions: dict[str, tuple[tuple[str, frozenset[Any]], ...]] = {
+            p.name: tuple(
+                (parent, frozenset(choice_key(v) for v in values)) for parent, values in p.when
+            )
+            for p in items
+            if p.when
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
@@ -154,12 +179,81 @@ class SearchSpace:
     def __repr__(self) -> str:
         return f"SearchSpace({list(self.params)!r})"
 
+    @property
+    def conditional(self) -> bool:
+        """True when some parameter has a ``when`` condition."""
+        return bool(self._conditions)
+
+    def is_active(self, name: str, params: Mapping[str, Any]) -> bool:
+        """Whether parameter ``name`` belongs to a point whose values are ``params``.
+
+        True for an unconditional parameter; otherwise every parent must itself be
+        active and ``params[parent]`` one of the allowed values (a missing or
+        out-of-domain parent value makes the child inactive). Only the parents are
+        read. ``KeyError`` if ``name`` is not a parameter of this space.
+        """
+        if name not in self._by_name:
+            raise KeyError(name)
+        return self._failed_condition(name, params, {}) is None
+
+    def active_names(self, params: Mapping[str, Any]) -> list[str]:
+        """Names of the parameters active under ``params``, in declaration order."""
+        memo: dict[str, str | None] = {}
+        return [p.name for p in self.params if self._failed_condition(p.name, params, memo) is None]
+
+    def project(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` restricted to its active parameters, in declaration order.
+
+        Missing active parameters stay missing; unknown keys are dropped. For an
+        unconditional space this only reorders and drops unknown keys.
+        """
+        return {name: params[name] for name in self.active_names(params) if name in params}
+
+    def _failed_condition(
+        self, name: str, params: Mapping[str, Any], memo: dict[str, str | None]
+    ) -> str | None:
+        """None when ``name`` is active, else the first parent whose condition fails.
+        ``memo`` caches answers within one call of a public method (a hot path for
+        model-based strategies, hence no message formatting here)."""
+        conditions = self._conditions.get(name)
+        if conditions is None:
+            return None
+        if name in memo:
+            return memo[name]
+        failed: str | None = None
+        for parent, allowed in conditions:
+            # Parents are declared earlier, so this recursion always terminates.
+            if (
+                self._failed_condition(parent, params, memo) is not None
+                or parent not in params
+                or choice_key(params[parent]) not in allowed
+            ):
+                failed = parent
+                break
+        memo[name] = failed
+        return failed
+
+    def _why_inactive(self, parent: str, params: Mapping[str, Any]) -> str:
+        """The end of an "inactive: ..." message: ``"model is cnn"``."""
+        if not self.is_active(parent, params):
+            return f"{parent} is inactive"
+        if parent not in params:
+            return f"{parent} is not set"
+        return f"{parent} is {show_value(params[parent])}"
+
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
-        """One independent draw per parameter, in order, as plain Python values."""
-        return {p.name: p.sample(rng) for p in self.params}
+        """One independent draw per active parameter, in declaration order, as plain
+        Python values. Parents come first, so each child sees its parents' draws;
+        inactive parameters draw nothing (an unconditional space uses the generator
+        exactly as it always did)."""
+        point: dict[str, Any] = {}
+        for p in self.params:
+            if not p.when or self.is_active(p.name, point):
+                point[p.name] = p.sample(rng)
+        return point
 
     def contains(self, params: Mapping[str, Any]) -> bool:
-        """True when ``params`` has exactly this space's names, every value inside."""
+        """True when ``params`` has exactly the active names, every value inside."""
         try:
             self.check(params)
         except SpaceError:
@@ -170,11 +264,19 @@ class SearchSpace:
         """Raise ``SpaceError`` naming the first offending parameter, if any.
 
         Field is ``"params"`` when ``params`` is not a mapping, otherwise the name of
-        the missing, unknown or out-of-domain parameter.
+        the missing, unknown, out-of-domain or inactive-but-present parameter (message
+        ``"inactive: model is cnn"``). Parameters are checked in declaration order, so a
+        child is judged against parents already known to be valid.
         """
         if not isinstance(params, Mapping):
             raise SpaceError("params", "must be a mapping of parameter name to value")
+        memo: dict[str, str | None] = {}
         for p in self.params:
+            failed = self._failed_condition(p.name, params, memo)
+            if failed is not None:
+                if p.name in params:
+                    raise SpaceError(p.name, f"inactive: {self._why_inactive(failed, params)}")
+                continue
             if p.name not in params:
                 raise SpaceError(p.name, "missing")
             if not p.contains(params[p.name]):
@@ -182,3 +284,23 @@ class SearchSpace:
         for key in params:
             if key not in self._by_name:
                 raise SpaceError(str(key), "unknown parameter; not in the search space")
+
+
+def _check_condition(param: Param, earlier: Mapping[str, Param]) -> None:
+    """Check ``param.when`` against the parameters declared before it."""
+    for parent, values in param.when:
+        field = f"{param.name}.when.{parent}"
+        if parent == param.name:
+            raise SpaceError(field, "a parameter cannot depend on itself")
+        if parent not in earlier:
+            raise SpaceError(
+                field, f"the parent must be a parameter declared before {param.name!r}"
+            )
+        owner = earlier[parent]
+        if not isinstance(owner, CategoricalParam):
+            raise SpaceError(field, f"the parent must be categorical; {parent!r} is {owner.kind}")
+        for value in values:
+            if not owner.contains(value):
+                raise SpaceError(
+                    field, f"{value!r} is not one of {parent}'s choices {list(owner.choices)!r}"
+                )

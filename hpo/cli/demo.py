@@ -22,7 +22,10 @@ TERMINAL = ("completed", "pruned", "failed", "stopped")
 
 def demo(
     trials: Annotated[int, typer.Option(min=1, help="Trials in the study.")] = 30,
-    strategy: Annotated[str, typer.Option(help="Strategy: random or grid.")] = "random",
+    strategy: Annotated[
+        str,
+        typer.Option(help="Strategy: random, grid, bayes, evolution, hyperband or asha."),
+    ] = "random",
     workers: Annotated[
         int | None, typer.Option(min=1, help="Local workers (default: one per CPU core).")
     ] = None,
@@ -30,9 +33,9 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="Strategy seed (default: random).")] = None,
     port: Annotated[int, typer.Option(help="API port (0: any free port).")] = 0,
 ) -> None:
-    """Run the demo study: tune an MLP on scikit-learn's digits, end to end.
+    """Run the demo study: tune an MLP or a CNN on scikit-learn's digits, end to end.
 
-    Example: hpo demo --trials 20 --strategy grid --workers 2
+    Example: hpo demo --trials 20 --strategy hyperband --workers 2
     """
     from hpo.demo import demo_spec
     from hpo.embedded import EmbeddedService

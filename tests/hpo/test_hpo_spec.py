@@ -15,14 +15,20 @@ from hpo.spec import StudySpec, load_spec_file
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_example_validates_and_matches_the_demo_space() -> None:
-    data = load_spec_file(ROOT / "examples" / "digits-mlp.yaml")
-    spec = StudySpec.model_validate(data)
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_shipped_example_validates(example: Path) -> None:
+    spec = StudySpec.model_validate(load_spec_file(example))
     assert spec.train.dataset == "digits"
-    assert spec.space == DEMO_SPACE
 
 
-@pytest.mark.parametrize("strategy", ["random", "grid"])
+def test_demo_space_is_the_mlp_cnn_example() -> None:
+    data = load_spec_file(ROOT / "examples" / "digits-cnn-mlp.yaml")
+    assert StudySpec.model_validate(data).space == DEMO_SPACE
+
+
+@pytest.mark.parametrize("strategy", ["random", "grid", "bayes", "evolution", "hyperband", "asha"])
 def test_demo_spec_validates_for_each_demo_strategy(strategy: str) -> None:
     spec = StudySpec.model_validate(demo_spec(strategy=strategy, trials=5))
     assert spec.strategy.name == strategy

@@ -30,6 +30,9 @@ STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
     "hyperband": {"max_budget": 9},
     "asha": {"max_budget": 9},
     "grid": {"points": 3},
+    # bayes: a short design so the 30-round loop runs mostly on the model, and a small
+    # model so that it does so quickly.
+    "bayes": {"n_initial_points": 4, "n_candidates": 64, "max_kernel_fit_points": 16},
 }
 # Strategies whose suggestions do not depend on the seed by design.
 SEED_INSENSITIVE: set[str] = set()
@@ -45,6 +48,22 @@ SPACES: dict[str, dict[str, Any]] = {
     },
     "small_categorical": {"act": ["relu", "tanh", "gelu"], "bias": [True, False]},
     "single_int": {"n": {"type": "int", "low": -5, "high": 40, "step": 7}},
+    # Conditional: children of a categorical, a child shared by two branches, a nested
+    # condition (dilation needs kernel 5, which needs model cnn) and a numeric choice.
+    "conditional": {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model": ["mlp", "cnn", "linear"],
+        "units": {"type": "int", "low": 32, "high": 256, "log": True, "when": {"model": "mlp"}},
+        "layers": {"type": "int", "low": 1, "high": 3, "when": {"model": ["mlp", "cnn"]}},
+        "filters": {"type": "int", "low": 8, "high": 64, "step": 8, "when": {"model": "cnn"}},
+        "kernel": {"type": "categorical", "choices": [3, 5], "when": {"model": "cnn"}},
+        "dilation": {"type": "categorical", "choices": [1, 2], "when": {"kernel": 5}},
+    },
+    # Conditional and tiny: 4 distinct points, so bounded strategies run out in the loop.
+    "conditional_tiny": {
+        "use": [True, False],
+        "depth": {"type": "int", "low": 0, "high": 2, "when": {"use": True}},
+    },
 }
 
 NAMES = sorted(STRATEGIES)

@@ -1,0 +1,341 @@
+"""Search-quality benchmark: normalized regret of every registered strategy against
+Optuna's TPE and random samplers, on the same problems and seeds, in the same run.
+
+    python -m benchmarks.search_quality [--problems branin,hartmann6,digits] [--seeds 10]
+        [--budgets 25,50,100] [--parallel 1] [--jobs 1] [--methods ...] [--smoke]
+
+Our strategies are driven the way the server drives them: rebuilt from the history
+before every ask, ``ask(k)`` for the ``k`` free worker slots (``--parallel`` slots; the
+oldest trial in flight finishes first), each suggestion appended to the history as a
+running ``TrialRecord`` carrying its ``info`` and turned completed (or failed) when
+evaluated. Every strategy in ``search.STRATEGIES`` that can be built with default options
+takes part; ones that need options (multi-fidelity strategies need ``max_budget``) are
+listed as skipped. Early-stopping decisions are not exercised: every trial runs to the end.
+
+Regret after ``b`` evaluations is ``(best of the first b values - f*) / (m - f*)``, where
+``m`` is the median value of random points (a fixed reference sample drawn in the run) and
+``f*`` the known minimum or, when none is known (digits), the best value seen anywhere in
+the run (reference sample and every method). 0 means the optimum; 1 means no better than
+a typical random point. Tables give the median over seeds and ratios to Optuna TPE and
+to our random strategy (below 1 is better). Nothing here is tuned to these problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from benchmarks.problems import PROBLEMS, Problem, make_problem
+from search import STRATEGIES, OptionError, SpaceError, TrialRecord, make_strategy
+
+__all__ = ["OPTUNA_PEERS", "Run", "main", "regret_table", "run_method"]
+
+OPTUNA_PEERS: tuple[str, ...] = ("optuna-tpe", "optuna-random")
+REFERENCE_SEED = 20_240_601
+Values = list["float | None"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One method on one problem with one seed: the values in completion order (None
+    for a failed evaluation) and the seconds spent inside the method (not evaluating)."""
+
+    problem: str
+    method: str
+    seed: int
+    values: Values
+    method_seconds: float
+
+
+@functools.cache
+def _problem(name: str, smoke: bool) -> Problem:
+    return make_problem(name, smoke=smoke)
+
+
+# Per-process memo: grid and categorical-heavy methods revisit points, and a digits
+# evaluation is deterministic and costs a training run.
+_memo: dict[tuple[str, tuple[tuple[str, str], ...]], float | None] = {}
+
+
+def _evaluate(problem: Problem, params: Mapping[str, Any]) -> float | None:
+    key = (problem.name, tuple(sorted((k, repr(v)) for k, v in params.items())))
+    if key not in _memo:
+        _memo[key] = problem.objective(params)
+    return _memo[key]
+
+
+def usable_strategies(problem: Problem) -> tuple[list[str], dict[str, str]]:
+    """Registered strategies buildable with default options on ``problem``, and why
+    the others are skipped."""
+    usable, skipped = [], {}
+    for name in sorted(STRATEGIES):
+        try:
+            make_strategy(name, problem.space, (), options={})
+        except (OptionError, SpaceError) as err:
+            skipped[name] = str(err)
+        else:
+            usable.append(name)
+    return usable, skipped
+
+
+def _drive_ours(
+    name: str, problem: Problem, seed: int, budget: int, parallel: int
+) -> tuple[Values, float]:
+    history: list[TrialRecord] = []
+    in_flight: list[int] = []  # history indices, oldest first
+    values: Values = []
+    spent = 0.0
+    exhausted = False
+    while len(values) < budget:
+        free = min(parallel - len(in_flight), budget - len(history))
+        if free > 0 and not exhausted:
+            started = time.perf_counter()
+            strategy = make_strategy(name, problem.space, history, seed=seed)
+            batch = strategy.ask(free)
+            exhausted = strategy.exhausted
+            spent += time.perf_counter() - started
+            for s in batch:
+                in_flight.append(len(history))
+                history.append(TrialRecord(len(history), s.params, "running", info=s.info))
+        if not in_flight:
+            break  # a bounded strategy (grid) ran out of points
+        index = in_flight.pop(0)
+        value = _evaluate(problem, history[index].params)
+        status = "failed" if value is None else "completed"
+        history[index] = replace(history[index], status=status, value=value)
+        values.append(value)
+    return values, spent
+
+
+def _drive_optuna(
+    peer: str, problem: Problem, seed: int, budget: int, parallel: int
+) -> tuple[Values, float]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed)
+        if peer == "optuna-tpe"
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    started = time.perf_counter()
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    spent = time.perf_counter() - started
+
+    def suggest(trial: optuna.Trial) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for p in problem.space:
+            if p.kind == "float":
+                params[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            elif p.kind == "int":
+                step = 1 if p.log else p.step  # optuna allows no step on a log scale
+                params[p.name] = trial.suggest_int(p.name, p.low, p.top, step=step, log=p.log)
+            else:
+                params[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+        return params
+
+    in_flight: list[tuple[optuna.Trial, dict[str, Any]]] = []
+    values: Values = []
+    asked = 0
+    while len(values) < budget:
+        while len(in_flight) < parallel and asked < budget:
+            started = time.perf_counter()
+            trial = study.ask()
+            in_flight.append((trial, suggest(trial)))
+            spent += time.perf_counter() - started
+            asked += 1
+        trial, params = in_flight.pop(0)
+        value = _evaluate(problem, params)
+        started = time.perf_counter()
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+        spent += time.perf_counter() - started
+        values.append(value)
+    return values, spent
+
+
+def run_method(
+    problem_name: str, method: str, seed: int, budget: int, parallel: int = 1, smoke: bool = False
+) -> Run:
+    """Run ``method`` (a strategy name or one of ``OPTUNA_PEERS``) for ``budget``
+    evaluations; module-level so worker processes can run it."""
+    problem = _problem(problem_name, smoke)
+    drive = _drive_optuna if method in OPTUNA_PEERS else _drive_ours
+    values, spent = drive(method, problem, seed, budget, parallel)
+    return Run(problem_name, method, seed, values, spent)
+
+
+def _evaluate_points(problem_name: str, smoke: bool, points: list[dict[str, Any]]) -> Values:
+    problem = _problem(problem_name, smoke)
+    return [_evaluate(problem, p) for p in points]
+
+
+def reference_values(
+    problem: Problem, smoke: bool, starmap: Callable[..., list[Any]], jobs: int
+) -> list[float]:
+    """Values of ``problem.reference_draws`` random points (fixed seed), failures dropped."""
+    rng = np.random.default_rng(REFERENCE_SEED)
+    points = [problem.space.sample(rng) for _ in range(problem.reference_draws)]
+    chunks = [points[i::jobs] for i in range(jobs)]
+    results = starmap(_evaluate_points, [(problem.name, smoke, c) for c in chunks])
+    return [v for chunk in results for v in chunk if v is not None]
+
+
+def _best(values: Values, budget: int) -> float | None:
+    done = [v for v in values[:budget] if v is not None]
+    return min(done) if done else None
+
+
+def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "n/a"
+    return "inf" if math.isinf(x) else f"{x:.3g}" if x < 1000 else f"{x:.0f}"
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0:
+        return 1.0 if a == 0 else math.inf
+    return a / b
+
+
+def regret_table(
+    problem: Problem,
+    runs: Sequence[Run],
+    reference: Sequence[float],
+    budgets: Sequence[int],
+    methods: Sequence[str],
+    notes: Sequence[str] = (),
+) -> str:
+    """The printed table: median normalized regret per method and budget, and ratios;
+    ``notes`` are printed between the title and the column header."""
+    observed = [v for r in runs for v in r.values if v is not None]
+    known = problem.optimum is not None
+    f_star = problem.optimum if known else min([*reference, *observed])
+    typical = statistics.median(reference)
+    scale = typical - f_star if typical > f_star else 1.0  # type: ignore[operator]
+
+    def regret(run: Run, b: int) -> float:
+        best = _best(run.values, b)
+        return math.inf if best is None else max(best - f_star, 0.0) / scale  # type: ignore[operator]
+
+    medians: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    for m in methods:
+        mine = [r for r in runs if r.method == m]
+        medians[m] = [statistics.median(regret(r, b) for r in mine) for b in budgets]
+        evaluations = sum(len(r.values) for r in mine) or 1
+        seconds[m] = 1000 * sum(r.method_seconds for r in mine) / evaluations
+    seeds = len({r.seed for r in runs})
+    source = "known" if known else "best seen in this run"
+    lines = [
+        f"== {problem.name}: {problem.description}; median over {seeds} seeds",
+        f"   regret = (best found - f*) / (median random - f*); f* = {f_star:.6g} ({source}), "
+        f"median random = {typical:.6g} ({len(reference):,} random points)",
+        *(f"   {note}" for note in notes),
+    ]
+    cols = [f"r@{b}" for b in budgets]
+    cols += [f"/tpe@{b}" for b in budgets] + [f"/rnd@{b}" for b in budgets] + ["ms/ask"]
+    lines.append(f"{'method':<16}" + "".join(f"{c:>10}" for c in cols))
+    for m in methods:
+        cells = [_fmt(x) for x in medians[m]]
+        for base in ("optuna-tpe", "random"):
+            ref = medians.get(base)
+            if ref is None:
+                cells += ["n/a"] * len(budgets)
+            else:
+                cells += [_fmt(_ratio(x, y)) for x, y in zip(medians[m], ref, strict=True)]
+        cells.append(f"{seconds[m]:.1f}")
+        lines.append(f"{m:<16}" + "".join(f"{c:>10}" for c in cells))
+    return "\n".join(lines)
+
+
+def _int_list(text: str) -> list[int]:
+    values = [int(x) for x in text.split(",") if x.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers separated by commas")
+    return sorted(set(values))
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search_quality")
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--seeds", type=int, default=None, help="default 10 (smoke: 2)")
+    parser.add_argument("--budgets", type=_int_list, default=None, help="default 25,50,100")
+    parser.add_argument("--parallel", type=int, default=1, help="trials in flight (max_parallel)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--methods", default=None, help="subset of methods, comma-separated")
+    parser.add_argument("--smoke", action="store_true", help="2 seeds, budgets 5,10, tiny digits")
+    args = parser.parse_args(argv)
+    args.seeds = args.seeds or (2 if args.smoke else 10)
+    args.budgets = args.budgets or ([5, 10] if args.smoke else [25, 50, 100])
+    if args.parallel < 1 or args.jobs < 1 or args.seeds < 1:
+        parser.error("--parallel, --jobs and --seeds must be >= 1")
+    args.problems = [p for p in args.problems.split(",") if p]
+    unknown = [p for p in args.problems if p not in PROBLEMS]
+    if unknown:
+        parser.error(f"unknown problems {unknown}; known: {', '.join(PROBLEMS)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print one table per problem; returns the exit status."""
+    args = _parse(argv)
+    try:
+        import optuna
+
+        peers: list[str] = list(OPTUNA_PEERS)
+        peer_note = f"optuna {optuna.__version__}"
+    except ImportError:
+        peers, peer_note = [], "optuna not installed (pip install 'hpo-service[bench]'): no peers"
+    budget = max(args.budgets)
+    print(
+        f"search quality: seeds 0..{args.seeds - 1}, budgets {args.budgets}, "
+        f"parallel {args.parallel}{', smoke' if args.smoke else ''}; {peer_note}"
+    )
+    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+
+    def starmap(fn: Callable[..., Any], arglists: list[tuple[Any, ...]]) -> list[Any]:
+        if pool is None:
+            return [fn(*a) for a in arglists]
+        return list(pool.map(fn, *zip(*arglists, strict=True)))
+
+    started = time.perf_counter()
+    try:
+        for name in args.problems:
+            problem = _problem(name, args.smoke)
+            ours, skipped = usable_strategies(problem)
+            methods = ours + peers
+            if args.methods:
+                wanted = args.methods.split(",")
+                methods = [m for m in methods if m in wanted or m in ("random", "optuna-tpe")]
+            reference = reference_values(problem, args.smoke, starmap, args.jobs)
+            tasks = [
+                (name, m, seed, budget, args.parallel, args.smoke)
+                for m in methods
+                for seed in range(args.seeds)
+            ]
+            runs = starmap(run_method, tasks)
+            notes = [f"skipped {skip}: {why}" for skip, why in skipped.items()]
+            table = regret_table(problem, runs, reference, args.budgets, methods, notes)
+            print(table, flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

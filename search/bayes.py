@@ -1,0 +1,376 @@
+"""Bayesian optimization with a Gaussian process (scikit-optimize's GP), restartable.
+
+How a batch of suggestions is made from the history:
+
+1. *Design phase.* Until ``n_initial_points`` trials have been observed, suggestions are
+   the points of a quasi-random design (Sobol' by default) fixed by the seed, in order,
+   skipping points the history already holds, then seeded random points if the design
+   runs out (its points are in flight or failed).
+2. *Model phase.* A GP is fitted on the observed trials (at most ``max_fit_points``:
+   the best half and the most recent rest) with targets normalized; trials in flight
+   (queued or running, and this instance's earlier suggestions) are added as *lies*
+   with the ``liar`` value, so parallel workers get different points (constant liar).
+   Candidates are seeded random points plus perturbations of the best trials, refined
+   once around the acquisition's best candidates; each suggestion takes the best
+   candidate, then is itself added as a lie before the next one is chosen.
+
+Observed trials: completed with a finite value, and pruned ones with a finite value or
+last intermediate value (``use_pruned``): a pruned trial's partial value is worse than
+what it would have reached, which is the verdict pruning already gave, and telling the
+model about it keeps it from proposing the same region again. Failed and stopped trials
+teach nothing but, like every trial in the space, are not suggested again while
+unseen candidates remain. Direction ``maximize`` negates values.
+
+Conditional spaces: every point is encoded on all dimensions with inactive ones imputed
+by a constant (``search.encoding``), the same for history and candidates; suggestions
+hold active parameters only.
+
+Purity: the only randomness is ``numpy.random.default_rng([seed, len(history),
+suggested so far])`` (and a fit seed derived from the seed and the data size), so the
+same seed and history give the same suggestions; the kernel cache in ``search.gp``
+does not change results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm, qmc
+
+from search.base import OptionError, Strategy, Suggestion
+from search.encoding import PointKey, SpaceEncoder
+from search.gp import Posterior, fit_kernel
+
+__all__ = ["ACQ_FUNCS", "DEFAULTS", "GENERATORS", "BayesStrategy"]
+
+ACQ_FUNCS = ("gp_hedge", "EI", "PI", "LCB")
+GENERATORS = ("sobol", "halton", "lhs", "random")
+LIARS = ("min", "mean", "max")
+DEFAULTS: dict[str, Any] = {
+    "n_initial_points": 10,
+    "acq_func": "gp_hedge",
+    "initial_point_generator": "sobol",
+    "xi": 0.01,
+    "kappa": 1.96,
+    "max_fit_points": 300,
+    "max_kernel_fit_points": 100,
+    "n_candidates": 1000,
+    "n_restarts_optimizer": 0,
+    "fit_maxiter": 60,
+    "liar": "min",
+    "use_pruned": True,
+}
+# (low, high) for the integer options; high None = unbounded.
+_INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "n_initial_points": (1, None),
+    "max_fit_points": (2, 5000),
+    "max_kernel_fit_points": (2, 5000),
+    "n_candidates": (10, 100_000),
+    "n_restarts_optimizer": (0, 20),
+    "fit_maxiter": (1, 10_000),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "acq_func": ACQ_FUNCS,
+    "initial_point_generator": GENERATORS,
+    "liar": LIARS,
+}
+# Perturbation scales (unit-cube widths) of local candidates, cycled over.
+_LOCAL_SIGMAS = (0.02, 0.06, 0.15, 0.3)
+_REFINE_SIGMAS = (0.005, 0.015, 0.04)
+
+
+class BayesStrategy(Strategy):
+    """GP Bayesian optimization: quasi-random design, then acquisition with constant liar.
+
+    Options (``OptionError("options.<key>")`` on an unknown key, wrong type or range):
+    ``n_initial_points`` (int >= 1, default 10), ``acq_func`` ("gp_hedge" | "EI" | "PI"
+    | "LCB", default "gp_hedge"), ``initial_point_generator`` ("sobol" | "halton" |
+    "lhs" | "random", default "sobol"), ``xi`` (float >= 0, default 0.01: EI/PI
+    margin, in units of the targets' standard deviation), ``kappa`` (float >= 0,
+    default 1.96: LCB weight of the standard deviation), ``max_fit_points`` (int
+    2..5000, default 300: observations that condition the GP), ``max_kernel_fit_points``
+    (int 2..5000, default 100: the subset its hyperparameters are fitted on; both keep
+    the best half and the most recent rest), ``n_candidates`` (int 10..100000, default 1000: random
+    candidates per ask; half as many local ones are added), ``n_restarts_optimizer``
+    (int 0..20, default 0) and ``fit_maxiter`` (int, default 60): the kernel fit's
+    L-BFGS restarts and iteration cap, ``liar`` ("min" | "mean" | "max" of observed
+    targets, default "min"), ``use_pruned`` (bool, default True).
+
+    ``ask(n)`` returns ``n`` distinct points, none equal to a point in flight, and
+    none equal to any history point while unseen candidates remain (fewer only in a
+    tiny discrete space). ``Suggestion.info`` is ``{"source": "design" | "random" |
+    "model"}``, plus ``"acq_func"`` for model suggestions. Unbounded capacity.
+    gp_hedge is stateless here: for each suggestion the EI, PI and LCB proposals
+    compete with probabilities softmax(-posterior mean), the one-step version of
+    scikit-optimize's running tally, which a strategy rebuilt from history cannot keep.
+    """
+
+    name = "bayes"
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Return every option (see the class docstring) with defaults filled in."""
+        given = cls._check_option_keys(options, tuple(DEFAULTS))
+        out = {**DEFAULTS, **given}
+        for key, (low, high) in _INT_RANGES.items():
+            value = out[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise OptionError(f"options.{key}", f"must be an integer, got {value!r}")
+            if value < low or (high is not None and value > high):
+                span = f"between {low} and {high}" if high is not None else f">= {low}"
+                raise OptionError(f"options.{key}", f"must be {span}, got {value}")
+        for key, allowed in _CHOICES.items():
+            if out[key] not in allowed:
+                raise OptionError(f"options.{key}", f"must be one of {list(allowed)}")
+        for key in ("xi", "kappa"):
+            value = out[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise OptionError(f"options.{key}", f"must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise OptionError(f"options.{key}", f"must be a finite number >= 0, got {value}")
+            out[key] = float(value)
+        if not isinstance(out["use_pruned"], bool):
+            raise OptionError("options.use_pruned", "must be true or false")
+        return out
+
+    def _setup(self) -> None:
+        self._encoder = SpaceEncoder(self.space)
+        self._observed: list[tuple[dict[str, Any], float]] = []
+        self._pending: list[dict[str, Any]] = []
+        self._seen: set[PointKey] = set()
+        for trial in self.history:
+            if not self.in_space(trial):
+                continue
+            params = dict(trial.params)
+            self._seen.add(self._encoder.key(params))
+            value = self._told_value(trial.status, trial.value, trial.intermediate)
+            if value is not None:
+                self._observed.append((params, self.loss(value)))
+            elif trial.status in ("queued", "running"):
+                self._pending.append(params)
+        self._suggested: list[dict[str, Any]] = []
+        self._design: list[dict[str, Any]] | None = None
+
+    @property
+    def observations(self) -> list[tuple[dict[str, Any], float]]:
+        """What the model is told: ``(params, loss)`` per observed trial, in history
+        order (loss = value, negated when maximizing)."""
+        return list(self._observed)
+
+    def _told_value(self, status: str, value: Any, intermediate: Mapping[int, Any]) -> float | None:
+        """The value the model learns for a trial, or None when it learns nothing."""
+
+        def finite(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if status == "completed":
+            return float(value) if finite(value) else None
+        if status == "pruned" and self.options["use_pruned"]:
+            if finite(value):
+                return float(value)
+            steps = [s for s in intermediate if finite(intermediate[s])]
+            return float(intermediate[max(steps)]) if steps else None
+        return None
+
+    def ask(self, n: int) -> list[Suggestion]:
+        """Up to ``n`` distinct new points (see the class docstring)."""
+        self._check_n(n)
+        if n == 0:
+            return []
+        hard = {self._encoder.key(p) for p in (*self._pending, *self._suggested)}
+        rng = np.random.default_rng([self.seed, len(self.history), len(self._suggested)])
+        enough = len(self._observed) >= self.options["n_initial_points"]
+        if enough and self._encoder.n_dims > 0:
+            out = self._from_model(n, hard, rng)
+        else:
+            out = self._from_design(n, hard, rng)
+        self._suggested.extend(dict(s.params) for s in out)  # callers may mutate theirs
+        return out
+
+    # --- design phase ------------------------------------------------------------------
+
+    def _design_points(self) -> list[dict[str, Any]]:
+        """The seed's quasi-random design, as points (computed once per instance)."""
+        if self._design is None:
+            size, d = self.options["n_initial_points"], self._encoder.n_dims
+            rng = np.random.default_rng([self.seed, 0xD5])
+            kind = self.options["initial_point_generator"]
+            if d == 0 or kind == "random":
+                unit = rng.random((size, d))
+            elif kind == "sobol":
+                # Drawing a power of two keeps Sobol's balance (and scipy quiet).
+                m = max(0, math.ceil(math.log2(size)))
+                unit = _qmc(qmc.Sobol, d, rng).random_base2(m)[:size]
+            elif kind == "halton":
+                unit = _qmc(qmc.Halton, d, rng).random(size)
+            else:
+                unit = _qmc(qmc.LatinHypercube, d, rng).random(size)
+            self._design = self._encoder.decode_unit(unit)
+        return self._design
+
+    def _from_design(
+        self, n: int, hard: set[PointKey], rng: np.random.Generator
+    ) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        for params in self._design_points():
+            key = self._encoder.key(params)
+            if key not in hard and key not in self._seen:
+                hard.add(key)
+                out.append(Suggestion(params=params, info={"source": "design"}))
+                if len(out) == n:
+                    return out
+        return out + self._random_points(n - len(out), hard, rng)
+
+    def _random_points(
+        self, n: int, hard: set[PointKey], rng: np.random.Generator
+    ) -> list[Suggestion]:
+        """Seeded random points, distinct from ``hard`` (and from the history while
+        fresh points can be found: a tiny discrete space may have none left)."""
+        out: list[Suggestion] = []
+        draws = max(64, 20 * n)
+        points = self._encoder.decode_unit(rng.random((draws, self._encoder.n_dims)))
+        for avoid_seen in (True, False):
+            for params in points:
+                key = self._encoder.key(params)
+                if len(out) < n and key not in hard and not (avoid_seen and key in self._seen):
+                    hard.add(key)
+                    out.append(Suggestion(params=params, info={"source": "random"}))
+        return out
+
+    # --- model phase --------------------------------------------------------------------
+
+    def _model(self) -> tuple[Any, float, np.ndarray, np.ndarray, float, list[dict[str, Any]]]:
+        """Fit the GP; return ``(kernel, noise, x, y, lie, best)``: features and
+        normalized targets with the in-flight lies appended, the lie, and the five best
+        observed points (anchors for local candidates)."""
+        enc, opts = self._encoder, self.options
+        fit = _subset(self._observed, opts["max_fit_points"])
+        losses = np.array([loss for _, loss in fit])
+        y = (losses - losses.mean()) / (float(losses.std()) or 1.0)
+        x = enc.features([p for p, _ in fit])
+        # Hyperparameters from a smaller subset: the fit costs O(n^3) per L-BFGS step
+        # (and scikit-learn's Matern gradient O(n^2 d) in memory), the posterior one
+        # Cholesky, so the full fit set still conditions the model.
+        tune = _subset(list(range(len(fit))), opts["max_kernel_fit_points"], losses)
+        fit_seed = int(np.random.SeedSequence([self.seed, len(fit)]).generate_state(1)[0])
+        kernel, noise = fit_kernel(
+            enc.skopt_space,
+            x[tune],
+            y[tune],
+            seed=fit_seed,
+            n_restarts=opts["n_restarts_optimizer"],
+            maxiter=opts["fit_maxiter"],
+        )
+        lie = float({"min": y.min, "mean": y.mean, "max": y.max}[opts["liar"]]())
+        flying = [*self._pending, *self._suggested]
+        if flying:
+            x = np.vstack([x, enc.features(flying)])
+            y = np.concatenate([y, np.full(len(flying), lie)])
+        best = sorted(range(len(fit)), key=lambda i: (losses[i], i))[:5]
+        return kernel, noise, x, y, lie, [fit[i][0] for i in best]
+
+    def _from_model(
+        self, n: int, hard: set[PointKey], rng: np.random.Generator
+    ) -> list[Suggestion]:
+        kernel, noise, x, y, lie, anchors = self._model()
+        y_best = float(y.min())  # the lie is never below the best observation
+        m = self.options["n_candidates"]
+        points = self._uniform(m, rng) + self._local(anchors, m // 2, _LOCAL_SIGMAS, rng)
+        post = Posterior(kernel, noise, x, y, self._encoder.features(points))
+        # Refine once: fine perturbations of the best candidates of each acquisition.
+        top = {
+            int(i) for a in self._portfolio() for i in np.argsort(-self._acq(a, post, y_best))[:2]
+        }
+        points += self._local([points[i] for i in sorted(top)], m // 4, _REFINE_SIGMAS, rng)
+        post = Posterior(kernel, noise, x, y, self._encoder.features(points))
+
+        keys = [self._encoder.key(p) for p in points]
+        blocked = np.array([k in hard for k in keys])
+        seen = np.array([k in self._seen for k in keys])
+        out: list[Suggestion] = []
+        while len(out) < n:
+            fresh = ~blocked & ~seen
+            allowed = fresh if fresh.any() else ~blocked
+            if not allowed.any():
+                break  # a tiny discrete space with every point in flight
+            proposals = {a: _argmax(self._acq(a, post, y_best), allowed) for a in self._portfolio()}
+            names = list(proposals)
+            acq = names[0]
+            if len(names) > 1:
+                gains = -np.array([post.mean[proposals[a]] for a in names])
+                probs = np.exp(gains - gains.max())
+                acq = names[int(rng.choice(len(names), p=probs / probs.sum()))]
+            j = proposals[acq]
+            out.append(Suggestion(params=points[j], info={"source": "model", "acq_func": acq}))
+            blocked |= np.array([k == keys[j] for k in keys])
+            post.add_lie(j, lie)
+        return out
+
+    def _portfolio(self) -> tuple[str, ...]:
+        acq = self.options["acq_func"]
+        return ("EI", "PI", "LCB") if acq == "gp_hedge" else (acq,)
+
+    def _acq(self, name: str, post: Posterior, y_best: float) -> np.ndarray:
+        """Acquisition values over the candidates (higher is better; minimizing)."""
+        sd = np.sqrt(post.var)
+        if name == "LCB":
+            return -(post.mean - self.options["kappa"] * sd)
+        improvement = y_best - post.mean - self.options["xi"]
+        z = improvement / sd
+        if name == "PI":
+            return norm.cdf(z)
+        return improvement * norm.cdf(z) + sd * norm.pdf(z)
+
+    def _uniform(self, m: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        return self._encoder.decode_unit(rng.random((m, self._encoder.n_dims)))
+
+    def _local(
+        self,
+        anchors: list[dict[str, Any]],
+        m: int,
+        sigmas: tuple[float, ...],
+        rng: np.random.Generator,
+    ) -> list[dict[str, Any]]:
+        """``m`` perturbations of the anchors in the unit cube: Gaussian steps on ordered
+        coordinates, and on average one categorical coordinate redrawn per point."""
+        if not anchors or m <= 0:
+            return []
+        enc = self._encoder
+        base = enc.encode_unit(anchors)[np.arange(m) % len(anchors)]
+        steps = rng.normal(size=base.shape) * np.resize(np.array(sigmas), m)[:, None]
+        unit = base + np.where(enc.categorical, 0.0, steps)
+        redraw = enc.categorical & (rng.random(base.shape) < 1.0 / max(1, enc.n_dims))
+        unit = np.where(redraw, rng.random(base.shape), unit)
+        return enc.decode_unit(unit)
+
+
+def _subset(items: list[Any], limit: int, losses: Any = None) -> list[Any]:
+    """At most ``limit`` of ``items`` (observations ``(params, loss)``, or indices into
+    ``losses``), in their order: the best half by loss, then the most recent. The best
+    points pin down the incumbent's region, the recent ones where the search is now;
+    this bounds the model's cubic cost at hundreds of trials."""
+    if len(items) <= limit:
+        return items
+    loss = [losses[i] for i in items] if losses is not None else [it[1] for it in items]
+    order = sorted(range(len(items)), key=lambda i: (loss[i], i))
+    keep = set(order[: limit // 2])
+    for i in range(len(items) - 1, -1, -1):
+        if len(keep) == limit:
+            break
+        keep.add(i)
+    return [items[i] for i in sorted(keep)]
+
+
+def _argmax(values: np.ndarray, allowed: np.ndarray) -> int:
+    return int(np.argmax(np.where(allowed, values, -np.inf)))
+
+
+def _qmc(engine: Any, d: int, rng: np.random.Generator) -> Any:
+    """A scrambled QMC engine seeded by ``rng`` (``rng=`` since SciPy 1.15, ``seed=`` before)."""
+    try:
+        return engine(d, rng=rng)
+    except TypeError:
+        return engine(d, seed=rng)

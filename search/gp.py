@@ -1,0 +1,150 @@
+"""The Gaussian-process surrogate of ``search.bayes``: fit, posterior, constant liar.
+
+The kernel and its hyperparameter fit are scikit-optimize's default GP for Bayesian
+optimization (``cook_estimator("GP")``: constant x Matern 5/2 with one length scale per
+feature, or a Hamming kernel when every dimension is categorical, plus a fitted white
+noise; targets normalized). Only the hyperparameter fit goes through the estimator;
+the posterior is computed here from a Cholesky factor because
+
+* scikit-optimize's ``predict`` forms the full inverse and an ``O(m n^2)`` einsum for
+  the standard deviation, seconds for a few thousand candidates at a few hundred trials;
+* its ``Optimizer.ask(n, strategy="cl_min")`` refits the model for every lie, while with
+  hyperparameters fixed a lie is an exact rank-one update of the posterior (``add_lie``).
+
+Fitted hyperparameters are cached by a digest of everything the fit depends on (data,
+seed, settings), so the cache changes speed, never results. The server rebuilds the
+strategy for every scheduling pass while the completed set rarely changes between
+passes (only the trials in flight do), so most asks skip the fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+from skopt.space import Space
+from skopt.utils import cook_estimator
+
+__all__ = ["CACHE_SIZE", "Posterior", "clear_cache", "fit_kernel"]
+
+CACHE_SIZE = 64
+# Jitter added to the kernel diagonal, as scikit-learn's default ``alpha``.
+_JITTER = 1e-10
+_cache: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+_lock = threading.Lock()  # the server may build strategies from several threads
+
+
+def clear_cache() -> None:
+    """Forget every fitted kernel (benchmarks use it to time cold fits)."""
+    with _lock:
+        _cache.clear()
+
+
+def _bounded_lbfgs(maxiter: int) -> Any:
+    """scikit-learn's optimizer protocol with an iteration cap: a fit's cost stays
+    bounded, and a few dozen iterations reach a good enough optimum for acquisition."""
+
+    def optimizer(obj_func: Any, initial_theta: np.ndarray, bounds: np.ndarray) -> Any:
+        result = minimize(
+            obj_func,
+            initial_theta,
+            method="L-BFGS-B",
+            jac=True,
+            bounds=bounds,
+            options={"maxiter": maxiter},
+        )
+        return result.x, result.fun
+
+    return optimizer
+
+
+def fit_kernel(
+    space: Space,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    n_restarts: int,
+    maxiter: int,
+) -> tuple[Any, float]:
+    """Fit GP hyperparameters on features ``x`` and targets ``y`` (already normalized).
+
+    Returns ``(kernel, noise)``: the fitted noise-free kernel and the white-noise level.
+    Deterministic in its arguments; cached (see the module docstring).
+    """
+    digest = hashlib.sha256()
+    for part in (x.shape, seed, n_restarts, maxiter, repr(space)):
+        digest.update(repr(part).encode())
+    digest.update(np.ascontiguousarray(x, dtype=float).tobytes())
+    digest.update(np.ascontiguousarray(y, dtype=float).tobytes())
+    key = digest.hexdigest()
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    gp = cook_estimator(
+        "GP",
+        space=space,
+        random_state=np.random.RandomState(seed),
+        n_restarts_optimizer=n_restarts,
+        optimizer=_bounded_lbfgs(maxiter),
+        normalize_y=False,  # the caller normalizes, so lies share one scale
+    )
+    with warnings.catch_warnings():
+        # Length scales at their upper bound are the normal verdict on an irrelevant
+        # dimension, not a problem to report on every suggestion.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(x, y)
+    # scikit-optimize zeroes the white kernel after the fit (noise-free predictions)
+    # and keeps its level in ``noise_``; the posterior below adds it back on the data.
+    result = (gp.kernel_, float(gp.noise_ or 0.0))
+    with _lock:
+        _cache[key] = result
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return result
+
+
+class Posterior:
+    """The GP posterior over a fixed set of candidate points, updatable by lies.
+
+    ``mean`` and ``var`` (latent, noise-free variance) are arrays over the candidates.
+    ``add_lie(j, value)`` conditions on an observation ``value`` at candidate ``j``
+    with the hyperparameters held fixed (exact, ``O(m n)``): this is how a batch of
+    suggestions spreads out instead of piling onto one point (constant liar).
+    """
+
+    def __init__(
+        self, kernel: Any, noise: float, x: np.ndarray, y: np.ndarray, candidates: np.ndarray
+    ) -> None:
+        self._kernel = kernel
+        self._noise = noise + _JITTER
+        self._candidates = candidates
+        gram = kernel(x)
+        gram[np.diag_indices_from(gram)] += self._noise
+        chol = cholesky(gram, lower=True, check_finite=False)
+        cross = kernel(candidates, x)  # (m, n)
+        self.mean = cross @ cho_solve((chol, True), y, check_finite=False)
+        self._v = solve_triangular(chol, cross.T, lower=True, check_finite=False)  # (n, m)
+        prior = kernel.diag(candidates)
+        self.var = np.maximum(prior - np.einsum("ij,ij->j", self._v, self._v), 1e-12)
+        self._updates: list[np.ndarray] = []  # scaled covariance columns of earlier lies
+
+    def add_lie(self, j: int, value: float) -> None:
+        """Condition on observing ``value`` (normalized target) at candidate ``j``."""
+        cov = self._kernel(self._candidates, self._candidates[j : j + 1])[:, 0]
+        cov -= self._v.T @ self._v[:, j]
+        for u in self._updates:
+            cov -= u * u[j]
+        denom = self.var[j] + self._noise
+        self.mean = self.mean + cov * ((value - self.mean[j]) / denom)
+        u = cov / np.sqrt(denom)
+        self.var = np.maximum(self.var - u * u, 1e-12)
+        self._updates.append(u)
