@@ -275,7 +275,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--budgets", type=_int_list, default=None, help="default 25,50,100")
     parser.add_argument("--parallel", type=int, default=1, help="trials in flight (max_parallel)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
-    parser.add_argument("--methods", default=None, help="subset of methods, comma-separated")
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="subset of methods, comma-separated (random and optuna-tpe always run: ratios)",
+    )
     parser.add_argument("--smoke", action="store_true", help="2 seeds, budgets 5,10, tiny digits")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or (2 if args.smoke else 10)

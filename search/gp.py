@@ -115,7 +115,8 @@ def fit_kernel(
 class Posterior:
     """The GP posterior over a fixed set of candidate points, updatable by lies.
 
-    ``mean`` and ``var`` (latent, noise-free variance) are arrays over the candidates.
+    ``mean`` and ``var`` (latent, noise-free variance) are arrays over the candidates,
+    in the order they were given (``extend`` appends).
     ``add_lie(j, value)`` conditions on an observation ``value`` at candidate ``j``
     with the hyperparameters held fixed (exact, ``O(m n)``): this is how a batch of
     suggestions spreads out instead of piling onto one point (constant liar).
@@ -126,16 +127,30 @@ class Posterior:
     ) -> None:
         self._kernel = kernel
         self._noise = noise + _JITTER
-        self._candidates = candidates
         gram = kernel(x)
         gram[np.diag_indices_from(gram)] += self._noise
-        chol = cholesky(gram, lower=True, check_finite=False)
-        cross = kernel(candidates, x)  # (m, n)
-        self.mean = cross @ cho_solve((chol, True), y, check_finite=False)
-        self._v = solve_triangular(chol, cross.T, lower=True, check_finite=False)  # (n, m)
-        prior = kernel.diag(candidates)
-        self.var = np.maximum(prior - np.einsum("ij,ij->j", self._v, self._v), 1e-12)
+        self._x = x
+        self._chol = cholesky(gram, lower=True, check_finite=False)
+        self._alpha = cho_solve((self._chol, True), y, check_finite=False)
+        self._candidates = candidates[:0]
+        self.mean = np.zeros(0)
+        self.var = np.zeros(0)
+        self._v = np.zeros((len(x), 0))
         self._updates: list[np.ndarray] = []  # scaled covariance columns of earlier lies
+        self.extend(candidates)
+
+    def extend(self, candidates: np.ndarray) -> None:
+        """Add candidates (before any lie): one factorization serves every stage of
+        the acquisition search."""
+        if self._updates:
+            raise RuntimeError("extend() after add_lie()")
+        cross = self._kernel(candidates, self._x)  # (m, n)
+        v = solve_triangular(self._chol, cross.T, lower=True, check_finite=False)  # (n, m)
+        var = self._kernel.diag(candidates) - np.einsum("ij,ij->j", v, v)
+        self._candidates = np.vstack([self._candidates, candidates])
+        self.mean = np.concatenate([self.mean, cross @ self._alpha])
+        self.var = np.concatenate([self.var, np.maximum(var, 1e-12)])
+        self._v = np.hstack([self._v, v])
 
     def add_lie(self, j: int, value: float) -> None:
         """Condition on observing ``value`` (normalized target) at candidate ``j``."""

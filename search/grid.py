@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from search.base import OptionError, Strategy, Suggestion
+from search.checks import choice_key
 from search.space import Param, SpaceError
 
 __all__ = [
@@ -76,6 +77,13 @@ class _Branch:
     strides: tuple[int, ...]
     offset: int
     size: int
+
+
+def _positions(axis: list[Any], allowed: tuple[Any, ...]) -> set[int]:
+    """Positions on a categorical axis of the allowed values (by ``choice_key``, so
+    ``True`` never matches ``1``)."""
+    keys = {choice_key(v) for v in allowed}
+    return {k for k, c in enumerate(axis) if choice_key(c) in keys}
 
 
 def _format_size(size: int) -> str:
@@ -162,18 +170,30 @@ class GridStrategy(Strategy):
         parents = set(self._parents)
         branches: list[_Branch] = []
         offset = 0
-
-        def visit(depth: int, fixed: dict[int, int]) -> None:
-            nonlocal offset
+        # An active parent is exactly one present in ``fixed`` (inactive ones are left
+        # out), so a parent's own activity is read off its conditions in O(1).
+        index = {p.name: i for i, p in enumerate(params)}
+        conditions = {
+            i: [
+                (index[parent], _positions(self._axes[index[parent]], allowed))
+                for parent, allowed in params[i].when
+            ]
+            for i in self._parents
+        }
+        # Depth-first with an explicit stack (no recursion limit on long chains of
+        # parents), children pushed in reverse so branches come out in order.
+        stack: list[tuple[int, dict[int, int]]] = [(0, {})]
+        while stack:
+            depth, fixed = stack.pop()
             if depth < len(self._parents):
                 i = self._parents[depth]
-                values = {params[j].name: self._axes[j][k] for j, k in fixed.items()}
-                if not self.space.is_active(params[i].name, values):
-                    visit(depth + 1, fixed)
-                    return
-                for k in range(len(self._axes[i])):
-                    visit(depth + 1, {**fixed, i: k})
-                return
+                if all(j in fixed and fixed[j] in ok for j, ok in conditions[i]):
+                    stack.extend(
+                        (depth + 1, {**fixed, i: k}) for k in reversed(range(len(self._axes[i])))
+                    )
+                else:
+                    stack.append((depth + 1, fixed))
+                continue
             values = {params[j].name: self._axes[j][k] for j, k in fixed.items()}
             active = set(self.space.active_names(values))
             free = tuple(j for j, p in enumerate(params) if p.name in active and j not in parents)
@@ -181,7 +201,7 @@ class GridStrategy(Strategy):
             for t in range(len(free) - 2, -1, -1):
                 strides[t] = strides[t + 1] * len(self._axes[free[t + 1]])
             size = strides[0] * len(self._axes[free[0]]) if free else 1
-            branches.append(_Branch(dict(fixed), free, tuple(strides), offset, size))
+            branches.append(_Branch(fixed, free, tuple(strides), offset, size))
             offset += size
             if offset > MAX_GRID_POINTS:
                 raise _too_large(f"more than {MAX_GRID_POINTS:,}")
@@ -192,8 +212,6 @@ class GridStrategy(Strategy):
                     "values of the parameters that conditions depend on); narrow the "
                     "space or use another strategy (e.g. random)",
                 )
-
-        visit(0, {})
         return branches
 
     def _branch_key(self, fixed: Mapping[int, int]) -> tuple[int, ...]:

@@ -189,17 +189,26 @@ class SearchSpace:
 
         True for an unconditional parameter; otherwise every parent must itself be
         active and ``params[parent]`` one of the allowed values (a missing or
-        out-of-domain parent value makes the child inactive). Only the parents are
-        read. ``KeyError`` if ``name`` is not a parameter of this space.
+        out-of-domain parent value makes the child inactive). Only ``name``'s
+        ancestors are read. ``KeyError`` if ``name`` is not a parameter of this space.
         """
         if name not in self._by_name:
             raise KeyError(name)
-        return self._failed_condition(name, params, {}) is None
+        if name not in self._conditions:
+            return True
+        failed: dict[str, str | None] = {}
+        for p in self.params:
+            failed[p.name] = self._failed_condition(p.name, params, failed)
+            if p.name == name:
+                break
+        return failed[name] is None
 
     def active_names(self, params: Mapping[str, Any]) -> list[str]:
         """Names of the parameters active under ``params``, in declaration order."""
-        memo: dict[str, str | None] = {}
-        return [p.name for p in self.params if self._failed_condition(p.name, params, memo) is None]
+        failed: dict[str, str | None] = {}
+        for p in self.params:
+            failed[p.name] = self._failed_condition(p.name, params, failed)
+        return [name for name, parent in failed.items() if parent is None]
 
     def project(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``params`` restricted to its active parameters, in declaration order.
@@ -210,28 +219,22 @@ class SearchSpace:
         return {name: params[name] for name in self.active_names(params) if name in params}
 
     def _failed_condition(
-        self, name: str, params: Mapping[str, Any], memo: dict[str, str | None]
+        self, name: str, params: Mapping[str, Any], failed: Mapping[str, str | None]
     ) -> str | None:
         """None when ``name`` is active, else the first parent whose condition fails.
-        ``memo`` caches answers within one call of a public method (a hot path for
-        model-based strategies, hence no message formatting here)."""
-        conditions = self._conditions.get(name)
-        if conditions is None:
-            return None
-        if name in memo:
-            return memo[name]
-        failed: str | None = None
-        for parent, allowed in conditions:
-            # Parents are declared earlier, so this recursion always terminates.
+
+        ``failed`` must hold the answer for every parent already: callers walk the
+        parameters in declaration order, where parents come first. That keeps this
+        loop-free of recursion (a chain of thousands of conditions is legal) and it
+        formats no message (a hot path for model-based strategies)."""
+        for parent, allowed in self._conditions.get(name, ()):
             if (
-                self._failed_condition(parent, params, memo) is not None
+                failed[parent] is not None
                 or parent not in params
                 or choice_key(params[parent]) not in allowed
             ):
-                failed = parent
-                break
-        memo[name] = failed
-        return failed
+                return parent
+        return None
 
     def _why_inactive(self, parent: str, params: Mapping[str, Any]) -> str:
         """The end of an "inactive: ..." message: ``"model is cnn"``."""
@@ -247,8 +250,10 @@ class SearchSpace:
         inactive parameters draw nothing (an unconditional space uses the generator
         exactly as it always did)."""
         point: dict[str, Any] = {}
+        failed: dict[str, str | None] = {}
         for p in self.params:
-            if not p.when or self.is_active(p.name, point):
+            failed[p.name] = self._failed_condition(p.name, point, failed)
+            if failed[p.name] is None:
                 point[p.name] = p.sample(rng)
         return point
 
@@ -270,9 +275,9 @@ class SearchSpace:
         """
         if not isinstance(params, Mapping):
             raise SpaceError("params", "must be a mapping of parameter name to value")
-        memo: dict[str, str | None] = {}
+        failures: dict[str, str | None] = {}
         for p in self.params:
-            failed = self._failed_condition(p.name, params, memo)
+            failed = failures[p.name] = self._failed_condition(p.name, params, failures)
             if failed is not None:
                 if p.name in params:
                     raise SpaceError(p.name, f"inactive: {self._why_inactive(failed, params)}")

@@ -270,3 +270,31 @@ def test_grid_too_many_branches() -> None:
         GridStrategy(SearchSpace.from_dict(data))
     assert info.value.field == "space"
     assert "branches" in info.value.message
+
+
+def test_long_chains_of_conditions_need_no_recursion() -> None:
+    # Each parameter active only while the previous one is "a": a legal, deep chain.
+    def chain(n: int) -> SearchSpace:
+        data: dict[str, Any] = {"c0": ["a", "b"]}
+        for i in range(1, n):
+            data[f"c{i}"] = {
+                "type": "categorical",
+                "choices": ["a", "b"],
+                "when": {f"c{i - 1}": "a"},
+            }
+        return SearchSpace.from_dict(data)
+
+    space = chain(2_000)
+    deep = {f"c{i}": "a" for i in range(2_000)}
+    assert space.contains(deep) and space.is_active("c1999", deep)
+    assert space.active_names({"c0": "a", "c1": "b"}) == ["c0", "c1"]
+    assert len(space.sample(np.random.default_rng(0))) >= 1
+    assert GridStrategy(chain(200)).capacity == 201  # stop at the first "b", or all "a"
+
+
+def test_grid_condition_on_one_is_not_met_by_true() -> None:
+    space = SearchSpace.from_dict(
+        {"c": [1, True], "x": {"type": "int", "low": 0, "high": 2, "when": {"c": 1}}}
+    )
+    points = [s.params for s in GridStrategy(space, options={"shuffle": False}).ask(10)]
+    assert points == [{"c": 1, "x": 0}, {"c": 1, "x": 1}, {"c": 1, "x": 2}, {"c": True}]
