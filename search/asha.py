@@ -15,27 +15,19 @@ promotions too; the strategy never runs out.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 
-from search.base import Strategy, Suggestion, TrialRecord
-from search.fidelity import FIDELITY_OPTIONS, budget_ladder, check_fidelity_options, top_k
+from search.base import Suggestion, TrialRecord
+from search.fidelity import MultiFidelityStrategy, budget_ladder, top_k
 
 __all__ = ["AshaStrategy"]
 
 
-class AshaStrategy(Strategy):
+class AshaStrategy(MultiFidelityStrategy):
     """Asynchronous successive halving over epochs, with checkpoint continuation."""
 
     name = "asha"
-    budget_option = "max_budget"
-
-    @classmethod
-    def validate_options(cls, options: Any) -> dict[str, Any]:
-        """``min_budget`` (default 1), ``max_budget`` (epochs, required; the study spec
-        fills it from ``budget.epochs``), ``eta`` (default 3, >= 2)."""
-        return check_fidelity_options(cls._check_option_keys(options, FIDELITY_OPTIONS))
 
     def _setup(self) -> None:
         o = self.options

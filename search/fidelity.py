@@ -14,10 +14,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from search.base import TrialRecord
+from search.base import Strategy, TrialRecord
 from search.errors import OptionError
 
-__all__ = ["FIDELITY_OPTIONS", "budget_ladder", "check_fidelity_options", "rank_key", "top_k"]
+__all__ = [
+    "FIDELITY_OPTIONS",
+    "MultiFidelityStrategy",
+    "budget_ladder",
+    "check_fidelity_options",
+    "rank_key",
+    "top_k",
+]
 
 FIDELITY_OPTIONS = ("min_budget", "max_budget", "eta")
 
@@ -77,3 +84,15 @@ def top_k(trials: Sequence[TrialRecord], k: int, sign: float) -> list[TrialRecor
     """The ``k`` best completed trials (never a failed one, even if k is larger)."""
     ranked = sorted(trials, key=lambda t: rank_key(t, sign))
     return [t for t in ranked[:k] if rank_key(t, sign)[0] == 0]
+
+
+class MultiFidelityStrategy(Strategy):
+    """Base of the strategies that give each trial its own budget of epochs."""
+
+    budget_option = "max_budget"
+
+    @classmethod
+    def validate_options(cls, options: Any) -> dict[str, Any]:
+        """``min_budget`` (default 1), ``max_budget`` (epochs, required; the study spec
+        fills it from ``budget.epochs``), ``eta`` (default 3, >= 2)."""
+        return check_fidelity_options(cls._check_option_keys(options, FIDELITY_OPTIONS))

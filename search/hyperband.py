@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 
-from search.base import Strategy, Suggestion, TrialRecord
-from search.fidelity import FIDELITY_OPTIONS, check_fidelity_options, top_k
+from search.base import Suggestion, TrialRecord
+from search.fidelity import MultiFidelityStrategy, top_k
 
 __all__ = ["HyperbandStrategy", "bracket_plan"]
 
@@ -45,17 +44,10 @@ def bracket_plan(s: int, s_max: int, max_budget: int, eta: float) -> list[tuple[
     return plan
 
 
-class HyperbandStrategy(Strategy):
+class HyperbandStrategy(MultiFidelityStrategy):
     """Hyperband over epochs, brackets run concurrently when the fleet allows."""
 
     name = "hyperband"
-    budget_option = "max_budget"
-
-    @classmethod
-    def validate_options(cls, options: Any) -> dict[str, Any]:
-        """``min_budget`` (default 1), ``max_budget`` (epochs, required; the study spec
-        fills it from ``budget.epochs``), ``eta`` (default 3, >= 2)."""
-        return check_fidelity_options(cls._check_option_keys(options, FIDELITY_OPTIONS))
 
     def _setup(self) -> None:
         o = self.options
