@@ -7,6 +7,7 @@ strategies also answer ``decide(trial, step)``. See ``search.base.Strategy``.
 
 from __future__ import annotations
 
+from search.asha import AshaStrategy
 from search.base import (
     TERMINAL,
     Decision,
@@ -18,7 +19,10 @@ from search.base import (
 )
 from search.bayes import BayesStrategy
 from search.errors import FieldError, OptionError, SpaceError
+from search.evolution import EvolutionStrategy
+from search.fidelity import MultiFidelityStrategy
 from search.grid import MAX_GRID_POINTS, GridStrategy
+from search.hyperband import HyperbandStrategy
 from search.random import RandomStrategy
 from search.registry import (
     STRATEGIES,
@@ -42,14 +46,18 @@ __all__ = [
     "MAX_PARAMS",
     "STRATEGIES",
     "TERMINAL",
+    "AshaStrategy",
     "BayesStrategy",
     "CategoricalParam",
     "Decision",
     "Direction",
+    "EvolutionStrategy",
     "FieldError",
     "FloatParam",
     "GridStrategy",
+    "HyperbandStrategy",
     "IntParam",
+    "MultiFidelityStrategy",
     "OptionError",
     "Param",
     "RandomStrategy",
