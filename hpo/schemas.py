@@ -23,8 +23,10 @@ __all__ = [
     "ReportPublic",
     "StartIn",
     "StudyPublic",
+    "StudyUpdate",
     "TrialDetail",
     "TrialPublic",
+    "TrialSortKey",
     "TrialSpec",
     "TrialStatus",
     "WorkerIn",
@@ -34,6 +36,8 @@ __all__ = [
 TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]
 StudyStatus = Literal["running", "paused", "completed", "stopped"]
 Decision = Literal["continue", "stop"]
+#: Columns a list of trials sorts by (``duration``: finished minus started).
+TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
 
 
 class _In(BaseModel):
@@ -92,6 +96,14 @@ class StudyPublic(BaseModel):
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None
+
+
+class StudyUpdate(_In):
+    """Change a running, paused or completed study's budget (``PATCH``). Raising
+    ``max_trials`` of a completed study runs it again."""
+
+    max_trials: StrictInt | None = Field(default=None, ge=1, le=10_000_000)
+    max_parallel: StrictInt | None = Field(default=None, ge=1, le=10_000)
 
 
 class TrialSpec(BaseModel):

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from threadpoolctl import threadpool_limits
 
 from hpo.settings import Settings, get_settings
-from server.api.routes import health, studies, trials, workers
+from server.api.routes import health, insights, studies, trials, workers
 from server.db import Database
 from server.errors import ServiceError
 from server.queue import NullQueue, TrialQueue
@@ -87,6 +87,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.include_router(health.router)
     app.include_router(studies.router, prefix=API_PREFIX)
+    app.include_router(insights.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
     app.include_router(workers.router, prefix=API_PREFIX)
     _install_error_handlers(app)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "NotFound", "ServiceError"]
+__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError"]
 
 
 class ServiceError(Exception):
@@ -26,3 +26,10 @@ class Conflict(ServiceError):
     attempt, a finished trial)."""
 
     status_code = 409
+
+
+class Invalid(ServiceError):
+    """The input is well-formed but not acceptable against stored state (e.g. a budget
+    below the trials already created); ``field`` names it."""
+
+    status_code = 422

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from server.tables import Study, Trial
+from server.tables import LIVE_STUDY_STATUSES, Study, Trial
 
 __all__ = ["reap_stale", "unheld_queued"]
 
@@ -56,7 +56,7 @@ def reap_stale(session: Session, now: datetime, heartbeat_timeout: float) -> lis
         else:
             quiet = (now - beat).total_seconds() if beat else heartbeat_timeout
             reason = f"attempt {attempt} lost: no heartbeat for {quiet:.1f}s"
-        if study_status != "running":
+        if study_status not in LIVE_STUDY_STATUSES:
             values = {"status": "stopped", "finished_at": now, "error": f"{reason}; study stopped"}
         elif failures + 1 > max_retries:
             values = {
@@ -92,7 +92,7 @@ def unheld_queued(
     ids = session.scalars(
         select(Trial.id)
         .join(Study, Study.id == Trial.study_id)
-        .where(Trial.status == "queued", Study.status == "running")
+        .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY_STATUSES))
         .where(or_(Trial.queued_at.is_(None), Trial.queued_at < cutoff))
         .order_by(Trial.id)
     ).all()

@@ -24,7 +24,7 @@ from search.space import SearchSpace
 from server.db import Database
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
-from server.tables import Study, Trial, utcnow
+from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
 
 __all__ = ["Scheduler"]
 
@@ -94,7 +94,7 @@ class Scheduler:
         """
         with self.db.session() as session:
             if self.queue.owns_workers:
-                running_studies = select(Study.id).where(Study.status == "running")
+                running_studies = select(Study.id).where(Study.status.in_(LIVE_STUDY_STATUSES))
                 session.execute(
                     update(Trial)
                     .where(Trial.status == "running", Trial.study_id.in_(running_studies))
@@ -108,7 +108,7 @@ class Scheduler:
             ids = session.scalars(
                 select(Trial.id)
                 .join(Study, Study.id == Trial.study_id)
-                .where(Trial.status == "queued", Study.status == "running")
+                .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY_STATUSES))
                 .order_by(Trial.id)
             ).all()
         if ids:

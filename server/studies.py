@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from hpo.schemas import StudyPublic, TrialPublic
 from hpo.spec import StudySpec
 from server.convert import trial_public
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Invalid, NotFound
 from server.tables import Study, Trial, utcnow
 
 __all__ = [
@@ -25,9 +25,12 @@ __all__ = [
     "get_study",
     "list_studies",
     "list_trials",
+    "pause_study",
+    "resume_study",
     "status_counts",
     "stop_study",
     "study_public",
+    "update_study",
 ]
 
 ACTIVE = ("queued", "running")
@@ -122,16 +125,85 @@ def list_trials(
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    sort: str = "number",
+    descending: bool = False,
 ) -> tuple[list[TrialPublic], int]:
-    """A page of trials in number order, and the total matching count."""
+    """A page of trials ordered by ``sort`` (a ``TrialSortKey``; ties and nulls in
+    number order, nulls last either way), and the total matching count."""
     where = [Trial.study_id == study.id]
     if status is not None:
         where.append(Trial.status == status)
     total = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+    if sort == "duration":
+        column = _duration(session)
+    else:
+        column = getattr(Trial, sort)
+    order = [column.is_(None), column.desc() if descending else column.asc(), Trial.number]
     rows = session.scalars(
-        select(Trial).where(*where).order_by(Trial.number).limit(limit).offset(offset)
+        select(Trial).where(*where).order_by(*order).limit(limit).offset(offset)
     ).all()
     return [trial_public(t, study.name) for t in rows], total
+
+
+def _duration(session: Session):  # type: ignore[no-untyped-def]
+    """A SQL expression ordering trials by run time on the session's dialect."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.julianday(Trial.finished_at) - func.julianday(Trial.started_at)
+    return Trial.finished_at - Trial.started_at
+
+
+def pause_study(session: Session, study: Study) -> Study:
+    """Pause a running study: no new trials are created; its queued and running trials
+    go on to the end. Pausing a paused study is a no-op; a finished one -> Conflict."""
+    if study.status == "paused":
+        return study
+    if study.status != "running":
+        raise Conflict(f"study {study.name!r} is {study.status}: only a running study pauses")
+    study.status = "paused"
+    return study
+
+
+def resume_study(session: Session, study: Study) -> Study:
+    """Resume a paused study (running: a no-op); a finished one -> Conflict (raise its
+    ``max_trials`` to continue a completed study)."""
+    if study.status == "running":
+        return study
+    if study.status != "paused":
+        raise Conflict(f"study {study.name!r} is {study.status}: only a paused study resumes")
+    study.status = "running"
+    return study
+
+
+def update_study(
+    session: Session, study: Study, *, max_trials: int | None, max_parallel: int | None
+) -> Study:
+    """Change a study's budget. ``max_trials`` may not drop below the trials already
+    created (422 naming the field); raising it reopens a completed study. A stopped
+    study keeps its budget (Conflict): stopping is final."""
+    if study.status == "stopped":
+        raise Conflict(f"study {study.name!r} is stopped: its budget can no longer change")
+    spec = dict(study.spec)
+    budget = dict(spec.get("budget") or {})
+    if max_trials is not None:
+        created = (
+            session.scalar(
+                select(func.count()).select_from(Trial).where(Trial.study_id == study.id)
+            )
+            or 0
+        )
+        if max_trials < created:
+            raise Invalid(
+                f"max_trials: {max_trials} is below the {created} trial(s) already created",
+                field="max_trials",
+            )
+        study.max_trials = budget["max_trials"] = max_trials
+        if study.status == "completed" and max_trials > created:
+            study.status, study.finished_at = "running", None
+    if max_parallel is not None:
+        study.max_parallel = budget["max_parallel"] = max_parallel
+    spec["budget"] = budget
+    study.spec = spec  # a new dict, so the JSON column is written
+    return study
 
 
 def stop_study(session: Session, study: Study) -> Study:

@@ -22,7 +22,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Report", "Study", "Trial", "Worker", "utcnow"]
+__all__ = ["LIVE_STUDY_STATUSES", "Base", "Report", "Study", "Trial", "Worker", "utcnow"]
+
+#: Study statuses whose trials still run (a paused study creates no new trials, but the
+#: ones it has queued or running go on, are retried and are reaped like any other).
+LIVE_STUDY_STATUSES = ("running", "paused")
 
 
 def utcnow() -> datetime:

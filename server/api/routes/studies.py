@@ -1,12 +1,20 @@
-"""Study routes: create, list, get, stop, and the study's trials."""
+"""Study routes: create, list, get, pause, resume, stop, change the budget, and the
+study's trials."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from hpo.schemas import StudyPublic, TrialDetail, TrialPublic, TrialStatus
+from hpo.schemas import (
+    StudyPublic,
+    StudyUpdate,
+    TrialDetail,
+    TrialPublic,
+    TrialSortKey,
+    TrialStatus,
+)
 from hpo.spec import StudySpec
 from server import studies, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber
@@ -46,6 +54,43 @@ def stop_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> Study
     return out
 
 
+@router.post("/{name}/pause", response_model=StudyPublic)
+def pause_study(name: str, session: SessionDep) -> StudyPublic:
+    """Pause a running study: no new trials; queued and running ones finish."""
+    study = studies.pause_study(session, studies.get_study(session, name))
+    out = studies.study_public(session, study)
+    session.commit()
+    return out
+
+
+@router.post("/{name}/resume", response_model=StudyPublic)
+def resume_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+    """Resume a paused study."""
+    study = studies.resume_study(session, studies.get_study(session, name))
+    out = studies.study_public(session, study)
+    session.commit()
+    scheduler.wake()
+    return out
+
+
+@router.patch("/{name}", response_model=StudyPublic)
+def update_study(
+    name: str, body: StudyUpdate, session: SessionDep, scheduler: SchedulerDep
+) -> StudyPublic:
+    """Change the budget (``max_trials``, ``max_parallel``); raising ``max_trials`` of a
+    completed study runs it again. 422 when ``max_trials`` is below the trials created."""
+    study = studies.update_study(
+        session,
+        studies.get_study(session, name),
+        max_trials=body.max_trials,
+        max_parallel=body.max_parallel,
+    )
+    out = studies.study_public(session, study)
+    session.commit()
+    scheduler.wake()
+    return out
+
+
 @router.get("/{name}/trials", response_model=list[TrialPublic])
 def list_trials(
     name: str,
@@ -54,10 +99,21 @@ def list_trials(
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    sort: TrialSortKey = "number",
+    order: Literal["asc", "desc"] = "asc",
 ) -> list[TrialPublic]:
-    """A page of the study's trials in number order; ``X-Total-Count`` has the total."""
+    """A page of the study's trials, by ``sort`` then number (nulls last);
+    ``X-Total-Count`` has the total matching ``status``."""
     study = studies.get_study(session, name)
-    rows, total = studies.list_trials(session, study, status=status_, limit=limit, offset=offset)
+    rows, total = studies.list_trials(
+        session,
+        study,
+        status=status_,
+        limit=limit,
+        offset=offset,
+        sort=sort,
+        descending=order == "desc",
+    )
     response.headers["X-Total-Count"] = str(total)
     return rows
 
