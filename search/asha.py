@@ -4,7 +4,8 @@ Rungs are budgets ``min_budget * eta**k`` up to ``max_budget`` (epochs). Wheneve
 frees up, ``ask`` first looks for a promotion, from the top rung down: a completed trial
 in the top ``1/eta`` of its rung (among the rung's completed trials so far) that has not
 been promoted yet continues one rung higher, *from its checkpoint*; otherwise a new
-random configuration starts at the bottom rung. Nobody waits for a rung to fill.
+configuration (the ``sampler`` option: model-based or random) starts at the bottom
+rung. Nobody waits for a rung to fill.
 
 A promotion is a new trial with the same parameters and ``info`` ``{"rung": k + 1,
 "budget": ladder[k + 1], "parent": number}``: the server gives it the parent's checkpoint,
@@ -67,6 +68,8 @@ class AshaStrategy(MultiFidelityStrategy):
             if promoted is not None:
                 out.append(promoted)
             else:
-                params = self.space.sample(self._rng)
-                out.append(Suggestion(params=params, info={"rung": 0, "budget": self.ladder[0]}))
+                pending = [s.params for s in out if not s.info.get("parent")]
+                params, source = self.new_params(self._rng, pending)
+                info = {"rung": 0, "budget": self.ladder[0], "source": source}
+                out.append(Suggestion(params=params, info=info))
         return out

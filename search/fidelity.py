@@ -6,6 +6,13 @@ A *budget* is a number of epochs. A trial created by these strategies carries in
 configuration, ``parent`` (the trial number it continues from: the server hands the new
 trial the parent's checkpoint, so training resumes at the parent's budget instead of
 epoch 1). Pure computation.
+
+New configurations (the bottom rung) come from the ``sampler`` option: ``random`` is
+Li et al.'s plain Hyperband/ASHA; ``bayes`` is the model-based variant (as in BOHB,
+Falkner et al., 2018, with our GP in place of its kernel density estimator): once the
+largest budget where enough new configurations (parameters + 2) completed exists, a GP
+fitted on that budget's trials proposes the configuration, except for a third of them
+that stay random so the model can never starve exploration (BOHB's ``random_fraction``).
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from search.base import Strategy, TrialRecord
 from search.errors import OptionError
 
 __all__ = [
     "FIDELITY_OPTIONS",
+    "SAMPLERS",
     "MultiFidelityStrategy",
     "budget_ladder",
     "check_fidelity_options",
@@ -26,7 +36,10 @@ __all__ = [
     "top_k",
 ]
 
-FIDELITY_OPTIONS = ("min_budget", "max_budget", "eta")
+FIDELITY_OPTIONS = ("min_budget", "max_budget", "eta", "sampler")
+SAMPLERS = ("bayes", "random")
+#: Share of new configurations drawn at random even when a model exists (BOHB's 1/3).
+RANDOM_FRACTION = 1 / 3
 
 
 def _positive_int(options: Mapping[str, Any], key: str, default: int | None) -> int:
@@ -39,8 +52,11 @@ def _positive_int(options: Mapping[str, Any], key: str, default: int | None) -> 
 
 
 def check_fidelity_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``min_budget`` (default 1), ``max_budget`` (required) and ``eta``
-    (default 3, at least 2) and return them."""
+    """Validate ``min_budget`` (default 1), ``max_budget`` (required), ``eta``
+    (default 3, at least 2) and ``sampler`` (default "bayes") and return them."""
+    sampler = options.get("sampler", "bayes")
+    if sampler not in SAMPLERS:
+        raise OptionError("options.sampler", f"must be one of {list(SAMPLERS)}, got {sampler!r}")
     max_budget = _positive_int(options, "max_budget", None)
     min_budget = _positive_int(options, "min_budget", 1)
     if max_budget < min_budget:
@@ -52,7 +68,7 @@ def check_fidelity_options(options: Mapping[str, Any]) -> dict[str, Any]:
         raise OptionError("options.eta", f"must be a number >= 2, got {eta!r}")
     if eta < 2:
         raise OptionError("options.eta", f"must be >= 2, got {eta!r}")
-    return {"min_budget": min_budget, "max_budget": max_budget, "eta": eta}
+    return {"min_budget": min_budget, "max_budget": max_budget, "eta": eta, "sampler": sampler}
 
 
 def budget_ladder(min_budget: int, max_budget: int, eta: float) -> list[int]:
@@ -94,5 +110,62 @@ class MultiFidelityStrategy(Strategy):
     @classmethod
     def validate_options(cls, options: Any) -> dict[str, Any]:
         """``min_budget`` (default 1), ``max_budget`` (epochs, required; the study spec
-        fills it from ``budget.epochs``), ``eta`` (default 3, >= 2)."""
+        fills it from ``budget.epochs``), ``eta`` (default 3, >= 2), ``sampler``
+        ("bayes" or "random", default "bayes")."""
         return check_fidelity_options(cls._check_option_keys(options, FIDELITY_OPTIONS))
+
+    def new_params(
+        self, rng: np.random.Generator, pending: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict, str]:
+        """A new configuration for the bottom rung, drawn with ``rng`` (the caller's
+        seeded generator, so the answer stays a function of seed and history).
+        ``pending`` holds configurations suggested in this ``ask`` but not yet in the
+        history, so a model does not propose the same point twice. Returns the
+        parameters and their source, "model" or "random" (kept in the trial's info)."""
+        if self.options["sampler"] == "bayes" and rng.random() >= RANDOM_FRACTION:
+            records = self._model_records(pending)
+            if records is not None:
+                from search.bayes import BayesStrategy  # a module cycle otherwise
+
+                model = BayesStrategy(
+                    self.space,
+                    records,
+                    direction=self.direction,
+                    seed=int(rng.integers(2**31)),
+                    options={"n_initial_points": 1, "n_candidates": 500},
+                )
+                return model.ask(1)[0].params, "model"
+        return self.space.sample(rng), "random"
+
+    def _model_records(self, pending: Sequence[Mapping[str, Any]]) -> list[TrialRecord] | None:
+        """The trials a model learns from: those of the largest budget with at least
+        (parameters + 2) completed results from configurations that *started* at that
+        budget, with new configurations in flight as running (the model's constant liar
+        keeps away from them).
+
+        Only budgets where new configurations start count: a higher rung holds only
+        promoted, already good configurations, and a model fitted on those alone sees
+        no contrast and proposes far from every point it knows."""
+        by_budget: dict[int, list[TrialRecord]] = {}
+        fresh: dict[int, int] = {}
+        bottom: list[TrialRecord] = []
+        for trial in self.history:
+            info = trial.info or {}
+            budget = info.get("budget")
+            if not isinstance(budget, int) or not self.in_space(trial):
+                continue
+            promoted = isinstance(info.get("parent"), int)
+            if trial.status == "completed" and trial.value is not None:
+                by_budget.setdefault(budget, []).append(trial)
+                fresh[budget] = fresh.get(budget, 0) + (not promoted)
+            elif trial.status in ("queued", "running") and not promoted:
+                bottom.append(trial)
+        enough = len(self.space) + 2
+        usable = [b for b in by_budget if fresh.get(b, 0) >= enough]
+        if not usable:
+            return None
+        records = list(by_budget[max(usable)])
+        records += [TrialRecord(t.number, t.params, "running") for t in bottom]
+        top = max((t.number for t in self.history), default=0)
+        records += [TrialRecord(top + 1 + i, dict(p), "running") for i, p in enumerate(pending)]
+        return records

@@ -3,9 +3,10 @@ the number of configurations against the budget each one starts with.
 
 With ``R = max_budget``, ``r = min_budget`` and ``s_max = floor(log_eta(R / r))``, bracket
 ``s`` (from ``s_max`` down to 0) starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)``
-random configurations at budget ``R * eta**-s``; each rung keeps the best ``1/eta`` and
-continues them at ``eta`` times the budget, up to ``R``. Brackets repeat in that order
-(Hyperband iterations) until the study's ``max_trials`` is spent.
+new configurations (random, or model-based: the ``sampler`` option) at budget
+``R * eta**-s``; each rung keeps the best ``1/eta`` and continues them at ``eta`` times
+the budget, up to ``R``. Brackets repeat in that order (Hyperband iterations) until the
+study's ``max_trials`` is spent.
 
 In a service with many workers, a bracket that waits for its rung to finish does not
 idle the fleet: ``ask`` then starts the next bracket. Promotions continue from the
@@ -62,6 +63,7 @@ class HyperbandStrategy(MultiFidelityStrategy):
             lambda: defaultdict(list)
         )
         self._promoted: set[int] = set()
+        self._pending: list[dict] = []  # new configurations of this instance's asks
         for trial in self.history:
             info = trial.info or {}
             bracket, rung = info.get("bracket"), info.get("rung")
@@ -96,10 +98,10 @@ class HyperbandStrategy(MultiFidelityStrategy):
         plan = self._plan(bracket)
         rungs = self._trials[bracket]
         if len(rungs[0]) < plan[0][0]:
-            params = self.space.sample(self._rng)
-            suggestion = Suggestion(
-                params=params, info={"bracket": bracket, "rung": 0, "budget": plan[0][1]}
-            )
+            params, source = self.new_params(self._rng, self._pending)
+            self._pending.append(params)
+            info = {"bracket": bracket, "rung": 0, "budget": plan[0][1], "source": source}
+            suggestion = Suggestion(params=params, info=info)
             rungs[0].append(TrialRecord(number=-1, params=params, status="queued"))
             return suggestion
         sign = -1.0 if self.direction == "maximize" else 1.0

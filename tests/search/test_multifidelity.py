@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from search import OptionError, SearchSpace, TrialRecord, make_strategy, validate_strategy
@@ -55,6 +57,7 @@ def test_budget_ladder_and_bracket_plans_follow_the_papers() -> None:
         ({"max_budget": 2, "min_budget": 3}, "strategy.options.max_budget"),
         ({"max_budget": 0}, "strategy.options.max_budget"),
         ({"max_budget": 9, "bogus": 1}, "strategy.options.bogus"),
+        ({"max_budget": 9, "sampler": "tpe"}, "strategy.options.sampler"),
     ],
 )
 def test_fidelity_options_are_validated_naming_the_field(name, options, field) -> None:
@@ -68,9 +71,41 @@ def test_max_budget_defaults_to_the_study_epochs() -> None:
     assert validate_strategy("asha", {"max_budget": 9}, SPACE, max_epochs=27)["max_budget"] == 9
 
 
+@pytest.mark.parametrize("name", ["hyperband", "asha"])
+def test_model_sampler_proposes_near_the_best_once_a_rung_has_data(name) -> None:
+    """With ``sampler: bayes`` new configurations come from a GP on the largest budget
+    with enough results (a third stay random); ``sampler: random`` never uses it."""
+
+    def value_of(params):  # best at x = 0.8
+        return -abs(params["x"] - 0.8)
+
+    sources: dict[str, list[str]] = {}
+    distance: dict[str, list[float]] = {}
+    for sampler in ("bayes", "random"):
+        history: list[TrialRecord] = []
+        options = {"max_budget": 9, "sampler": sampler}
+        for _ in range(40):
+            strategy = make_strategy(
+                name, SPACE, history, seed=3, direction="maximize", options=options
+            )
+            batch = strategy.ask(2)
+            _complete(history, batch, value_of)
+        fresh = [t for t in history if "parent" not in t.info]
+        late = fresh[len(fresh) // 2 :]
+        sources[sampler] = [t.info["source"] for t in late]
+        distance[sampler] = [abs(t.params["x"] - 0.8) for t in late if t.info["source"] == "model"]
+        distance[sampler + " all"] = [abs(t.params["x"] - 0.8) for t in late]
+    assert set(sources["random"]) == {"random"}
+    model_share = sources["bayes"].count("model") / len(sources["bayes"])
+    assert 0.45 < model_share < 0.9  # about 2/3
+    near_model = statistics.median(distance["bayes"])
+    near_random = statistics.median(distance["random all"])
+    assert near_model < 0.05 < near_random, (near_model, near_random)
+
+
 def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
     history: list[TrialRecord] = []
-    opts = {"max_budget": 9, "eta": 3}
+    opts = {"max_budget": 9, "eta": 3, "sampler": "random"}
 
     def ask(n: int):
         return make_strategy(
@@ -78,7 +113,7 @@ def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
         ).ask(n)
 
     first = ask(3)
-    assert [s.info for s in first] == [{"rung": 0, "budget": 1}] * 3
+    assert [s.info for s in first] == [{"rung": 0, "budget": 1, "source": "random"}] * 3
     _complete(history, first, lambda p: p["x"])
     promoted = ask(1)[0]
     best = max(history, key=lambda t: t.value)
@@ -86,7 +121,7 @@ def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
     assert promoted.params == best.params
     _queue(history, [promoted])
     # only one of three may go up: the next ask starts a new configuration
-    assert ask(1)[0].info == {"rung": 0, "budget": 1}
+    assert ask(1)[0].info == {"rung": 0, "budget": 1, "source": "random"}
 
 
 def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
@@ -110,16 +145,16 @@ def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
 
 def test_hyperband_runs_successive_halving_per_bracket_and_uses_idle_workers() -> None:
     history: list[TrialRecord] = []
-    opts = {"max_budget": 9, "eta": 3}  # s_max = 2: bracket plan [(9,1),(3,3),(1,9)]
+    opts = {"max_budget": 9, "eta": 3, "sampler": "random"}  # s_max = 2: bracket plan [(9,1),(3,3),(1,9)]
 
     def ask(n: int):
         return make_strategy("hyperband", SPACE, history, seed=3, options=opts).ask(n)
 
     rung0 = ask(9)
-    assert all(s.info == {"bracket": 0, "rung": 0, "budget": 1} for s in rung0)
+    assert all(s.info == {"bracket": 0, "rung": 0, "budget": 1, "source": "random"} for s in rung0)
     running = _queue(history, rung0)
     # rung 0 still running: an idle worker gets work from the next bracket instead
-    assert ask(1)[0].info == {"bracket": 1, "rung": 0, "budget": 3}
+    assert ask(1)[0].info == {"bracket": 1, "rung": 0, "budget": 3, "source": "random"}
     for t in running:
         history[t.number] = TrialRecord(
             number=t.number, params=t.params, status="completed", value=t.params["x"], info=t.info
