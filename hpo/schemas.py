@@ -21,6 +21,7 @@ __all__ = [
     "ReportIn",
     "ReportOut",
     "ReportPublic",
+    "SpecText",
     "StartIn",
     "StudyPublic",
     "StudyUpdate",
@@ -96,6 +97,12 @@ class StudyPublic(BaseModel):
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None
+
+
+class SpecText(_In):
+    """A study spec as YAML or JSON text (what a user pastes or uploads)."""
+
+    text: str = Field(max_length=1_000_000)
 
 
 class StudyUpdate(_In):

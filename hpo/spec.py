@@ -42,6 +42,7 @@ __all__ = [
     "TrainSpec",
     "check_json_text",
     "load_spec_file",
+    "parse_spec_text",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -262,10 +263,20 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+    return parse_spec_text(text, source=str(path))
+
+
+def parse_spec_text(text: str, *, source: str = "the spec") -> dict[str, Any]:
+    """Parse YAML or JSON text into a plain dict (validation is the caller's).
+
+    Raises ``ValueError`` naming ``source`` (and the line, for syntax errors) when the
+    text is not YAML/JSON or not a mapping."""
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML/JSON: {err}") from None
+        raise ValueError(f"{source} is not valid YAML/JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must contain a mapping (a study spec), not {type(data).__name__}")
+        raise ValueError(
+            f"{source} must contain a mapping (a study spec), not {type(data).__name__}"
+        )
     return data

@@ -90,6 +90,9 @@ def create_app(
     app.include_router(insights.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
     app.include_router(workers.router, prefix=API_PREFIX)
+    from server.dashboard import install as install_dashboard
+
+    install_dashboard(app)
     _install_error_handlers(app)
     return app
 

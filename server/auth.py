@@ -2,7 +2,8 @@
 
 With no token configured the API is open (the embedded default on loopback). Once
 ``HPO_API_TOKEN`` or ``HPO_WORKER_TOKEN`` is set on the server, every ``/api/v1`` request
-must present ``Authorization: Bearer <token>``: missing or unknown -> 401. The worker
+must present ``Authorization: Bearer <token>`` (or the dashboard's session cookie):
+missing or unknown -> 401. The worker
 token has the ``worker`` scope only: it may start, heartbeat, report, finish and release
 trials and register workers, nothing else (-> 403). The API token has every scope.
 """
@@ -14,13 +15,31 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 
-__all__ = ["Scope", "UserScope", "WorkerScope", "require"]
+__all__ = [
+    "SESSION_COOKIE",
+    "Scope",
+    "UserScope",
+    "WorkerScope",
+    "auth_enabled",
+    "require",
+    "scopes_of",
+]
+
+#: Cookie holding the token after a dashboard login.
+SESSION_COOKIE = "hpo_session"
 
 Scope = Literal["user", "worker"]
 
 
-def _scopes_of(request: Request) -> set[str] | None:
-    """The presented token's scopes; None when auth is off."""
+def auth_enabled(request: Request) -> bool:
+    """Whether the server requires tokens (any token configured)."""
+    settings = request.app.state.settings
+    return bool(settings.api_token or settings.worker_token)
+
+
+def scopes_of(request: Request) -> set[str] | None:
+    """The presented token's scopes (header, else the dashboard's session cookie);
+    None when auth is off; 401 when a token is required and missing or unknown."""
     settings = request.app.state.settings
     tokens = {
         "user": settings.api_token,
@@ -30,6 +49,10 @@ def _scopes_of(request: Request) -> set[str] | None:
         return None
     header = request.headers.get("authorization", "")
     scheme, _, presented = header.partition(" ")
+    if not header:
+        # The dashboard's session: the cookie set by its login page (HttpOnly and
+        # SameSite=Strict, so another site's page cannot send it).
+        scheme, presented = "bearer", request.cookies.get(SESSION_COOKIE, "")
     if scheme.lower() != "bearer" or not presented:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -55,7 +78,7 @@ def require(scope: Scope):  # type: ignore[no-untyped-def]
     """A dependency that admits requests whose token has ``scope`` (or auth is off)."""
 
     def check(request: Request) -> None:
-        scopes = _scopes_of(request)
+        scopes = scopes_of(request)
         if scopes is not None and scope not in scopes:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this token may not do this (needs scope {scope!r})"

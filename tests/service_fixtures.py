@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -49,6 +49,7 @@ __all__ = [
     "PostgresServer",
     "RedisServer",
     "ServiceError",
+    "chromium",
     "postgres_server",
     "postgres_url",
     "redis_server",
@@ -507,3 +508,33 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         postgres_server.drop_database(name)
+
+
+CHROMIUM_ARGS = (
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-background-networking",  # no internet: no update or sync calls
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """The system Chromium (``apt-get install chromium``) driven by Playwright through
+    ``executable_path``: no browser is ever downloaded. Missing Chromium or Playwright
+    skips, or fails under ``HPO_REQUIRE_SERVICES=1``."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        _unavailable("`chromium` not found on PATH; apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install 'hpo-service[test]')")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=list(CHROMIUM_ARGS))
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -15,7 +15,6 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -96,38 +95,20 @@ def _slot_main(slot: Slot, redis_url: str, queue_name: str, burst: bool, parent:
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from hpo.client import APIError
-    from hpo.schemas import WorkerIn
     from hpo.settings import get_settings
     from worker.job import process_client, worker_name
+    from worker.presence import Presence
     from worker.rq_worker import TrialWorker
 
     settings = get_settings()
     client = process_client()
-    done = threading.Event()
     rq_worker_box: list[TrialWorker] = []
 
-    def register(status: str) -> None:
-        body = WorkerIn(
-            name=worker_name(),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            devices=list(slot.devices) or ["cpu"],
-            status=status,  # type: ignore[arg-type]
-        )
-        try:
-            client.register_worker(body)
-        except APIError as err:  # the server may be restarting: the next beat retries
-            log.warning("worker registration failed: %s", err.message)
+    def orphaned() -> None:
+        if os.getppid() != parent and rq_worker_box:  # orphaned: leave warmly
+            os.kill(os.getpid(), signal.SIGTERM)
 
-    def beats() -> None:
-        while not done.wait(settings.heartbeat_interval):
-            if os.getppid() != parent and rq_worker_box:  # orphaned: leave warmly
-                os.kill(os.getpid(), signal.SIGTERM)
-            register("idle")
-
-    register("idle")
-    threading.Thread(target=beats, daemon=True, name="hpo-worker-beat").start()
+    presence = Presence(client, slot.devices, settings.heartbeat_interval, orphaned).start()
     connection = Redis.from_url(redis_url)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     rq_worker = TrialWorker([queue], connection=connection, name=f"{worker_name()}-{slot.name}")
@@ -135,5 +116,4 @@ def _slot_main(slot: Slot, redis_url: str, queue_name: str, burst: bool, parent:
     try:
         rq_worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     finally:
-        done.set()
-        register("stopped")
+        presence.stop()

@@ -140,23 +140,34 @@ def _worker_main(
     import torch
 
     from hpo.client import APIError, Client
+    from hpo.settings import get_settings
     from worker.job import run_trial
+    from worker.presence import Presence
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(processName)s %(message)s")
     with Client(server_url, token=token) as client:
-        while True:
-            try:
-                trial_id = jobs.get(timeout=1.0)
-            except queue.Empty:
-                if os.getppid() != parent_pid:
+        # Its own client: the beat thread must not share a connection with trials.
+        beat_client = Client(server_url, token=token)
+        presence = Presence(beat_client, ["cpu"], get_settings().heartbeat_interval).start()
+        try:
+            while True:
+                try:
+                    trial_id = jobs.get(timeout=1.0)
+                except queue.Empty:
+                    if os.getppid() != parent_pid:
+                        return
+                    continue
+                if trial_id is _STOP:
                     return
-                continue
-            if trial_id is _STOP:
-                return
-            try:
-                run_trial(trial_id, client=client)
-            except APIError as err:
-                log.error("trial %s: server error: %s", trial_id, err.message)
-            except Exception:
-                log.exception("trial %s: unexpected worker error", trial_id)
+                presence.status = "busy"
+                try:
+                    run_trial(trial_id, client=client)
+                except APIError as err:
+                    log.error("trial %s: server error: %s", trial_id, err.message)
+                except Exception:
+                    log.exception("trial %s: unexpected worker error", trial_id)
+                presence.status = "idle"
+        finally:
+            presence.stop()
+            beat_client.close()

@@ -145,7 +145,8 @@ def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
 
 def test_hyperband_runs_successive_halving_per_bracket_and_uses_idle_workers() -> None:
     history: list[TrialRecord] = []
-    opts = {"max_budget": 9, "eta": 3, "sampler": "random"}  # s_max = 2: bracket plan [(9,1),(3,3),(1,9)]
+    # s_max = 2: bracket plan [(9,1),(3,3),(1,9)]
+    opts = {"max_budget": 9, "eta": 3, "sampler": "random"}
 
     def ask(n: int):
         return make_strategy("hyperband", SPACE, history, seed=3, options=opts).ask(n)

@@ -3,11 +3,12 @@ study's trials."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from hpo.schemas import (
+    SpecText,
     StudyPublic,
     StudyUpdate,
     TrialDetail,
@@ -15,11 +16,12 @@ from hpo.schemas import (
     TrialSortKey,
     TrialStatus,
 )
-from hpo.spec import StudySpec
+from hpo.spec import StudySpec, parse_spec_text
 from server import studies, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber
 from server.auth import require
 from server.convert import trial_detail
+from server.errors import Invalid
 
 router = APIRouter(prefix="/studies", tags=["studies"], dependencies=[Depends(require("user"))])
 
@@ -32,6 +34,16 @@ def create_study(spec: StudySpec, session: SessionDep, scheduler: SchedulerDep) 
     session.commit()
     scheduler.wake()
     return out
+
+
+@router.post("/parse", response_model=dict[str, Any])
+def parse_spec(body: SpecText) -> dict[str, Any]:
+    """Turn YAML or JSON spec text into the JSON object ``POST /studies`` takes (syntax
+    only: 422 with the line of a YAML error; the create call validates the fields)."""
+    try:
+        return parse_spec_text(body.text)
+    except ValueError as err:
+        raise Invalid(str(err), field="text") from None
 
 
 @router.get("", response_model=list[StudyPublic])

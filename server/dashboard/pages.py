@@ -1,0 +1,171 @@
+"""Dashboard routes: pages, their live fragments, login/logout and static files."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from server import studies, trials, workers
+from server.api.deps import SessionDep, TrialNumber
+from server.auth import SESSION_COOKIE, auth_enabled, scopes_of
+from server.convert import trial_detail
+from server.dashboard.views import study_view, trial_view, worker_rows
+
+__all__ = ["install"]
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _login_required(request: Request) -> None:
+    """Pages need a valid user token (auth on): otherwise go to the login page first,
+    before any query runs (an unknown study must not answer before the login does)."""
+    if not _signed_in(request):
+        raise HTTPException(303, headers={"Location": f"/login?next={request.url.path}"})
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_login_required)])
+public = APIRouter(include_in_schema=False)  # the login page and assets
+
+
+def _plotly_js() -> Path:
+    """The plotly.js bundled in the ``plotly`` Python package (served, never fetched)."""
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+def _signed_in(request: Request) -> bool:
+    """True when auth is off or the request carries a valid user token."""
+    try:
+        scopes = scopes_of(request)
+    except HTTPException:
+        return False
+    return scopes is None or "user" in scopes
+
+
+def _page(name: str) -> Callable[..., Any]:
+    def render(request: Request, **context: Any) -> Response:
+        context |= {"auth": auth_enabled(request)}
+        return templates.TemplateResponse(request, name, context)
+
+    return render
+
+
+@router.get("/", response_class=HTMLResponse)
+def studies_page(request: Request, session: SessionDep) -> Response:
+    rows = [studies.study_public(session, s) for s in studies.list_studies(session)]
+    return _page("studies.html")(request, studies=rows, title="Studies")
+
+
+@router.get("/ui/studies", response_class=HTMLResponse)
+def studies_rows(request: Request, session: SessionDep) -> Response:
+    rows = [studies.study_public(session, s) for s in studies.list_studies(session)]
+    return _page("_studies_rows.html")(request, studies=rows)
+
+
+@router.get("/studies/{name}", response_class=HTMLResponse)
+def study_page(name: str, request: Request, session: SessionDep) -> Response:
+    view = study_view(session, studies.get_study(session, name))
+    return _page("study.html")(request, s=view, title=f"Study {name}")
+
+
+@router.get("/ui/studies/{name}/header", response_class=HTMLResponse)
+def study_header(name: str, request: Request, session: SessionDep) -> Response:
+    view = study_view(session, studies.get_study(session, name))
+    return _page("_study_header.html")(request, s=view)
+
+
+@router.get("/studies/{name}/trials/{number}", response_class=HTMLResponse)
+def trial_page(name: str, number: TrialNumber, request: Request, session: SessionDep) -> Response:
+    study = studies.get_study(session, name)
+    trial = trials.get_trial_by_number(session, study, number)
+    detail = trial_detail(trial, study.name, trials.trial_reports(session, trial))
+    view = trial_view(detail, trial.checkpoint, study.metric)
+    return _page("trial.html")(request, t=view, study=study.name, title=f"{name} #{number}")
+
+
+@router.get("/workers", response_class=HTMLResponse)
+def workers_page(request: Request, session: SessionDep) -> Response:
+    rows = worker_rows(session, _workers(request, session))
+    return _page("workers.html")(request, workers=rows, title="Workers")
+
+
+@router.get("/ui/workers", response_class=HTMLResponse)
+def workers_rows(request: Request, session: SessionDep) -> Response:
+    rows = worker_rows(session, _workers(request, session))
+    return _page("_workers_rows.html")(request, workers=rows)
+
+
+@public.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    context = {"next": _safe_next(next), "error": None, "title": "Sign in", "auth": True}
+    return templates.TemplateResponse(request, "login.html", context)
+
+
+@public.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Check the token from the form; on success set the session cookie and go on."""
+    form = await _form(request)
+    token, target = form.get("token", ""), _safe_next(form.get("next", "/"))
+    settings = request.app.state.settings
+    if not auth_enabled(request):
+        return RedirectResponse(target, status_code=303)
+    if settings.api_token and hmac.compare_digest(token.encode(), settings.api_token.encode()):
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+    context = {"next": target, "error": "unknown token", "title": "Sign in", "auth": True}
+    return templates.TemplateResponse(request, "login.html", context, status_code=401)
+
+
+@public.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@public.get("/static/plotly.min.js")
+def plotly_js() -> FileResponse:
+    return FileResponse(_plotly_js(), media_type="text/javascript")
+
+
+def _workers(request: Request, session: SessionDep) -> list:
+    timeout = request.app.state.settings.heartbeat_timeout
+    return workers.list_workers(session, heartbeat_timeout=timeout, include_stopped=True)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A urlencoded form body (the login form), without python-multipart."""
+    from urllib.parse import parse_qs
+
+    body = (await request.body())[:10_000].decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body).items()}
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site paths: a login must never redirect to another host."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def install(app: FastAPI) -> None:
+    """Mount the dashboard's pages and static files on ``app``."""
+    app.include_router(public)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

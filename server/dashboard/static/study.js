@@ -1,0 +1,229 @@
+// Study page: header controls, the five plots and the trials table, all kept live by
+// polling the compact study summary (GET /api/v1/studies/{name}).
+"use strict";
+(() => {
+  const root = document.getElementById("study");
+  const name = root.dataset.study;
+  const base = "/studies/" + encodeURIComponent(name);
+  const metric = root.dataset.metric;
+  const maximize = root.dataset.direction === "maximize";
+  const PAGE = 25;
+  const table = { sort: "number", order: "asc", status: "", offset: 0, total: 0 };
+  const config = { displaylogo: false, responsive: true };
+  const layoutBase = {
+    margin: { l: 56, r: 16, t: 8, b: 44 }, height: 300, paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#fff", font: { size: 12 }, legend: { orientation: "h", y: -0.2 },
+  };
+  let history = null;
+  let space = {}; // the study's search space (from its spec): log axes for log params
+
+  // -- controls (event delegation: the header is re-rendered on every change) -------
+  const header = document.getElementById("study-header");
+  header.addEventListener("click", async (event) => {
+    const action = event.target.dataset && event.target.dataset.action;
+    if (!action) return;
+    if (action === "stop" && !window.confirm(`Stop study ${name}? Running trials are told to stop.`)) return;
+    try {
+      await HPO.api(`${base}/${action}`, { method: "POST" });
+      await refreshHeader();
+    } catch (err) {
+      HPO.showError("control-error", err.message);
+    }
+  });
+  header.addEventListener("submit", async (event) => {
+    if (event.target.id !== "budget-form") return;
+    event.preventDefault();
+    const value = Number(document.getElementById("budget-input").value);
+    try {
+      await HPO.api(base, { method: "PATCH", json: { max_trials: value } });
+      await refreshHeader();
+    } catch (err) {
+      HPO.showError("control-error", err.message);
+    }
+  });
+
+  async function refreshHeader() {
+    const response = await fetch(`/ui${base}/header`, { credentials: "same-origin" });
+    if (response.ok) header.innerHTML = await response.text();
+  }
+
+  // -- plots ---------------------------------------------------------------------------
+  function byStatus(h, mask) {
+    const groups = {};
+    h.numbers.forEach((n, i) => {
+      if (mask && !mask(i)) return;
+      const s = h.statuses[i];
+      (groups[s] = groups[s] || { x: [], y: [] });
+      groups[s].x.push(n);
+      groups[s].y.push(h.values[i]);
+    });
+    return groups;
+  }
+
+  function drawHistory(h) {
+    const groups = byStatus(h, (i) => h.values[i] !== null);
+    const traces = Object.entries(groups).map(([status, g]) => ({
+      type: "scattergl", mode: "markers", name: status, x: g.x, y: g.y,
+      marker: { color: HPO.STATUS_COLORS[status] || "#555", size: 6, opacity: 0.8 },
+    }));
+    traces.push({
+      type: "scatter", mode: "lines", name: "best so far", x: h.numbers, y: h.best_so_far,
+      line: { color: "#dd6b20", width: 2, shape: "hv" }, connectgaps: true,
+    });
+    Plotly.react("plot-history", traces, {
+      ...layoutBase, xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } },
+    }, config);
+  }
+
+  async function drawCurves() {
+    const data = await HPO.api(`${base}/curves?max_trials=100&max_points=60`);
+    const traces = data.curves.map((c) => ({
+      type: "scattergl", mode: "lines+markers", x: c.steps, y: c.values, name: `#${c.number}`,
+      line: { color: HPO.STATUS_COLORS[c.status] || "#555", width: 1 }, marker: { size: 3 },
+      hovertemplate: `#${c.number} (${c.status}${c.budget ? ", budget " + c.budget : ""})<br>epoch %{x}: %{y}<extra></extra>`,
+    }));
+    Plotly.react("plot-curves", traces, {
+      ...layoutBase, showlegend: false,
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: metric } },
+      annotations: traces.length ? [] : [emptyNote("no reports yet")],
+    }, config);
+  }
+
+  function emptyNote(text) {
+    return { text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#888" } };
+  }
+
+  const isLog = (p) => Boolean(space[p] && space[p].log);
+
+  function dimension(label, raw) {
+    const numeric = raw.every((v) => v === null || typeof v === "number");
+    if (numeric) {
+      const log = isLog(label);
+      const values = raw.map((v) => (v === null ? NaN : log ? Math.log10(v) : v));
+      return { label: log ? `log10 ${label}` : label, values };
+    }
+    const levels = [...new Set(raw.map((v) => (v === null ? "–" : String(v))))].sort();
+    return {
+      label, values: raw.map((v) => levels.indexOf(v === null ? "–" : String(v))),
+      tickvals: levels.map((_, i) => i), ticktext: levels,
+    };
+  }
+
+  function drawParallel(h) {
+    const rows = h.values.map((v, i) => i).filter((i) => h.values[i] !== null && h.statuses[i] === "completed");
+    const names = Object.keys(h.params);
+    if (!rows.length) {
+      Plotly.react("plot-parallel", [], { ...layoutBase, annotations: [emptyNote("no completed trials yet")] }, config);
+      return;
+    }
+    const dims = names.map((p) => dimension(p, rows.map((i) => h.params[p][i])));
+    dims.push({ label: metric, values: rows.map((i) => h.values[i]) });
+    Plotly.react("plot-parallel", [{
+      type: "parcoords", dimensions: dims,
+      line: { color: rows.map((i) => h.values[i]), colorscale: "Viridis", reversescale: !maximize, showscale: true },
+    }], { ...layoutBase, margin: { l: 60, r: 60, t: 40, b: 24 }, height: 340 }, config);
+  }
+
+  async function drawImportance() {
+    const data = await HPO.api(`${base}/importance`);
+    const items = [...data.importances].reverse();
+    Plotly.react("plot-importance", [{
+      type: "bar", orientation: "h", x: items.map((d) => d.importance), y: items.map((d) => d.param),
+      marker: { color: "#3182ce" },
+    }], {
+      ...layoutBase, margin: { l: 110, r: 16, t: 8, b: 44 }, xaxis: { title: { text: "importance" }, range: [0, 1] },
+      annotations: items.length ? [] : [emptyNote(data.reason || "not enough completed trials")],
+    }, config);
+  }
+
+  function drawSlice(h) {
+    const select = document.getElementById("slice-param");
+    const names = Object.keys(h.params);
+    if (select.options.length !== names.length) {
+      const keep = select.value;
+      select.innerHTML = names.map((p) => `<option>${HPO.escape(p)}</option>`).join("");
+      if (names.includes(keep)) select.value = keep;
+    }
+    const p = select.value || names[0];
+    const rows = h.values.map((v, i) => i).filter((i) => h.values[i] !== null && h.params[p] && h.params[p][i] !== null);
+    Plotly.react("plot-slice", [{
+      type: "scattergl", mode: "markers", x: rows.map((i) => h.params[p][i]), y: rows.map((i) => h.values[i]),
+      text: rows.map((i) => `#${h.numbers[i]}`),
+      marker: { color: rows.map((i) => h.numbers[i]), colorscale: "Blues", showscale: true, size: 7,
+        colorbar: { title: { text: "trial" } } },
+    }], {
+      ...layoutBase, xaxis: { title: { text: p || "" }, type: isLog(p) ? "log" : "-" },
+      yaxis: { title: { text: metric } },
+      annotations: rows.length ? [] : [emptyNote("no completed trials yet")],
+    }, config);
+  }
+  document.getElementById("slice-param").addEventListener("change", () => history && drawSlice(history));
+
+  async function drawPlots() {
+    history = await HPO.api(`${base}/history?max_points=2000`);
+    drawHistory(history);
+    drawParallel(history);
+    drawSlice(history);
+    await Promise.all([drawCurves(), drawImportance()]);
+  }
+
+  // -- trials table --------------------------------------------------------------------
+  function duration(t) {
+    if (!t.started_at || !t.finished_at) return "–";
+    return ((new Date(t.finished_at) - new Date(t.started_at)) / 1000).toFixed(1) + " s";
+  }
+
+  function paramsText(p) {
+    return Object.entries(p).map(([k, v]) => `${HPO.escape(k)}=${HPO.escape(HPO.fmt(v, 3))}`).join(" ");
+  }
+
+  async function loadTable() {
+    const query = new URLSearchParams({ limit: PAGE, offset: table.offset, sort: table.sort, order: table.order });
+    if (table.status) query.set("status", table.status);
+    const response = await fetch(`/api/v1${base}/trials?${query}`, { credentials: "same-origin" });
+    if (!response.ok) return;
+    table.total = Number(response.headers.get("x-total-count") || 0);
+    const rows = await response.json();
+    document.getElementById("trials-rows").innerHTML = rows.map((t) => `
+      <tr data-number="${t.number}">
+        <td><a href="${base}/trials/${t.number}">${t.number}</a></td>
+        <td><span class="badge ${t.status}">${t.status}</span></td>
+        <td class="num">${HPO.fmt(t.value)}</td>
+        <td class="params-cell">${paramsText(t.params)}</td>
+        <td class="num">${duration(t)}</td>
+        <td class="num">${t.attempt}</td>
+        <td>${HPO.escape(t.worker || "–")}</td>
+      </tr>`).join("") || `<tr><td colspan="7" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
+    const last = Math.min(table.offset + PAGE, table.total);
+    document.getElementById("page-info").textContent = table.total ? `${table.offset + 1}–${last} of ${table.total}` : "0 trials";
+    document.getElementById("prev-page").disabled = table.offset === 0;
+    document.getElementById("next-page").disabled = last >= table.total;
+    document.querySelectorAll("#trials th.sortable").forEach((th) => {
+      th.setAttribute("aria-sort", th.dataset.sort === table.sort ? (table.order === "asc" ? "ascending" : "descending") : "none");
+    });
+  }
+
+  document.querySelectorAll("#trials th.sortable").forEach((th) => {
+    th.addEventListener("click", () => {
+      table.order = table.sort === th.dataset.sort && table.order === "asc" ? "desc" : "asc";
+      table.sort = th.dataset.sort;
+      table.offset = 0;
+      loadTable();
+    });
+  });
+  document.getElementById("status-filter").addEventListener("change", (event) => {
+    table.status = event.target.value;
+    table.offset = 0;
+    loadTable();
+  });
+  document.getElementById("prev-page").addEventListener("click", () => { table.offset = Math.max(0, table.offset - PAGE); loadTable(); });
+  document.getElementById("next-page").addEventListener("click", () => { table.offset += PAGE; loadTable(); });
+
+  // -- live ----------------------------------------------------------------------------
+  HPO.watch(base, async (summary, first) => {
+    space = (summary.spec && summary.spec.space) || {};
+    const work = [drawPlots(), loadTable()];
+    if (!first) work.push(refreshHeader());
+    await Promise.all(work);
+  });
+})();

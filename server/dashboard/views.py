@@ -1,0 +1,83 @@
+"""What the dashboard's templates show, computed from the same queries the API uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hpo.schemas import TrialDetail, WorkerPublic
+from server import studies
+from server.tables import Study, Trial
+
+__all__ = ["study_view", "trial_view", "worker_rows"]
+
+#: Running trials listed in a study's header (the trials table has the rest).
+RUNNING_SHOWN = 20
+
+
+def study_view(session: Session, study: Study) -> dict[str, Any]:
+    """The study header: public summary, progress, best trial, running trials."""
+    public = studies.study_public(session, study)
+    finished = sum(n for status, n in public.counts.items() if status not in ("queued", "running"))
+    running = session.execute(
+        select(Trial.number, Trial.worker, Trial.last_step, Trial.info)
+        .where(Trial.study_id == study.id, Trial.status == "running")
+        .order_by(Trial.number)
+        .limit(RUNNING_SHOWN)
+    ).all()
+    return {
+        "public": public,
+        "finished": finished,
+        "progress": min(100.0, 100.0 * finished / max(1, public.max_trials)),
+        "running": [
+            {"number": n, "worker": w, "last_step": step, "budget": (info or {}).get("budget")}
+            for n, w, step, info in running
+        ],
+        "epochs": (public.spec.get("budget") or {}).get("epochs"),
+    }
+
+
+def trial_view(detail: TrialDetail, checkpoint: str | None, metric: str) -> dict[str, Any]:
+    """A trial page: its detail, one summary row per attempt, the checkpoint path."""
+    attempts: dict[int, list[Any]] = {}
+    for report in detail.reports:
+        attempts.setdefault(report.attempt, []).append(report)
+    rows = [
+        {
+            "attempt": attempt,
+            "reports": len(reports),
+            "first_step": reports[0].step,
+            "last_step": reports[-1].step,
+            "last_value": reports[-1].value,
+            "from": reports[0].created_at,
+            "to": reports[-1].created_at,
+        }
+        for attempt, reports in sorted(attempts.items())
+    ]
+    duration = None
+    if detail.started_at and detail.finished_at:
+        duration = (detail.finished_at - detail.started_at).total_seconds()
+    return {
+        "d": detail,
+        "attempts": rows,
+        "checkpoint": checkpoint,
+        "metric": metric,
+        "duration": duration,
+    }
+
+
+def worker_rows(session: Session, workers: Sequence[WorkerPublic]) -> list[dict[str, Any]]:
+    """Workers with links to the trials they run (study name and trial number)."""
+    ids = {tid for w in workers for tid in w.current_trials}
+    where: dict[int, tuple[str, int]] = {}
+    if ids:
+        for tid, name, number in session.execute(
+            select(Trial.id, Study.name, Trial.number)
+            .join(Study, Study.id == Trial.study_id)
+            .where(Trial.id.in_(ids))
+        ):
+            where[tid] = (name, number)
+    return [{"w": w, "trials": [where[t] for t in w.current_trials if t in where]} for w in workers]
