@@ -49,6 +49,7 @@ import httpx
 import numpy as np
 from sqlalchemy import create_engine, insert
 
+from hpo.demo import DEMO_SPACE
 from hpo.spec import StudySpec
 from search.fidelity import budget_ladder
 from search.space import SearchSpace
@@ -57,23 +58,8 @@ from server.tables import Report, Study, Trial
 __all__ = ["SPACE", "build_database", "main", "make_trials"]
 
 STUDY = "dashboard-load"
-SPACE: dict[str, Any] = {
-    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-    "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
-    "decay": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
-    "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
-    "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
-    "model": {"type": "categorical", "choices": ["mlp", "cnn"]},
-    "hidden_layers": {"type": "int", "low": 1, "high": 3, "when": {"model": "mlp"}},
-    "units": {"type": "int", "low": 32, "high": 256, "log": True, "when": {"model": "mlp"}},
-    "conv_blocks": {"type": "int", "low": 1, "high": 3, "when": {"model": "cnn"}},
-    "filters": {"type": "int", "low": 8, "high": 64, "log": True, "when": {"model": "cnn"}},
-    "kernel_size": {"type": "categorical", "choices": [3, 5], "when": {"model": "cnn"}},
-    "pooling": {"type": "categorical", "choices": ["max", "avg"], "when": {"model": "cnn"}},
-    "activation": {"type": "categorical", "choices": ["relu", "tanh", "gelu"]},
-    "dropout": {"type": "float", "low": 0.0, "high": 0.4},
-    "batch_norm": {"type": "categorical", "choices": [True, False]},
-}
+#: The demo's space (MLP/CNN with conditional children), the realistic shape of a study.
+SPACE: dict[str, Any] = DEMO_SPACE
 REQUESTS = ("study", "history", "curves", "importance", "trials")
 FIGURES = ("optimization_history", "intermediate_values", "parallel_coordinate", "slice")
 FIGURES += ("param_importances",)

@@ -3,9 +3,11 @@ study's trials."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy.orm import Session
 
 from hpo.schemas import (
     SpecText,
@@ -22,6 +24,8 @@ from server.api.deps import SchedulerDep, SessionDep, TrialNumber
 from server.auth import require
 from server.convert import trial_detail
 from server.errors import Invalid
+from server.scheduler import Scheduler
+from server.tables import Study
 
 router = APIRouter(prefix="/studies", tags=["studies"], dependencies=[Depends(require("user"))])
 
@@ -56,33 +60,33 @@ def get_study(name: str, session: SessionDep) -> StudyPublic:
     return studies.study_public(session, studies.get_study(session, name))
 
 
-@router.post("/{name}/stop", response_model=StudyPublic)
-def stop_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
-    """Stop a study: queued trials are stopped, running ones are told to stop."""
-    study = studies.stop_study(session, studies.get_study(session, name))
+def _change(
+    session: Session, scheduler: Scheduler, name: str, change: Callable[[Study], Study]
+) -> StudyPublic:
+    """Apply ``change`` to the study, commit, and wake the scheduler to act on it."""
+    study = change(studies.get_study(session, name))
     out = studies.study_public(session, study)
     session.commit()
     scheduler.wake()
     return out
 
 
+@router.post("/{name}/stop", response_model=StudyPublic)
+def stop_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+    """Stop a study: queued trials are stopped, running ones are told to stop."""
+    return _change(session, scheduler, name, lambda s: studies.stop_study(session, s))
+
+
 @router.post("/{name}/pause", response_model=StudyPublic)
-def pause_study(name: str, session: SessionDep) -> StudyPublic:
+def pause_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
     """Pause a running study: no new trials; queued and running ones finish."""
-    study = studies.pause_study(session, studies.get_study(session, name))
-    out = studies.study_public(session, study)
-    session.commit()
-    return out
+    return _change(session, scheduler, name, lambda s: studies.pause_study(session, s))
 
 
 @router.post("/{name}/resume", response_model=StudyPublic)
 def resume_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
     """Resume a paused study."""
-    study = studies.resume_study(session, studies.get_study(session, name))
-    out = studies.study_public(session, study)
-    session.commit()
-    scheduler.wake()
-    return out
+    return _change(session, scheduler, name, lambda s: studies.resume_study(session, s))
 
 
 @router.patch("/{name}", response_model=StudyPublic)
@@ -91,16 +95,14 @@ def update_study(
 ) -> StudyPublic:
     """Change the budget (``max_trials``, ``max_parallel``); raising ``max_trials`` of a
     completed study runs it again. 422 when ``max_trials`` is below the trials created."""
-    study = studies.update_study(
+    return _change(
         session,
-        studies.get_study(session, name),
-        max_trials=body.max_trials,
-        max_parallel=body.max_parallel,
+        scheduler,
+        name,
+        lambda s: studies.update_study(
+            session, s, max_trials=body.max_trials, max_parallel=body.max_parallel
+        ),
     )
-    out = studies.study_public(session, study)
-    session.commit()
-    scheduler.wake()
-    return out
 
 
 @router.get("/{name}/trials", response_model=list[TrialPublic])
