@@ -14,6 +14,12 @@ training real torch models through ``models/``.
 Our strategies run with both samplers of new configurations: ``bayes`` (the default,
 model-based as in BOHB) and ``random`` (plain Hyperband/ASHA, rows marked "(random)").
 
+Training seeds: by default every trial of a run trains with the run's seed (common
+random numbers), so a configuration scores the same whichever method proposes it and the
+target is a property of the configurations random search found, not of one lucky draw of
+initial weights that no other method can reproduce; ``--trial-seeds`` draws a seed per
+trial instead.
+
 Printed per method: median epochs to match the target, the ratio to random's epochs (the
 issue's target: <= 1/3 for hyperband and asha), how often the target was matched, and for
 our strategies the epochs checkpoint resume saved: on the same run, retraining each
@@ -65,13 +71,21 @@ class Trainer:
     """Trains a configuration on digits up to a budget, optionally from a checkpoint
     (kept in memory: model and optimizer state after the parent's last epoch)."""
 
-    def __init__(self) -> None:
+    def __init__(self, trial_seeds: bool = False) -> None:
         import torch
 
         from models import load_dataset
 
         torch.set_num_threads(1)
         self.dataset = load_dataset("digits")
+        self.trial_seeds = trial_seeds
+
+    def seed_for(self, seed: int, number: int) -> int:
+        """The training seed of a trial. By default every trial of a run trains with
+        the run's seed (common random numbers: a configuration scores the same in every
+        method, so methods are compared on finding configurations, not on drawing lucky
+        initial weights); ``--trial-seeds`` gives each trial its own."""
+        return seed + number if self.trial_seeds else seed
 
     def run(self, params: Mapping[str, Any], budget: int, start: tuple[Any, int] | None, seed: int):
         """Return (final validation accuracy, checkpoint, epochs actually trained)."""
@@ -116,7 +130,7 @@ def run_random(trainer: Trainer, space: SearchSpace, seed: int, trials: int, bud
     best, best_at, spent = -1.0, 0, 0
     for number in range(trials):
         s = make_strategy("random", space, history, seed=seed, direction="maximize").ask(1)[0]
-        acc, _, trained = trainer.run(s.params, budget, None, seed + number)
+        acc, _, trained = trainer.run(s.params, budget, None, trainer.seed_for(seed, number))
         spent += trained
         history.append(TrialRecord(number, s.params, "completed" if acc else "failed", acc))
         if acc is not None and acc > best:
@@ -149,7 +163,7 @@ def run_ours(
             saved += start[1]
             promoted += int(s.info["budget"])
         acc, checkpoint, trained = trainer.run(
-            s.params, int(s.info["budget"]), start, seed + number
+            s.params, int(s.info["budget"]), start, trainer.seed_for(seed, number)
         )
         spent += trained
         if checkpoint is not None:
@@ -182,7 +196,8 @@ def run_optuna(
 
     def objective(trial: optuna.Trial) -> float:
         params = _optuna_params(trial, space_dict)
-        seed_everything(seed + trial.number)
+        train_seed = trainer.seed_for(seed, trial.number)
+        seed_everything(train_seed)
         model = build_model(str(params.get("model", "mlp")), trainer.dataset, params)
         config = TrainConfig.from_params(params, epochs=budget)
 
@@ -200,7 +215,7 @@ def run_optuna(
                 trainer.dataset,
                 config,
                 on_epoch=on_epoch,
-                seed=seed,
+                seed=train_seed,
                 optimizer=build_optimizer(model, config),
             )
         except Exception:
@@ -238,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--random-trials", type=int, default=20)
     parser.add_argument("--space", choices=sorted(SPACES), default="mlp")
+    parser.add_argument(
+        "--trial-seeds",
+        action="store_true",
+        help="a fresh training seed per trial (default: one per run, common random numbers)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny budgets, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -248,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # e.g. a space feature or model this build lacks
         print(f"space {args.space!r} unavailable: {err}", file=sys.stderr)
         return 2
-    trainer = Trainer()
+    trainer = Trainer(trial_seeds=args.trial_seeds)
     options = {"max_budget": args.max_budget, "eta": args.eta}
     rows: dict[str, list[Outcome]] = {}
     random_spent: list[int] = []
@@ -285,7 +305,8 @@ def _table(
     reference = statistics.median(o.epochs_to_match for o in rows["random"])
     lines = [
         f"multi-fidelity on digits ({args.space}), max_budget={args.max_budget}, eta={args.eta}, "
-        f"{args.seeds} seed(s); random: {args.random_trials} full-budget trials",
+        f"{args.seeds} seed(s); random: {args.random_trials} full-budget trials; training seeds: "
+        f"{'one per trial' if args.trial_seeds else 'one per run (common random numbers)'}",
         f"{'method':<24}{'epochs to match':>16}{'vs random':>11}{'matched':>9}"
         f"{'resume saved':>14}{'on promoted':>13}{'best acc':>10}",
     ]
