@@ -1,14 +1,24 @@
 """The HTTP client SDK: ``hpo.Client`` talks to the server's REST API.
 
 Workers, the CLI and user scripts all go through this one client. Errors come back as
-:class:`APIError` subclasses carrying the server's message (and the field it names), so a
-caller can print them without a traceback.
+:class:`APIError` subclasses carrying the HTTP status, the server's message and the field
+it names, so a caller can print them without a traceback::
+
+    from hpo import Client
+
+    with Client("http://hpo.internal:8765", token="hpo_...") as client:
+        client.create_study(spec)                 # a dict from YAML/JSON, or a StudySpec
+        best = client.best_trial("digits-mlp")    # TrialPublic | None
+        rows = client.trials_records("digits-mlp")  # flat dicts, see hpo.export
+        frame = client.trials_dataframe("digits-mlp")  # needs pandas
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+from urllib.parse import quote
 
 import httpx
 
@@ -21,7 +31,9 @@ from hpo.schemas import (
     StudyPublic,
     TrialDetail,
     TrialPublic,
+    TrialSortKey,
     TrialSpec,
+    TrialStatus,
     WorkerIn,
     WorkerPublic,
 )
@@ -32,10 +44,18 @@ __all__ = [
     "APIError",
     "Client",
     "Conflict",
+    "Forbidden",
     "InvalidRequest",
     "NotFound",
     "ServerUnavailable",
+    "TokenScope",
+    "TrialPage",
+    "Unauthorized",
 ]
+
+TokenScope = Literal["admin", "user", "worker"]
+#: The most trials the server returns in one page.
+PAGE_SIZE = 1000
 
 
 class APIError(Exception):
@@ -48,13 +68,32 @@ class APIError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def status(self) -> int:
+        """Alias of ``status_code`` (0 when no HTTP answer came back)."""
+        return self.status_code
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, "
+            f"message={self.message!r}, field={self.field!r})"
+        )
+
 
 class InvalidRequest(APIError):
     """400/422: the request (e.g. a study spec) is invalid."""
 
 
+class Unauthorized(APIError):
+    """401: a token is required, or the one sent is unknown or revoked."""
+
+
+class Forbidden(APIError):
+    """403: the token's scope does not allow this request."""
+
+
 class NotFound(APIError):
-    """404."""
+    """404: no such study, trial or token."""
 
 
 class Conflict(APIError):
@@ -78,10 +117,28 @@ def _error_from(response: httpx.Response) -> APIError:
         field = detail[0].get("field") if detail and isinstance(detail[0], dict) else None
     else:
         message = str(detail)
-    cls = {404: NotFound, 409: Conflict, 400: InvalidRequest, 422: InvalidRequest}.get(
-        response.status_code, APIError
-    )
+    cls = {
+        400: InvalidRequest,
+        401: Unauthorized,
+        403: Forbidden,
+        404: NotFound,
+        409: Conflict,
+        413: InvalidRequest,
+        422: InvalidRequest,
+    }.get(response.status_code, APIError)
     return cls(response.status_code, message, field)
+
+
+def _q(segment: str) -> str:
+    """A name as one URL path segment (a ``/`` in it cannot reach another route)."""
+    return quote(str(segment), safe="")
+
+
+class TrialPage(NamedTuple):
+    """One page of a study's trials and how many match the filter in all."""
+
+    trials: list[TrialPublic]
+    total: int
 
 
 class Client:
@@ -138,51 +195,189 @@ class Client:
 
     # -- studies -------------------------------------------------------------------------
     def create_study(self, spec: StudySpec | Mapping[str, Any]) -> StudyPublic:
-        """Submit a study spec (a dict from YAML/JSON, or a ``StudySpec``)."""
+        """Submit a study spec (a dict from YAML/JSON, or a ``StudySpec``).
+
+        Raises :class:`InvalidRequest` naming the bad field, :class:`Conflict` when the
+        name is taken."""
         body = spec.model_dump(mode="json") if isinstance(spec, StudySpec) else dict(spec)
         return StudyPublic.model_validate(self._request("POST", "/studies", json=body).json())
 
     def list_studies(self) -> list[StudyPublic]:
+        """Every study, with its progress counts and best trial."""
         return [StudyPublic.model_validate(s) for s in self._request("GET", "/studies").json()]
 
     def get_study(self, name: str) -> StudyPublic:
-        return StudyPublic.model_validate(self._request("GET", f"/studies/{name}").json())
+        """One study; :class:`NotFound` when there is none of that name."""
+        return StudyPublic.model_validate(self._request("GET", f"/studies/{_q(name)}").json())
+
+    def _control(self, name: str, action: str) -> StudyPublic:
+        path = f"/studies/{_q(name)}/{action}"
+        return StudyPublic.model_validate(self._request("POST", path).json())
 
     def stop_study(self, name: str) -> StudyPublic:
-        return StudyPublic.model_validate(self._request("POST", f"/studies/{name}/stop").json())
+        """Stop a study for good: queued trials are stopped, running ones told to stop."""
+        return self._control(name, "stop")
 
-    def list_trials(
-        self, name: str, *, status: str | None = None, limit: int = 1000, offset: int = 0
-    ) -> list[TrialPublic]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
+    def pause_study(self, name: str) -> StudyPublic:
+        """Pause a running study: no new trials; queued and running ones finish.
+        Idempotent; :class:`Conflict` when the study is completed or stopped."""
+        return self._control(name, "pause")
+
+    def resume_study(self, name: str) -> StudyPublic:
+        """Resume a paused study. :class:`Conflict` when it is completed or stopped."""
+        return self._control(name, "resume")
+
+    def update_study(
+        self, name: str, *, max_trials: int | None = None, max_parallel: int | None = None
+    ) -> StudyPublic:
+        """Change a study's budget; None leaves a value as it is. Raising ``max_trials``
+        of a completed study runs it again; :class:`InvalidRequest` (field
+        ``max_trials``) when it is below the trials already created."""
+        body = {
+            k: v
+            for k, v in (("max_trials", max_trials), ("max_parallel", max_parallel))
+            if v is not None
+        }
+        return StudyPublic.model_validate(
+            self._request("PATCH", f"/studies/{_q(name)}", json=body).json()
+        )
+
+    def delete_study(self, name: str) -> None:
+        """Delete a study with its trials and reports, for good."""
+        self._request("DELETE", f"/studies/{_q(name)}")
+
+    def suggest(self, name: str, count: int = 1) -> list[TrialSpec]:
+        """Ask/tell: lease ``count`` (1..100) new trials of the study to run yourself.
+
+        Each :class:`TrialSpec` has the trial id and attempt to report with
+        (:meth:`report`, :meth:`heartbeat` every ``heartbeat_interval`` seconds,
+        then :meth:`finish_trial`)."""
+        rows = self._request("POST", f"/studies/{_q(name)}/suggest", params={"count": count}).json()
+        return [TrialSpec.model_validate(r) for r in rows]
+
+    # -- trials ------------------------------------------------------------------------------
+    def trials_page(
+        self,
+        name: str,
+        *,
+        status: TrialStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort: TrialSortKey = "number",
+        order: Literal["asc", "desc"] = "asc",
+    ) -> TrialPage:
+        """One page (``limit`` at most 1000) of trials sorted by ``sort`` then number
+        (nulls last), and the number of trials matching ``status`` in all."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "sort": sort, "order": order}
         if status:
             params["status"] = status
-        rows = self._request("GET", f"/studies/{name}/trials", params=params).json()
-        return [TrialPublic.model_validate(r) for r in rows]
+        response = self._request("GET", f"/studies/{_q(name)}/trials", params=params)
+        trials = [TrialPublic.model_validate(r) for r in response.json()]
+        total = int(response.headers.get("x-total-count", offset + len(trials)))
+        return TrialPage(trials, total)
 
-    def all_trials(self, name: str, *, status: str | None = None) -> list[TrialPublic]:
-        """Every trial of a study, following pages."""
+    def list_trials(
+        self,
+        name: str,
+        *,
+        status: TrialStatus | None = None,
+        limit: int = PAGE_SIZE,
+        offset: int = 0,
+        sort: TrialSortKey = "number",
+        order: Literal["asc", "desc"] = "asc",
+    ) -> list[TrialPublic]:
+        """One page of trials (see :meth:`trials_page`; :meth:`all_trials` for all)."""
+        return self.trials_page(
+            name, status=status, limit=limit, offset=offset, sort=sort, order=order
+        ).trials
+
+    def all_trials(
+        self,
+        name: str,
+        *,
+        status: TrialStatus | None = None,
+        sort: TrialSortKey = "number",
+        order: Literal["asc", "desc"] = "asc",
+        limit: int | None = None,
+    ) -> list[TrialPublic]:
+        """Every trial of a study (or the first ``limit``), following pages."""
         out: list[TrialPublic] = []
-        while True:
-            page = self.list_trials(name, status=status, limit=1000, offset=len(out))
+        while limit is None or len(out) < limit:
+            size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(out))
+            page = self.list_trials(
+                name, status=status, limit=size, offset=len(out), sort=sort, order=order
+            )
             out.extend(page)
-            if len(page) < 1000:
-                return out
+            if len(page) < size:
+                break
+        return out
 
     def get_trial(self, name: str, number: int) -> TrialDetail:
+        """One trial by its number in the study, with its reports (learning curve)."""
         return TrialDetail.model_validate(
-            self._request("GET", f"/studies/{name}/trials/{number}").json()
+            self._request("GET", f"/studies/{_q(name)}/trials/{int(number)}").json()
         )
 
     def get_trial_by_id(self, trial_id: int) -> TrialDetail:
-        return TrialDetail.model_validate(self._request("GET", f"/trials/{trial_id}").json())
+        return TrialDetail.model_validate(self._request("GET", f"/trials/{int(trial_id)}").json())
 
     def best_trial(self, name: str) -> TrialPublic | None:
+        """The study's best completed trial by its objective, or None."""
         return self.get_study(name).best_trial
 
+    def trials_records(
+        self, name: str, *, status: TrialStatus | None = None
+    ) -> list[dict[str, Any]]:
+        """Every trial as a flat dict, in number order: ``number, status, value, attempt,
+        failures, worker, created_at, started_at, finished_at, duration_s, last_step,
+        error`` then one ``param_<name>`` column per parameter (layout:
+        :mod:`hpo.export`). Datetimes are UTC ``datetime`` objects."""
+        from hpo.export import trial_records
+
+        study = self.get_study(name)
+        return trial_records(self.all_trials(name, status=status), study)
+
+    def trials_dataframe(self, name: str, *, status: TrialStatus | None = None) -> Any:
+        """:meth:`trials_records` as a pandas ``DataFrame`` (one row per trial).
+
+        pandas is optional: raises :class:`hpo.export.MissingDependency` (an
+        ``ImportError``) saying how to install it when it is missing."""
+        from hpo.export import records_dataframe
+
+        return records_dataframe(self.trials_records(name, status=status))
+
+    def export_tensorboard(self, name: str, logdir: str | Path) -> list[Path]:
+        """Write TensorBoard HParams logs of the study's completed trials to ``logdir``
+        (see :func:`hpo.export.write_tensorboard`); returns the run directories.
+        Needs the optional package tensorboardX. One request per completed trial."""
+        from hpo.export import _require, write_tensorboard
+
+        _require("tensorboardX", "tensorboardX", "the TensorBoard export")  # fail early
+        study = self.get_study(name)
+        done = self.all_trials(name, status="completed")
+        details = [self.get_trial(name, t.number) for t in done]
+        return write_tensorboard(study, details, logdir)
+
+    # -- workers and tokens -------------------------------------------------------------------
     def list_workers(self, *, include_stopped: bool = False) -> list[WorkerPublic]:
+        """Registered workers (stopped ones too with ``include_stopped``)."""
         rows = self._request("GET", "/workers", params={"all": include_stopped}).json()
         return [WorkerPublic.model_validate(r) for r in rows]
+
+    def create_token(self, name: str, scope: TokenScope = "user") -> dict[str, Any]:
+        """Create an API token (admin scope needed). Returns ``{"name", "scope", "token",
+        "created_at"}``: ``token`` is the secret, shown this once and never again."""
+        body = {"name": name, "scope": scope}
+        return dict(self._request("POST", "/tokens", json=body).json())
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Every token as ``{"name", "scope", "created_at", "last_used_at"}`` (never the
+        secret)."""
+        return list(self._request("GET", "/tokens").json())
+
+    def delete_token(self, name: str) -> None:
+        """Revoke a token at once; :class:`NotFound` when there is none of that name."""
+        self._request("DELETE", f"/tokens/{_q(name)}")
 
     # -- the worker side -------------------------------------------------------------------
     def register_worker(self, worker: WorkerIn) -> WorkerPublic:

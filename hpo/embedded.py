@@ -6,6 +6,7 @@ and ``worker`` (hpo/ is what users import; it must not pull in torch for a plain
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -73,14 +74,17 @@ class EmbeddedService:
         # Local workers reach a wildcard bind over loopback.
         reach = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         self.url = f"http://{reach}:{self.port}"
-        settings = self.settings.model_copy(update={"server_url": self.url})
+        settings = self.settings.model_copy(update={"server_url": self.url, "host": self.host})
         queue = None
+        # Local workers present a token of their own (worker scope, in memory only), so
+        # they work whether or not auth is on, and no operator token reaches them.
+        local_token = secrets.token_urlsafe(32)
         # Fleet mode (Redis configured): the app enqueues on Redis for `hpo worker`
         # daemons; no local workers.
         if self.workers != 0 and not settings.redis_url:
-            self.executor = LocalExecutor(self.url, self.workers, token=settings.token).start()
+            self.executor = LocalExecutor(self.url, self.workers, token=local_token).start()
             queue = self.executor
-        app = create_app(settings, queue=queue, migrate=True)
+        app = create_app(settings, queue=queue, migrate=True, internal_token=local_token)
         config = uvicorn.Config(app, log_level=self.log_level, access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -25,6 +25,9 @@ __all__ = [
     "StartIn",
     "StudyPublic",
     "StudyUpdate",
+    "TokenCreated",
+    "TokenIn",
+    "TokenPublic",
     "TrialDetail",
     "TrialPublic",
     "TrialSortKey",
@@ -236,3 +239,25 @@ class FinishIn(_In):
     def _storable(cls, error: str | None) -> str | None:
         check_json_text(error, "error")
         return error
+
+
+class TokenIn(_In):
+    """A new API token: a unique name and its scope."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    scope: Literal["admin", "user", "worker"] = "user"
+
+
+class TokenPublic(BaseModel):
+    """A stored token, without the secret."""
+
+    name: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class TokenCreated(TokenPublic):
+    """The answer to creating a token: the only time the token itself is shown."""
+
+    token: str = Field(description="Present as 'Authorization: Bearer <token>'.")

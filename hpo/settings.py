@@ -9,6 +9,7 @@ environment, so tests and the CLI can change variables and build a fresh ``Setti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -70,10 +71,18 @@ class Settings(BaseSettings):
     )
     queue_name: str = Field(default="hpo-trials", description="RQ queue name.")
     api_token: str | None = Field(
-        default=None, description="Server side: the token with user rights (enables auth)."
+        default=None,
+        description="Server side: an admin token (enables auth; creates the other tokens).",
     )
     worker_token: str | None = Field(
-        default=None, description="Server side: the token with worker rights (enables auth)."
+        default=None, description="Server side: a token with worker rights (enables auth)."
+    )
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Require tokens: auto = when binding beyond loopback or a token is set.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
     )
 
     @field_validator("server_url")

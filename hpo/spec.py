@@ -10,6 +10,7 @@ raise :class:`SpecFieldError`, whose ``ctx["field"]`` is the dotted path of the 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from search.base import OptionError
 from search.params import CategoricalParam
 
 __all__ = [
+    "ENTRYPOINT_PATTERN",
     "Budget",
     "Objective",
     "SpecFieldError",
@@ -123,12 +125,30 @@ class StoppingSpec(_Strict):
     )
 
 
+#: ``package.module:function``: a dotted module path, a colon, a function name (use
+#: ``fullmatch``: ``$`` would let a trailing newline through).
+ENTRYPOINT_PATTERN = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+)
+
+
 class TrainSpec(_Strict):
-    """What each trial trains: a built-in model on a data set, plus fixed parameters
-    that every trial shares (e.g. ``optimizer: adam`` when it is not searched)."""
+    """What each trial trains: a built-in model on a data set, or the user's own
+    training function (``entrypoint``), plus fixed parameters that every trial shares
+    (e.g. ``optimizer: adam`` when it is not searched).
+
+    With an ``entrypoint`` (``package.module:function``), ``model`` and ``dataset`` are
+    not used: the worker imports the function and calls it with each trial's parameters
+    and a reporter (``worker.trainable``). The server never imports it.
+    """
 
     model: str = "mlp"
     dataset: str = "digits"
+    entrypoint: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Your training function, package.module:function, importable on workers.",
+    )
     params: dict[str, Scalar] = Field(default_factory=dict)
 
 
@@ -164,6 +184,9 @@ class StudySpec(_Strict):
         except OptionError as err:
             raise SpecFieldError(err.field, err.message) from None
         self.strategy.options = options
+        if self.train.entrypoint is not None:
+            self._check_entrypoint(space)
+            return self
         if self.train.model not in BUILTIN_MODELS:
             raise SpecFieldError(
                 "train.model",
@@ -205,17 +228,42 @@ class StudySpec(_Strict):
                     f"{', '.join(idle)} training has no parameter {name!r}; "
                     f"add when: {{{MODEL_PARAM}: {readers if len(readers) > 1 else readers[0]}}}",
                 )
-        for key, value in self.train.params.items():
+        for key in self.train.params:
             if key not in known:
                 raise SpecFieldError(
                     f"train.params.{key}",
                     f"{label} training has no parameter {key!r}; known: {', '.join(sorted(known))}",
                 )
+        self._check_fixed_params(space)
+        return self
+
+    def _check_fixed_params(self, space: SearchSpace) -> None:
+        for key, value in self.train.params.items():
             if key in space.names:
                 raise SpecFieldError(f"train.params.{key}", "is also a searched parameter in space")
             if isinstance(value, float) and not math.isfinite(value):
                 raise SpecFieldError(f"train.params.{key}", "must be a finite number")
-        return self
+
+    def _check_entrypoint(self, space: SearchSpace) -> None:
+        """Checks for user training code. Only the entrypoint's shape is checked: the
+        server never imports it (it may be installed on the workers only), so which
+        parameters it reads and which metrics it reports are the function's business;
+        a missing objective metric fails the trial at run time, naming the metric."""
+        entrypoint = self.train.entrypoint or ""
+        if not ENTRYPOINT_PATTERN.fullmatch(entrypoint):
+            raise SpecFieldError(
+                "train.entrypoint",
+                f"{entrypoint!r} is not package.module:function "
+                "(a dotted module path, a colon, a function name)",
+            )
+        if self.objective.direction is None:
+            if self.objective.metric not in BUILTIN_METRICS:
+                raise SpecFieldError(
+                    "objective.direction",
+                    f"set minimize or maximize for the custom metric {self.objective.metric!r}",
+                )
+            self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
+        self._check_fixed_params(space)
 
     def _models(self, space: SearchSpace) -> list[str]:
         """Every architecture a trial may train: ``train.model``, or the choices of a

@@ -19,9 +19,11 @@ from fastapi.responses import JSONResponse
 from threadpoolctl import threadpool_limits
 
 from hpo.settings import Settings, get_settings
-from server.api.routes import health, insights, studies, trials, workers
+from server.api.routes import health, insights, studies, tokens, trials, workers
+from server.auth import auth_required
 from server.db import Database
 from server.errors import ServiceError
+from server.limits import BodySizeLimit
 from server.queue import NullQueue, TrialQueue
 from server.scheduler import Scheduler
 
@@ -37,12 +39,14 @@ def create_app(
     queue: TrialQueue | None = None,
     migrate: bool = False,
     run_scheduler: bool = True,
+    internal_token: str | None = None,
 ) -> FastAPI:
     """Build the app. ``queue`` carries trial ids to workers (default: Redis/RQ when
     ``HPO_REDIS_URL`` is set, else none and trials wait in ``queued``); ``migrate``
     upgrades the schema to head before serving;
     ``run_scheduler=False`` leaves scheduling to explicit ``scheduler.run_once()`` calls
-    (tests)."""
+    (tests); ``internal_token`` is a worker-scope token for the embedded server's own
+    local workers (it does not turn auth on)."""
     settings = settings or get_settings()
     # The server's numerical work is small linear algebra (GP fits in the scheduler):
     # BLAS threads only contend with the API threads on a busy machine (4-10x slower
@@ -83,6 +87,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.auth_on = auth_required(
+        settings.auth, settings.host, bool(settings.api_token or settings.worker_token)
+    )
+    app.state.internal_token = internal_token
     app.state.db = db
     app.state.scheduler = scheduler
     app.include_router(health.router)
@@ -90,10 +98,12 @@ def create_app(
     app.include_router(insights.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
     app.include_router(workers.router, prefix=API_PREFIX)
+    app.include_router(tokens.router, prefix=API_PREFIX)
     from server.dashboard import install as install_dashboard
 
     install_dashboard(app)
     _install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

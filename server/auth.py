@@ -1,19 +1,26 @@
-"""API tokens and scopes (fleet mode).
+"""Authentication: API tokens with scopes, from a header or the dashboard's cookie.
 
-With no token configured the API is open (the embedded default on loopback). Once
-``HPO_API_TOKEN`` or ``HPO_WORKER_TOKEN`` is set on the server, every ``/api/v1`` request
-must present ``Authorization: Bearer <token>`` (or the dashboard's session cookie):
-missing or unknown -> 401. The worker
-token has the ``worker`` scope only: it may start, heartbeat, report, finish and release
-trials and register workers, nothing else (-> 403). The API token has every scope.
+Auth is on when ``HPO_AUTH=on``, or with the default ``HPO_AUTH=auto`` when the server
+binds to anything but loopback or a token is set in its environment; ``off`` opens the
+API (loopback development only). With auth on, every request but ``/healthz``, the
+login page and static assets must present ``Authorization: Bearer <token>`` (or the
+dashboard's session cookie): missing or unknown -> 401, a scope too small -> 403.
+
+Tokens: ``HPO_API_TOKEN`` (admin: the bootstrap token of an operator), ``HPO_WORKER_TOKEN``
+(worker), and tokens created with ``POST /api/v1/tokens`` / ``hpo token create`` (stored
+hashed, see ``server.tokens``). Scopes nest: admin > user > worker. Tokens are never
+logged: they travel in headers and cookies only, and errors never echo them.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Literal
+import ipaddress
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+
+from server import tokens
 
 __all__ = [
     "SESSION_COOKIE",
@@ -21,61 +28,90 @@ __all__ = [
     "UserScope",
     "WorkerScope",
     "auth_enabled",
+    "auth_required",
+    "presented_token",
     "require",
     "scopes_of",
+    "token_scopes",
 ]
 
 #: Cookie holding the token after a dashboard login.
 SESSION_COOKIE = "hpo_session"
 
-Scope = Literal["user", "worker"]
+Scope = Literal["admin", "user", "worker"]
+
+
+def auth_required(mode: str, host: str, env_tokens: bool) -> bool:
+    """Whether a server in auth ``mode`` (on | off | auto) bound to ``host`` requires
+    tokens: ``auto`` means on beyond loopback, or when an environment token is set."""
+    if mode in ("on", "off"):
+        return mode == "on"
+    return env_tokens or not _loopback(host)
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only "localhost" is known to be local
+        return False
 
 
 def auth_enabled(request: Request) -> bool:
-    """Whether the server requires tokens (any token configured)."""
-    settings = request.app.state.settings
-    return bool(settings.api_token or settings.worker_token)
+    """Whether this server requires tokens (decided once, at start-up)."""
+    return bool(request.app.state.auth_on)
 
 
-def scopes_of(request: Request) -> set[str] | None:
-    """The presented token's scopes (header, else the dashboard's session cookie);
-    None when auth is off; 401 when a token is required and missing or unknown."""
-    settings = request.app.state.settings
-    tokens = {
-        "user": settings.api_token,
-        "worker": settings.worker_token,
-    }
-    if not any(tokens.values()):
-        return None
+def presented_token(request: Request) -> str | None:
+    """The bearer token of the request, else the dashboard's session cookie."""
     header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if not header:
-        # The dashboard's session: the cookie set by its login page (HttpOnly and
-        # SameSite=Strict, so another site's page cannot send it).
-        scheme, presented = "bearer", request.cookies.get(SESSION_COOKIE, "")
-    if scheme.lower() != "bearer" or not presented:
+    if header:
+        scheme, _, presented = header.partition(" ")
+        return presented.strip() if scheme.lower() == "bearer" and presented.strip() else None
+    # The dashboard's session: set by its login page (HttpOnly, SameSite=Strict, so
+    # another site's page cannot send it).
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def scopes_of(request: Request) -> frozenset[str] | None:
+    """The presented token's scopes; None when auth is off; 401 when a token is
+    required and missing or unknown."""
+    if not auth_enabled(request):
+        return None
+    presented = presented_token(request)
+    if presented is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a token is required: send 'Authorization: Bearer <token>' (HPO_TOKEN)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    # Compare against every configured token in constant time.
-    matched = {
-        scope
-        for scope, token in tokens.items()
-        if token and hmac.compare_digest(presented.encode(), token.encode())
-    }
-    if "user" in matched:
-        return {"user", "worker"}
-    if matched:
-        return matched
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "unknown token", headers={"WWW-Authenticate": "Bearer"}
-    )
+    scopes = token_scopes(request.app, presented)
+    if scopes is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return scopes
+
+
+def token_scopes(app: Any, presented: str) -> frozenset[str] | None:
+    """What ``presented`` may do on ``app``, or None for an unknown token."""
+    settings = app.state.settings
+    # Environment tokens (and the embedded server's own), compared in constant time.
+    for scope, token in (
+        ("admin", settings.api_token),
+        ("worker", settings.worker_token),
+        ("worker", app.state.internal_token),
+    ):
+        if token and hmac.compare_digest(presented.encode(), token.encode()):
+            return tokens.expand(scope)
+    with app.state.db.session() as session:
+        scope = tokens.lookup(session, presented)
+    return tokens.expand(scope) if scope is not None else None
 
 
 def require(scope: Scope):  # type: ignore[no-untyped-def]
-    """A dependency that admits requests whose token has ``scope`` (or auth is off)."""
+    """A dependency that admits requests whose token grants ``scope`` (or auth off)."""
 
     def check(request: Request) -> None:
         scopes = scopes_of(request)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from search import TrialRecord, make_strategy
+from search import Suggestion, TrialRecord, make_strategy
 from search.space import SearchSpace
 from server.db import Database
 from server.queue import TrialQueue
@@ -191,6 +191,39 @@ class Scheduler:
             return []
         if not self._claim(session, study, "running"):
             return []  # stopped while the strategy was thinking
+        return self._insert(session, study, suggestions)
+
+    def suggest(self, session: Session, study: Study, count: int) -> list[int]:
+        """Ids of up to ``count`` queued trials for an ask/tell caller: trials already
+        queued first (oldest first), then new ones from the strategy, never past the
+        study's ``max_trials``. The caller starts (leases) them; the study must be
+        running. Holds the scheduler's lock, so trial numbers never collide."""
+        with self._lock:
+            ids = list(
+                session.scalars(
+                    select(Trial.id)
+                    .where(Trial.study_id == study.id, Trial.status == "queued")
+                    .order_by(Trial.number)
+                    .limit(count)
+                ).all()
+            )
+            created = (
+                session.scalar(
+                    select(func.count()).select_from(Trial).where(Trial.study_id == study.id)
+                )
+                or 0
+            )
+            want = min(count - len(ids), study.max_trials - created)
+            if want > 0:
+                suggestions = self._strategy(session, study).ask(want)
+                if suggestions and self._claim(session, study, "running"):
+                    ids += self._insert(session, study, suggestions)
+            return ids
+
+    def _insert(
+        self, session: Session, study: Study, suggestions: Sequence[Suggestion]
+    ) -> list[int]:
+        """Store suggestions as queued trials numbered after the study's last one."""
         last = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study.id))
         next_number = 0 if last is None else last + 1
         now = utcnow()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,11 +17,12 @@ from hpo.schemas import StudyPublic, TrialPublic
 from hpo.spec import StudySpec
 from server.convert import trial_public
 from server.errors import Conflict, Invalid, NotFound
-from server.tables import Study, Trial, utcnow
+from server.tables import Report, Study, Trial, utcnow
 
 __all__ = [
     "best_trial",
     "create_study",
+    "delete_study",
     "get_study",
     "list_studies",
     "list_trials",
@@ -223,3 +224,12 @@ def stop_study(session: Session, study: Study) -> Study:
         .values(status="stopped", finished_at=now, error="study stopped")
     )
     return study
+
+
+def delete_study(session: Session, study: Study) -> None:
+    """Delete a study with its trials and their reports (one transaction). Workers
+    still running its trials are refused at their next call (404) and move on."""
+    trial_ids = select(Trial.id).where(Trial.study_id == study.id)
+    session.execute(delete(Report).where(Report.trial_id.in_(trial_ids)))
+    session.execute(delete(Trial).where(Trial.study_id == study.id))
+    session.execute(delete(Study).where(Study.id == study.id))

@@ -22,7 +22,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["LIVE_STUDY_STATUSES", "Base", "Report", "Study", "Trial", "Worker", "utcnow"]
+__all__ = [
+    "LIVE_STUDY_STATUSES",
+    "Base",
+    "Report",
+    "Study",
+    "Token",
+    "Trial",
+    "Worker",
+    "utcnow",
+]
 
 #: Study statuses whose trials still run (a paused study creates no new trials, but the
 #: ones it has queued or running go on, are retried and are reaped like any other).
@@ -130,3 +139,16 @@ class Worker(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_workers_heartbeat_at", "heartbeat_at"),)
+
+
+class Token(Base):
+    """An API token: only its SHA-256 digest is stored (the plain text is shown once,
+    when it is created). ``scope`` is admin, user or worker."""
+
+    __tablename__ = "tokens"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,7 +6,9 @@ report. The attempt heartbeats while it runs and resumes from the trial's checkp
 when an earlier attempt left one. A trial's own failure (bad parameters, NaN loss, a
 crash in training) finishes it as ``failed`` with the reason and never raises, so the
 study goes on. When the worker is asked to shut down (``SHUTDOWN``), the attempt stops at
-the next epoch and hands the trial back to the queue.
+the next epoch and hands the trial back to the queue. A study that names its own training
+function (``train.entrypoint``) runs it through ``worker.trainable`` instead of the
+built-in bridge, with the same reports, decisions and endings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import socket
 import threading
 import time
 import traceback
+from pathlib import Path
 
 from hpo.client import Client, Conflict
 from hpo.schemas import FinishIn, ReportIn, TrialSpec
@@ -25,6 +28,7 @@ from hpo.settings import get_settings
 from models import EpochMetrics, NonFiniteLossError
 from worker.bridge import checkpoint_path, objective_of, run_training
 from worker.lease import Fenced, Lease, retrying
+from worker.trainable import checkpoint_dir_for, run_entrypoint
 
 __all__ = ["SHUTDOWN", "process_client", "run_trial", "worker_name"]
 
@@ -68,9 +72,12 @@ def run_trial(trial_id: int, *, client: Client | None = None, device: str | None
     except Conflict as err:
         log.info("trial %s not started: %s", trial_id, err.message)
         return "skipped"
+    artifacts = settings.resolved_artifact_dir
     with Lease(client, spec, patience=patience) as lease:
         try:
-            return _run(lease, spec, device, checkpoint_path(settings.resolved_artifact_dir, spec))
+            if spec.train.entrypoint:
+                return _run_entrypoint(lease, spec, device, checkpoint_dir_for(artifacts, spec))
+            return _run(lease, spec, device, checkpoint_path(artifacts, spec))
         except Fenced as err:
             log.warning("trial %s attempt %s fenced off: %s", trial_id, spec.attempt, err)
             return "superseded"
@@ -108,9 +115,30 @@ def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt) -> str:  # typ
         log.exception("trial %s crashed", spec.trial_id)
         tail = "".join(traceback.format_exception_only(type(err), err)).strip()
         return fail(f"training crashed: {tail}")
-    if result.stopped_early and SHUTDOWN.is_set() and not lease.stop_requested.is_set():
+    return _conclude(lease, spec, result.stopped_early, last_value)
+
+
+def _run_entrypoint(lease: Lease, spec: TrialSpec, device: str | None, ckpt_dir: Path) -> str:
+    """The user's training function (``train.entrypoint``) in place of the bridge."""
+
+    def send(report: ReportIn) -> bool:
+        if lease.fenced.is_set():
+            raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
+        return lease.report(report) or SHUTDOWN.is_set()
+
+    outcome = run_entrypoint(spec, send, device=device, checkpoint_dir=ckpt_dir)
+    if outcome.error is not None:
+        return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=outcome.error))
+    return _conclude(lease, spec, outcome.stopped, outcome.value)
+
+
+def _conclude(lease: Lease, spec: TrialSpec, stopped: bool, value: float | None) -> str:
+    """End an attempt whose training returned: hand back on shutdown, else finish."""
+    if stopped and SHUTDOWN.is_set() and not lease.stop_requested.is_set():
         return lease.release("worker shutting down")
-    if last_value is None or not math.isfinite(last_value):
-        return fail("no finite objective value")
-    status = "pruned" if result.stopped_early else "completed"
-    return lease.finish(FinishIn(attempt=spec.attempt, status=status, value=last_value))
+    if value is None or not math.isfinite(value):
+        return lease.finish(
+            FinishIn(attempt=spec.attempt, status="failed", error="no finite objective value")
+        )
+    status = "pruned" if stopped else "completed"
+    return lease.finish(FinishIn(attempt=spec.attempt, status=status, value=value))

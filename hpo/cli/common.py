@@ -1,4 +1,8 @@
-"""Options shared by the commands that talk to a server."""
+"""Options shared by the commands that talk to a server.
+
+Every such command takes ``--server`` (``HPO_SERVER_URL``), ``--token`` (``HPO_TOKEN``)
+and ``--json`` (machine-readable output on stdout).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Annotated
 import typer
 
 from hpo.client import Client
+from hpo.schemas import TrialStatus
 
-__all__ = ["JsonOpt", "ServerOpt", "TokenOpt", "make_client"]
+__all__ = ["JsonOpt", "ServerOpt", "StatusOpt", "TokenOpt", "YesOpt", "make_client"]
 
 ServerOpt = Annotated[
     str | None,
@@ -24,7 +29,15 @@ TokenOpt = Annotated[
     typer.Option("--token", envvar="HPO_TOKEN", help="API token.", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.", show_default=False)
+]
+StatusOpt = Annotated[
+    TrialStatus | None,
+    typer.Option("--status", help="Only trials with this status.", show_default=False),
+]
 
 
 def make_client(server: str | None, token: str | None) -> Client:
+    """A client of ``server`` (else ``HPO_SERVER_URL``) presenting ``token``."""
     return Client(server_url=server, token=token)

@@ -56,9 +56,7 @@ def demo(
     try:
         with handle_errors(), Client(service.url) as client:
             study = client.create_study(spec)
-            console.print(
-                f"dashboard at [bold]{service.url}/[/] · API docs at {service.url}/docs"
-            )
+            console.print(f"dashboard at [bold]{service.url}/[/] · API docs at {service.url}/docs")
             study = _follow(client, study)
             _summary(study, time.monotonic() - started, service.url)
     except KeyboardInterrupt:

@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from hpo.cli import db, study
+from hpo.cli import db, study, token
 from hpo.cli.demo import demo
 from hpo.cli.fleet import worker, workers
 from hpo.cli.output import console, handle_errors
+from hpo.cli.trials import trials
 from hpo.settings import get_settings
 
 app = typer.Typer(
@@ -19,10 +20,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(study.app, name="study")
+app.command("trials")(trials)
+app.command("workers")(workers)
+app.add_typer(token.app, name="token")
+app.command("worker")(worker)
 app.add_typer(db.app, name="db")
 app.command("demo")(demo)
-app.command("worker")(worker)
-app.command("workers")(workers)
 
 
 @app.command("server")

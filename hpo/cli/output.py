@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -15,17 +16,23 @@ from rich.console import Console
 from rich.table import Table
 
 from hpo.client import APIError
+from hpo.export import MissingDependency
 from hpo.schemas import StudyPublic, TrialPublic
 
 __all__ = [
+    "FINISHED",
+    "confirm",
     "console",
+    "err_console",
     "fail",
+    "format_duration",
     "format_params",
     "format_validation_error",
     "format_value",
     "handle_errors",
     "print_json",
     "studies_table",
+    "study_done",
     "trials_table",
 ]
 
@@ -64,6 +71,8 @@ def handle_errors() -> Iterator[None]:
     except APIError as err:
         prefix = f"{err.status_code} " if err.status_code else ""
         raise fail(f"{prefix}{err.message}") from None
+    except MissingDependency as err:
+        raise fail(str(err)) from None
     except ValidationError as err:
         raise fail(format_validation_error(err)) from None
     except (ValueError, OSError, httpx.HTTPError, httpx.InvalidURL) as err:
@@ -74,14 +83,26 @@ def handle_errors() -> Iterator[None]:
         raise
 
 
-def print_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+def confirm(question: str) -> None:
+    """Ask a yes/no question on the terminal; exit 1 unless the answer is yes (also
+    when there is nobody to answer: stdin closed)."""
+    try:
+        if typer.confirm(question, default=False):
+            return
+    except typer.Abort:  # EOF on stdin: a script without --yes
+        raise fail("no confirmation: pass --yes to confirm without a prompt") from None
+    raise fail("cancelled")
+
+
+def print_json(data: BaseModel | Sequence[BaseModel | dict[str, Any]] | dict[str, Any]) -> None:
+    """Print a model, a dict or a list of either as indented JSON on stdout."""
     if isinstance(data, BaseModel):
         payload: Any = data.model_dump(mode="json")
     elif isinstance(data, dict):
         payload = data
     else:
-        payload = [d.model_dump(mode="json") for d in data]
-    typer.echo(json.dumps(payload, indent=2))
+        payload = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    typer.echo(json.dumps(payload, indent=2, default=str))
 
 
 def format_value(value: float | None) -> str:
@@ -94,9 +115,30 @@ def format_params(params: dict[str, Any]) -> str:
     )
 
 
+def format_duration(seconds: float | None) -> str:
+    """``42.1s``, ``3m05s``, ``2h03m``; ``—`` for None."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+#: Trial statuses that are final.
+FINISHED = ("completed", "pruned", "failed", "stopped")
+
+
+def study_done(study: StudyPublic) -> int:
+    """How many of the study's trials have finished (in any final status)."""
+    return sum(study.counts.get(s, 0) for s in FINISHED)
+
+
 def _progress(study: StudyPublic) -> str:
-    done = sum(study.counts.get(s, 0) for s in ("completed", "pruned", "failed", "stopped"))
-    return f"{done}/{study.max_trials}"
+    return f"{study_done(study)}/{study.max_trials}"
 
 
 def studies_table(studies: Sequence[StudyPublic]) -> Table:
@@ -127,19 +169,45 @@ STATUS_STYLE = {
 }
 
 
+def _duration(trial: TrialPublic) -> float | None:
+    """Seconds from start to finish; for a running trial, so far (by this machine's
+    clock; the server's times are UTC)."""
+    if trial.started_at is None:
+        return None
+    end = trial.finished_at
+    if end is None:
+        if trial.status != "running":
+            return None
+        end = datetime.now(timezone.utc)
+        if trial.started_at.tzinfo is None:
+            end = end.replace(tzinfo=None)
+    return max((end - trial.started_at).total_seconds(), 0.0)
+
+
 def trials_table(
-    study: StudyPublic, trials: Sequence[TrialPublic], *, limit: int | None = None
+    study: StudyPublic,
+    trials: Sequence[TrialPublic],
+    *,
+    limit: int | None = None,
+    detail: bool = False,
+    title: str | None = None,
 ) -> Table:
-    """Trials with one column per parameter; the best trial is marked with ★."""
+    """Trials with one column per parameter; the best trial is marked with ★.
+    ``detail`` adds attempt, worker and duration columns."""
     best_number = study.best_trial.number if study.best_trial else None
     names: list[str] = list(study.spec.get("space", {}).keys())
-    table = Table(title=f"Trials of {study.name}", header_style="bold")
+    names += sorted({k for t in trials for k in t.params} - set(names))
+    table = Table(title=title or f"Trials of {study.name}", header_style="bold")
     table.add_column("", width=1)
     table.add_column("#", justify="right")
     table.add_column("status")
     table.add_column(study.objective.metric, justify="right")
     for name in names:
         table.add_column(name, justify="right")
+    if detail:
+        table.add_column("attempt", justify="right")
+        table.add_column("worker")
+        table.add_column("duration", justify="right")
     table.add_column("note", overflow="fold", max_width=40)
     shown = trials if limit is None else trials[:limit]
     for t in shown:
@@ -157,6 +225,7 @@ def trials_table(
             f"[{style}]{t.status}[/]" if style else t.status,
             format_value(t.value),
             *cells,
+            *([str(t.attempt), t.worker or "—", format_duration(_duration(t))] if detail else []),
             t.error or "",
             style="bold" if mark else None,
         )

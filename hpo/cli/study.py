@@ -1,25 +1,36 @@
-"""``hpo study ...``: submit and inspect studies on a running server."""
+"""``hpo study ...``: submit, inspect, control, delete and export studies on a running
+server (``hpo study watch`` lives in :mod:`hpo.cli.watch`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, make_client
+from hpo.cli.common import JsonOpt, ServerOpt, StatusOpt, TokenOpt, YesOpt, make_client
 from hpo.cli.output import (
+    confirm,
     console,
+    fail,
     format_params,
     format_value,
     handle_errors,
     print_json,
     studies_table,
+    study_done,
     trials_table,
 )
+from hpo.cli.watch import watch
+from hpo.schemas import StudyPublic
 from hpo.spec import StudySpec, load_spec_file
 
-app = typer.Typer(help="Create, list, show and stop studies.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list, show, watch, pause, resume, stop, update, delete and export studies.",
+    no_args_is_help=True,
+)
+NameArg = Annotated[str, typer.Argument(help="Study name.", show_default=False)]
 
 
 @app.command("create")
@@ -65,13 +76,11 @@ def list_(server: ServerOpt = None, token: TokenOpt = None, json_out: JsonOpt = 
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Study name.")],
+    name: NameArg,
     server: ServerOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
-    status: Annotated[
-        str | None, typer.Option(help="Only trials with this status.", show_default=False)
-    ] = None,
+    status: StatusOpt = None,
 ) -> None:
     """Show a study and a table of its trials, the best one marked with ★.
 
@@ -88,11 +97,10 @@ def show(
             }
         )
         return
-    done = sum(study.counts.get(s, 0) for s in ("completed", "pruned", "failed", "stopped"))
     console.print(
         f"[bold]{study.name}[/]  status [bold]{study.status}[/]  strategy {study.strategy}  "
         f"{study.objective.direction} {study.objective.metric}  "
-        f"done {done}/{study.max_trials}"
+        f"done {study_done(study)}/{study.max_trials}  parallel {study.max_parallel}"
     )
     if study.best_trial:
         best = study.best_trial
@@ -103,20 +111,189 @@ def show(
     console.print(trials_table(study, trials))
 
 
+app.command("watch")(watch)
+
+
+def _report(study: StudyPublic, json_out: bool) -> None:
+    if json_out:
+        print_json(study)
+    else:
+        console.print(
+            f"study [bold]{study.name}[/] is [bold]{study.status}[/] "
+            f"({study_done(study)}/{study.max_trials} done, max parallel {study.max_parallel})"
+        )
+
+
 @app.command("stop")
 def stop(
-    name: Annotated[str, typer.Argument(help="Study name.")],
+    name: NameArg,
     server: ServerOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Stop a study: no new trials, queued ones are stopped, running ones told to stop.
+    """Stop a study for good: no new trials, queued and running ones are stopped.
 
     Example: hpo study stop digits-mlp
     """
     with handle_errors(), make_client(server, token) as client:
         study = client.stop_study(name)
+    _report(study, json_out)
+
+
+@app.command("pause")
+def pause(
+    name: NameArg,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pause a running study: no new trials; queued and running ones finish.
+
+    Example: hpo study pause digits-mlp
+    """
+    with handle_errors(), make_client(server, token) as client:
+        study = client.pause_study(name)
+    _report(study, json_out)
+
+
+@app.command("resume")
+def resume(
+    name: NameArg,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Resume a paused study.
+
+    Example: hpo study resume digits-mlp
+    """
+    with handle_errors(), make_client(server, token) as client:
+        study = client.resume_study(name)
+    _report(study, json_out)
+
+
+@app.command("update")
+def update(
+    name: NameArg,
+    max_trials: Annotated[
+        int | None,
+        typer.Option("--max-trials", min=1, help="New trial budget.", show_default=False),
+    ] = None,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option("--max-parallel", min=1, help="Trials at once.", show_default=False),
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change a study's budget; raising --max-trials of a completed study runs it again.
+
+    Example: hpo study update digits-mlp --max-trials 50 --max-parallel 4
+    """
+    if max_trials is None and max_parallel is None:
+        raise fail("nothing to change: pass --max-trials and/or --max-parallel")
+    with handle_errors(), make_client(server, token) as client:
+        study = client.update_study(name, max_trials=max_trials, max_parallel=max_parallel)
+    _report(study, json_out)
+
+
+@app.command("delete")
+def delete(
+    name: NameArg,
+    yes: YesOpt = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a study with all its trials and reports, for good (asks first).
+
+    Example: hpo study delete digits-mlp --yes
+    """
+    with handle_errors(), make_client(server, token) as client:
+        study = client.get_study(name)
+        if not yes:
+            confirm(
+                f"Delete study {study.name!r} with its {study.n_trials} trials and their "
+                "reports? This cannot be undone"
+            )
+        client.delete_study(name)
     if json_out:
-        print_json(study)
+        print_json({"deleted": study.name, "trials": study.n_trials})
     else:
-        console.print(f"study [bold]{study.name}[/] is {study.status}")
+        console.print(f"deleted study [bold]{study.name}[/] ({study.n_trials} trials)")
+
+
+ExportFormat = Literal["csv", "json", "tensorboard"]
+
+
+@app.command("export")
+def export(
+    name: NameArg,
+    dest: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Output file (csv/json) or directory (tensorboard); same as --output.",
+            show_default=False,
+        ),
+    ] = None,
+    format_: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="csv, json or tensorboard.")
+    ] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File (csv/json; default stdout) or directory (tensorboard, required).",
+            show_default=False,
+        ),
+    ] = None,
+    status: StatusOpt = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export a study's trials as CSV, JSON or TensorBoard HParams logs.
+
+    CSV and JSON have one flat row per trial: number, status, value, attempt, failures,
+    worker, created_at, started_at, finished_at, duration_s, last_step, error, then
+    param_<name> per parameter. TensorBoard writes one run per completed trial (its
+    hparams, final value and learning curve) and needs tensorboardX.
+
+    Example: hpo study export digits-mlp --format csv --output trials.csv
+
+    Example: hpo study export digits-mlp --format tensorboard runs/digits
+    """
+    from hpo.export import csv_text, records_to_json
+
+    if dest is not None and output is not None and dest != output:
+        raise fail(f"two destinations: {dest} and --output {output}; give one")
+    target = output or dest
+    with handle_errors(), make_client(server, token) as client:
+        if format_ == "tensorboard":
+            if target is None:
+                raise fail("--format tensorboard needs an output directory: DIR or --output DIR")
+            if status not in (None, "completed"):
+                raise fail("--format tensorboard exports completed trials only")
+            runs = client.export_tensorboard(name, target)
+            summary = {"format": format_, "path": str(target), "trials": len(runs)}
+            message = (
+                f"wrote {len(runs)} completed trials to {target}: "
+                f"view with [bold]tensorboard --logdir {target}[/] (HParams tab)"
+            )
+        else:
+            records = client.trials_records(name, status=status)
+            text = csv_text(records) if format_ == "csv" else records_to_json(records) + "\n"
+            if target is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            summary = {"format": format_, "path": str(target), "trials": len(records)}
+            message = f"wrote {len(records)} trials to {target}"
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(message)

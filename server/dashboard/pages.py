@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from server import studies, trials, workers
 from server.api.deps import SessionDep, TrialNumber
-from server.auth import SESSION_COOKIE, auth_enabled, scopes_of
+from server.auth import SESSION_COOKIE, auth_enabled, scopes_of, token_scopes
 from server.convert import trial_detail
 from server.dashboard.views import study_view, trial_view, worker_rows
 
@@ -115,10 +114,10 @@ async def login(request: Request) -> Response:
     """Check the token from the form; on success set the session cookie and go on."""
     form = await _form(request)
     token, target = form.get("token", ""), _safe_next(form.get("next", "/"))
-    settings = request.app.state.settings
     if not auth_enabled(request):
         return RedirectResponse(target, status_code=303)
-    if settings.api_token and hmac.compare_digest(token.encode(), settings.api_token.encode()):
+    scopes = token_scopes(request.app, token) if token else None
+    if scopes is not None and "user" in scopes:
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -128,7 +127,8 @@ async def login(request: Request) -> Response:
             secure=request.url.scheme == "https",
         )
         return response
-    context = {"next": target, "error": "unknown token", "title": "Sign in", "auth": True}
+    error = "this token may not use the dashboard" if scopes else "unknown token"
+    context = {"next": target, "error": error, "title": "Sign in", "auth": True}
     return templates.TemplateResponse(request, "login.html", context, status_code=401)
 
 

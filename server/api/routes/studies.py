@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from hpo.schemas import (
@@ -16,6 +16,7 @@ from hpo.schemas import (
     TrialDetail,
     TrialPublic,
     TrialSortKey,
+    TrialSpec,
     TrialStatus,
 )
 from hpo.spec import StudySpec, parse_spec_text
@@ -23,7 +24,7 @@ from server import studies, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber
 from server.auth import require
 from server.convert import trial_detail
-from server.errors import Invalid
+from server.errors import Conflict, Invalid
 from server.scheduler import Scheduler
 from server.tables import Study
 
@@ -103,6 +104,45 @@ def update_study(
             session, s, max_trials=body.max_trials, max_parallel=body.max_parallel
         ),
     )
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_study(name: str, session: SessionDep) -> Response:
+    """Delete a study, its trials and their reports (checkpoints stay on disk)."""
+    studies.delete_study(session, studies.get_study(session, name))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{name}/suggest", response_model=list[TrialSpec])
+def suggest(
+    name: str,
+    session: SessionDep,
+    scheduler: SchedulerDep,
+    request: Request,
+    count: Annotated[int, Query(ge=1, le=100, description="Trials to lease.")] = 1,
+    client: Annotated[
+        str, Query(min_length=1, max_length=200, description="Who runs them (shown as worker).")
+    ] = "ask-tell",
+) -> list[TrialSpec]:
+    """Ask/tell for runners the service does not control: lease up to ``count`` trials
+    (queued ones first, then new suggestions; fewer once the budget is spent). Run each,
+    then ``POST /trials/{trial_id}/reports`` per step, ``/heartbeat`` while it runs and
+    ``/finish`` at the end with the attempt number given here. A lease expires like a
+    worker's: silent past the heartbeat timeout, the trial is retried or failed."""
+    study = studies.get_study(session, name)
+    if study.status != "running":
+        raise Conflict(f"study {name!r} is {study.status}: only a running study suggests")
+    interval = request.app.state.settings.heartbeat_interval
+    leased = []
+    for trial_id in scheduler.suggest(session, study, count):
+        try:
+            leased.append(
+                trials.start_trial(session, trial_id, client, heartbeat_interval=interval)
+            )
+        except Conflict:  # a worker took it first: hand out the others
+            continue
+    session.commit()
+    return leased
 
 
 @router.get("/{name}/trials", response_model=list[TrialPublic])

@@ -1,4 +1,4 @@
-"""Worker registry routes: workers announce themselves; anyone with a token lists them."""
+"""Worker registry routes: workers announce themselves (worker scope); users list them."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def register_worker(body: WorkerIn, session: SessionDep, request: Request) -> Wo
     )
 
 
-@router.get("", response_model=list[WorkerPublic])
+@router.get("", response_model=list[WorkerPublic], dependencies=[Depends(require("user"))])
 def list_workers(
     session: SessionDep,
     request: Request,

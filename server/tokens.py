@@ -1,0 +1,92 @@
+"""API tokens: created with a scope, stored as SHA-256 digests, looked up per request.
+
+A token is ``hpo_`` + 32 random bytes (URL-safe base64); only its digest is stored, so
+a database leak reveals no usable token. Scopes nest: ``admin`` (everything, token
+management) includes ``user`` (studies and trials), which includes ``worker`` (start,
+heartbeat, report, finish, release a trial; register a worker).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.errors import Conflict, NotFound
+from server.tables import Token, utcnow
+
+__all__ = [
+    "SCOPES",
+    "TokenScope",
+    "create_token",
+    "delete_token",
+    "digest",
+    "expand",
+    "list_tokens",
+    "lookup",
+]
+
+TokenScope = Literal["admin", "user", "worker"]
+SCOPES: tuple[str, ...] = ("admin", "user", "worker")
+#: What each scope may do: a scope includes the ones after it.
+_EXPANDS: dict[str, frozenset[str]] = {
+    "admin": frozenset({"admin", "user", "worker"}),
+    "user": frozenset({"user", "worker"}),
+    "worker": frozenset({"worker"}),
+}
+#: ``last_used_at`` is written at most this often per token (not one write per request).
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def digest(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def expand(scope: str) -> frozenset[str]:
+    """Every scope ``scope`` grants."""
+    return _EXPANDS.get(scope, frozenset())
+
+
+def create_token(session: Session, name: str, scope: str) -> tuple[Token, str]:
+    """Store a new token; returns the row and the plain token (shown once). A duplicate
+    name is a Conflict naming ``name``."""
+    if session.get(Token, name) is not None:
+        raise Conflict(f"name: a token named {name!r} already exists", field="name")
+    plain = "hpo_" + secrets.token_urlsafe(32)
+    row = Token(name=name, scope=scope, digest=digest(plain), created_at=utcnow())
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent create with the same name
+        raise Conflict(f"name: a token named {name!r} already exists", field="name") from None
+    return row, plain
+
+
+def list_tokens(session: Session) -> list[Token]:
+    return list(session.scalars(select(Token).order_by(Token.name)).all())
+
+
+def delete_token(session: Session, name: str) -> None:
+    if session.execute(delete(Token).where(Token.name == name)).rowcount != 1:
+        raise NotFound(f"no token named {name!r}")
+
+
+def lookup(session: Session, presented: str) -> str | None:
+    """The scope of a presented token, or None when no stored token matches. Looking
+    up by digest compares digests, not secrets, so timing reveals nothing useful."""
+    row = session.scalar(select(Token).where(Token.digest == digest(presented)))
+    if row is None:
+        return None
+    now = utcnow()
+    last = row.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=now.tzinfo)
+    if last is None or now - last > TOUCH_EVERY:
+        session.execute(update(Token).where(Token.name == row.name).values(last_used_at=now))
+    return row.scope

@@ -1,0 +1,138 @@
+"""Training functions that tests name as ``train.entrypoint: helpers.trainables:<name>``.
+
+``tests/`` is on ``sys.path`` (pytest's ``pythonpath``), and local worker processes are
+spawned with the parent's ``sys.path``, so worker processes import this module too. The
+objective of these studies is ``score`` (maximize): a custom metric name on purpose.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STATE = "state.txt"
+STOPPED_AT = "stopped_at.txt"
+
+
+def _save(directory: Path, step: int) -> None:
+    tmp = directory / (STATE + ".tmp")
+    tmp.write_text(str(step))
+    os.replace(tmp, directory / STATE)
+
+
+def _saved_step(directory: Path) -> int | None:
+    path = directory / STATE
+    return int(path.read_text()) if path.exists() else None
+
+
+def curve(params: dict[str, Any], reporter: Any) -> None:
+    """``score = quality * step / epochs``: a learning curve whose height is the
+    ``quality`` parameter. Saves its step every epoch; resumes after the saved step;
+    when told to stop, leaves ``stopped_at.txt`` (the step) in its checkpoint folder."""
+    quality = float(params["quality"])
+    pause = float(params.get("pause", 0.0))
+    start = 1
+    if reporter.resume_step is not None:
+        start = (_saved_step(reporter.checkpoint_dir) or 0) + 1
+    resumed = -1 if reporter.resume_step is None else reporter.resume_step
+    for step in range(start, reporter.epochs + 1):
+        time.sleep(pause)
+        _save(reporter.checkpoint_dir, step)
+        stop = reporter.report(
+            step,
+            score=quality * step / reporter.epochs,
+            loss=1.0 - quality * step / reporter.epochs,
+            resumed_from=resumed,
+            device=reporter.device,
+        )
+        if stop:
+            (reporter.checkpoint_dir / STOPPED_AT).write_text(str(step))
+            return
+
+
+def interrupted(params: dict[str, Any], reporter: Any) -> None:
+    """Like :func:`curve`, but the first attempt asks its worker to shut down after
+    step ``params["interrupt_at"]`` (the trial is handed back and retried)."""
+    from worker.job import SHUTDOWN
+
+    if reporter.attempt == 1:
+        for step in range(1, reporter.epochs + 1):
+            _save(reporter.checkpoint_dir, step)
+            if step == params["interrupt_at"]:
+                SHUTDOWN.set()
+            if reporter.report(step, score=step / 10, resumed_from=-1):
+                return
+        return
+    curve({"quality": 1.0}, reporter)
+
+
+def final_only(params: dict[str, Any], reporter: Any) -> dict[str, float]:
+    """Reports a curve, then returns a better final value than its last report."""
+    reporter.report(1, score=0.25)
+    return {"score": 0.75, "other": 1.0}
+
+
+def never_reports(params: dict[str, Any], reporter: Any) -> None:
+    """Returns without reporting anything."""
+
+
+def wrong_metric(params: dict[str, Any], reporter: Any) -> None:
+    """Reports ``accuracy``, not the study's ``score``."""
+    reporter.report(1, accuracy=0.5)
+
+
+def swallows_errors(params: dict[str, Any], reporter: Any) -> None:
+    """Reports without the objective and hides the error: the trial must still fail."""
+    try:
+        reporter.report(1, accuracy=0.5)
+    except Exception:
+        pass
+
+
+def nan_objective(params: dict[str, Any], reporter: Any) -> None:
+    reporter.report(1, score=0.5)
+    reporter.report(2, score=math.nan)
+
+
+def raises(params: dict[str, Any], reporter: Any) -> None:
+    reporter.report(1, score=0.5)
+    raise RuntimeError(f"boom at lr={params.get('lr')}")
+
+
+def exits(params: dict[str, Any], reporter: Any) -> None:
+    sys.exit(3)
+
+
+def returns_a_number(params: dict[str, Any], reporter: Any) -> float:
+    reporter.report(1, score=0.5)
+    return 0.5
+
+
+def ignores_stop(params: dict[str, Any], reporter: Any) -> None:
+    """Keeps reporting after being told to stop (the next report raises)."""
+    for step in range(1, reporter.epochs + 1):
+        time.sleep(float(params.get("pause", 0.0)))
+        reporter.report(step, score=0.1)
+
+
+def context(params: dict[str, Any], reporter: Any) -> None:
+    """Reports what the reporter says about the trial, as metrics."""
+    reporter.report(
+        1,
+        score=0.5,
+        number=reporter.trial_number,
+        attempt=reporter.attempt,
+        epochs=reporter.epochs,
+        seed=reporter.seed,
+        device=reporter.device,
+        study=reporter.study,
+        params=",".join(f"{k}={v}" for k, v in sorted(params.items())),
+        folder=str(reporter.checkpoint_dir),
+    )
+
+
+not_a_function = 42
