@@ -122,6 +122,18 @@ def _field_of(error: dict[str, Any]) -> tuple[list[Any], str]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        if exc.status_code == 422:
+            # The shape of every other 422 (the documented validation error), so a
+            # client reads field errors one way whichever layer found them.
+            field = exc.field or "body"
+            msg = exc.message.removeprefix(f"{field}: ")
+            item = {
+                "loc": ["body", *field.split(".")],
+                "field": field,
+                "msg": msg,
+                "type": "value_error",
+            }
+            return JSONResponse(status_code=422, content={"detail": [item]})
         body: dict[str, Any] = {"detail": exc.message}
         if exc.field:
             body["field"] = exc.field

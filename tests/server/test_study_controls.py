@@ -81,7 +81,7 @@ def test_budget_below_created_trials_is_422_and_changes_nothing(api, make_spec, 
     wait(lambda: len(_trials(api, "low")) == 2)
     response = api.patch("/studies/low", json={"max_trials": 1})
     assert response.status_code == 422
-    assert response.json()["field"] == "max_trials"
+    assert response.json()["detail"][0]["field"] == "max_trials"
     assert api.get("/studies/low").json()["max_trials"] == 6
     for body, field in (
         ({"max_trials": 0}, "max_trials"),
