@@ -69,7 +69,7 @@ class AshaStrategy(MultiFidelityStrategy):
                 out.append(promoted)
             else:
                 pending = [s.params for s in out if not s.info.get("parent")]
-                params, source = self.new_params(self._rng, pending)
+                params, source = self.new_params(self._rng, pending, self.ladder[0])
                 info = {"rung": 0, "budget": self.ladder[0], "source": source}
                 out.append(Suggestion(params=params, info=info))
         return out

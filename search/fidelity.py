@@ -9,10 +9,11 @@ epoch 1). Pure computation.
 
 New configurations (the bottom rung) come from the ``sampler`` option: ``random`` is
 Li et al.'s plain Hyperband/ASHA; ``bayes`` is the model-based variant (as in BOHB,
-Falkner et al., 2018, with our GP in place of its kernel density estimator): once the
-largest budget where enough new configurations (parameters + 2) completed exists, a GP
-fitted on that budget's trials proposes the configuration, except for a third of them
-that stay random so the model can never starve exploration (BOHB's ``random_fraction``).
+Falkner et al., 2018, with our GP in place of its kernel density estimator): once
+enough configurations (parameters + 2) that started at the new one's starting budget
+have completed there, a GP fitted on those trials proposes the configuration, except for
+a third of them that stay random so the model can never starve exploration (BOHB's
+``random_fraction``).
 """
 
 from __future__ import annotations
@@ -115,15 +116,23 @@ class MultiFidelityStrategy(Strategy):
         return check_fidelity_options(cls._check_option_keys(options, FIDELITY_OPTIONS))
 
     def new_params(
-        self, rng: np.random.Generator, pending: Sequence[Mapping[str, Any]]
+        self,
+        rng: np.random.Generator,
+        pending: Sequence[Mapping[str, Any]],
+        start_budget: int | None = None,
     ) -> tuple[dict, str]:
-        """A new configuration for the bottom rung, drawn with ``rng`` (the caller's
-        seeded generator, so the answer stays a function of seed and history).
-        ``pending`` holds configurations suggested in this ``ask`` but not yet in the
-        history, so a model does not propose the same point twice. Returns the
-        parameters and their source, "model" or "random" (kept in the trial's info)."""
+        """A new configuration that will start at ``start_budget`` epochs, drawn with
+        ``rng`` (the caller's seeded generator, so the answer stays a function of seed
+        and history). ``pending`` holds configurations suggested in this ``ask`` but not
+        yet in the history, so a model does not propose the same point twice. Returns
+        the parameters and their source, "model" or "random" (kept in the trial's info).
+
+        The model is fitted at ``start_budget`` itself when given: a configuration that
+        starts unscreened at a large budget must be chosen by how configurations did at
+        that budget, not by a cheaper fidelity whose ranking may differ (a model of
+        1-epoch results favours fast starters that are not the best at 27 epochs)."""
         if self.options["sampler"] == "bayes" and rng.random() >= RANDOM_FRACTION:
-            records = self._model_records(pending)
+            records = self._model_records(pending, start_budget)
             if records is not None:
                 from search.bayes import BayesStrategy  # a module cycle otherwise
 
@@ -137,11 +146,13 @@ class MultiFidelityStrategy(Strategy):
                 return model.ask(1)[0].params, "model"
         return self.space.sample(rng), "random"
 
-    def _model_records(self, pending: Sequence[Mapping[str, Any]]) -> list[TrialRecord] | None:
-        """The trials a model learns from: those of the largest budget with at least
-        (parameters + 2) completed results from configurations that *started* at that
-        budget, with new configurations in flight as running (the model's constant liar
-        keeps away from them).
+    def _model_records(
+        self, pending: Sequence[Mapping[str, Any]], start_budget: int | None = None
+    ) -> list[TrialRecord] | None:
+        """The trials a model learns from: those of ``start_budget`` (else of the largest
+        budget) with at least (parameters + 2) completed results from configurations
+        that *started* at that budget, with new configurations in flight as running
+        (the model's constant liar keeps away from them).
 
         Only budgets where new configurations start count: a higher rung holds only
         promoted, already good configurations, and a model fitted on those alone sees
@@ -161,7 +172,11 @@ class MultiFidelityStrategy(Strategy):
             elif trial.status in ("queued", "running") and not promoted:
                 bottom.append(trial)
         enough = len(self.space) + 2
-        usable = [b for b in by_budget if fresh.get(b, 0) >= enough]
+        usable = [
+            b
+            for b in by_budget
+            if fresh.get(b, 0) >= enough and (start_budget is None or b == start_budget)
+        ]
         if not usable:
             return None
         records = list(by_budget[max(usable)])

@@ -98,7 +98,7 @@ class HyperbandStrategy(MultiFidelityStrategy):
         plan = self._plan(bracket)
         rungs = self._trials[bracket]
         if len(rungs[0]) < plan[0][0]:
-            params, source = self.new_params(self._rng, self._pending)
+            params, source = self.new_params(self._rng, self._pending, plan[0][1])
             self._pending.append(params)
             info = {"bracket": bracket, "rung": 0, "budget": plan[0][1], "source": source}
             suggestion = Suggestion(params=params, info=info)
