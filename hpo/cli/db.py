@@ -72,3 +72,32 @@ def current(database_url: UrlOpt = None) -> None:
 
     with handle_errors():
         console.print(current_revision(_url(database_url)) or "base (not migrated)")
+
+
+@app.command("token")
+def token(
+    name: Annotated[str, typer.Argument(help="A unique token name.")],
+    scope: Annotated[str, typer.Option(help="admin, user or worker.")] = "admin",
+    database_url: UrlOpt = None,
+) -> None:
+    """Store a new token straight in the database and print it (shown once): the way
+    to get a first admin token on a server with auth on and no HPO_API_TOKEN.
+
+    Example: hpo db token ops --scope admin
+    """
+    from hpo.schemas import TokenIn
+    from server.db import Database
+    from server.errors import ServiceError
+    from server.tokens import create_token
+
+    with handle_errors():
+        body = TokenIn(name=name, scope=scope)  # type: ignore[arg-type]
+        db = Database(_url(database_url))
+        try:
+            with db.session() as session:
+                _row, plain = create_token(session, body.name, body.scope)
+        except ServiceError as err:  # a duplicate name: one line, like the API's 409
+            raise ValueError(err.message) from None
+        finally:
+            db.dispose()
+    typer.echo(plain)

@@ -57,6 +57,17 @@ def server(
         )
         service.start()
     console.print(f"HPO server at [bold]{service.url}[/] (docs {service.url}/docs); Ctrl-C stops")
+    from server.auth import auth_required
+
+    if auth_required(settings.auth, host, bool(settings.api_token or settings.worker_token)):
+        if not settings.api_token:
+            console.print(
+                "[yellow]auth is on (bound beyond loopback) but HPO_API_TOKEN is unset: "
+                "only tokens already stored work; set HPO_API_TOKEN to an admin token, or "
+                "HPO_AUTH=off on a trusted network[/]"
+            )
+        else:
+            console.print("auth is on: clients present a token (HPO_TOKEN)")
 
     def _terminate(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM (docker stop, systemd) shuts down like Ctrl-C

@@ -131,6 +131,13 @@ def test_db_upgrade_current_downgrade_through_the_cli(tmp_path: Path) -> None:
     assert up.returncode == 0, up.stderr
     assert head in up.stdout
     assert head in hpo("db", "current", env=env).stdout
+    # The operator's bootstrap token: printed once, a duplicate is one clear line.
+    made = hpo("db", "token", "ops", "--scope", "admin", env=env)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip().startswith("hpo_")
+    again = hpo("db", "token", "ops", env=env)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and "Traceback" not in again.stderr
     down = hpo("db", "downgrade", "base", env=env)
     assert down.returncode == 0, down.stderr
     assert "base" in hpo("db", "current", env=env).stdout
