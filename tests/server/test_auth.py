@@ -3,6 +3,7 @@ auth), token lifecycle with hashed storage, HPO_AUTH's automatic mode, body limi
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +173,20 @@ def test_bodies_over_the_limit_get_413(live_server: EmbeddedService, make_spec) 
         assert streamed.status_code == 413
         assert client.get("/studies").json() == []  # nothing was stored
         assert client.post("/studies", json=make_spec("small")).status_code == 201
+
+
+def test_tokens_never_reach_the_logs(
+    secured: EmbeddedService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with httpx.Client(base_url=f"{secured.url}/api/v1") as client:
+        created = client.post(
+            "/tokens", json={"name": "quiet", "scope": "user"}, headers=_bearer(ADMIN)
+        ).json()["token"]
+        for token in (ADMIN, WORKER, created, "wrong-token-value"):
+            client.get("/studies", headers=_bearer(token))
+            client.post("/studies", json={}, headers=_bearer(token))
+    logged = caplog.text
+    assert logged  # the server did log (so the check below means something)
+    for token in (ADMIN, WORKER, created, "wrong-token-value"):
+        assert token not in logged
