@@ -24,32 +24,32 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from helpers.services import embedded_settings
 from typer.testing import CliRunner, Result
 
 from hpo.cli.main import app
 from hpo.client import Client
 from hpo.embedded import EmbeddedService
 from hpo.schemas import FinishIn, ReportIn
-from hpo.settings import Settings
 
 HPO = str(Path(sys.executable).parent / "hpo")
 ADMIN = "cli-admin-token"
 #: Commands that run locally, not against a server (no --server/--token/--json).
-LOCAL = {"server", "worker", "demo", "db upgrade", "db current", "db downgrade", "db revision"}
-
-
-def _settings(root: Path, **extra: object) -> Settings:
-    return Settings(
-        data_dir=root,
-        database_url=f"sqlite:///{root / 'hpo.db'}",
-        scheduler_interval=0.05,
-        **extra,
-    )
+LOCAL = {
+    "server",
+    "worker",
+    "demo",
+    "db upgrade",
+    "db current",
+    "db downgrade",
+    "db revision",
+    "db token",
+}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
-    with EmbeddedService(_settings(tmp_path_factory.mktemp("cli")), workers=0) as service:
+    with EmbeddedService(embedded_settings(tmp_path_factory.mktemp("cli")), workers=0) as service:
         yield service
 
 
@@ -282,7 +282,7 @@ def test_delete_asks_unless_yes(server, sdk, make_spec) -> None:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
-    settings = _settings(tmp_path_factory.mktemp("cli-auth"), api_token=ADMIN)
+    settings = embedded_settings(tmp_path_factory.mktemp("cli-auth"), api_token=ADMIN)
     with EmbeddedService(settings, workers=0) as service:
         yield service
 

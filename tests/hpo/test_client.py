@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from helpers.services import embedded_settings
 
 from hpo.client import (
     APIError,
@@ -27,24 +27,14 @@ from hpo.client import (
 from hpo.embedded import EmbeddedService
 from hpo.export import BASE_COLUMNS, MissingDependency
 from hpo.schemas import FinishIn, ReportIn, StudyPublic, TrialSpec
-from hpo.settings import Settings
 from hpo.spec import StudySpec
 
 ADMIN = "sdk-admin-token"
 
 
-def _settings(root: Path, **extra: object) -> Settings:
-    return Settings(
-        data_dir=root,
-        database_url=f"sqlite:///{root / 'hpo.db'}",
-        scheduler_interval=0.05,
-        **extra,
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
-    with EmbeddedService(_settings(tmp_path_factory.mktemp("sdk")), workers=0) as service:
+    with EmbeddedService(embedded_settings(tmp_path_factory.mktemp("sdk")), workers=0) as service:
         yield service
 
 
@@ -235,7 +225,7 @@ def test_suggest_leases_trials_for_ask_and_tell(client: Client, make_spec) -> No
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
     """A second server with auth on (an admin token in its settings)."""
-    settings = _settings(tmp_path_factory.mktemp("sdk-auth"), api_token=ADMIN)
+    settings = embedded_settings(tmp_path_factory.mktemp("sdk-auth"), api_token=ADMIN)
     with EmbeddedService(settings, workers=0) as service:
         yield service
 
