@@ -190,3 +190,16 @@ def test_tokens_never_reach_the_logs(
     assert logged  # the server did log (so the check below means something)
     for token in (ADMIN, WORKER, created, "wrong-token-value"):
         assert token not in logged
+
+
+def test_a_space_over_the_parameter_cap_is_422_not_a_slow_death(
+    live_server: EmbeddedService, make_spec
+) -> None:
+    space = {f"p{i}": {"type": "categorical", "choices": ["a", "b"]} for i in range(10_001)}
+    spec = make_spec("wide", space=space, train={"entrypoint": "pkg.mod:fn"})
+    spec["objective"] = {"metric": "score", "direction": "maximize"}
+    with httpx.Client(base_url=f"{live_server.url}/api/v1", timeout=60) as client:
+        response = client.post("/studies", json=spec)
+        assert response.status_code == 422, response.text[:300]
+        assert response.json()["detail"][0]["field"].startswith("space")
+        assert client.get("/studies").json() == []
