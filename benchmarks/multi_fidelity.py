@@ -11,8 +11,9 @@ checkpoint) and, when optuna is installed, Optuna's TPE sampler with its Hyperba
 have spent 3x random's epochs. Every method is driven in-process, one trial at a time,
 training real torch models through ``models/``.
 
-Our strategies run with both samplers of new configurations: ``bayes`` (the default,
-model-based as in BOHB) and ``random`` (plain Hyperband/ASHA, rows marked "(random)").
+Our strategies run with both samplers of new configurations, ``bayes`` (model-based as
+in BOHB) and ``random`` (plain Hyperband/ASHA): the row named after the strategy uses its
+default (random for hyperband, bayes for asha), the other row is marked with its sampler.
 
 Training seeds: by default every trial of a run trains with the run's seed (common
 random numbers), so a configuration scores the same whichever method proposes it and the
@@ -39,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from search import SearchSpace, TrialRecord, make_strategy
+from search import SearchSpace, TrialRecord, get_strategy, make_strategy
 
 __all__ = ["SPACES", "Outcome", "main"]
 
@@ -279,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         random_spent.append(outcome.epochs_spent)
         cap = 3 * outcome.epochs_spent
         for name in ("hyperband", "asha"):
-            for sampler in ("bayes", "random"):
-                label = name if sampler == "bayes" else f"{name} (random)"
+            default = get_strategy(name).default_sampler
+            for sampler in (default, *(x for x in ("bayes", "random") if x != default)):
+                label = name if sampler == default else f"{name} ({sampler})"
                 rows.setdefault(label, []).append(
                     run_ours(
                         trainer, space, name, {**options, "sampler": sampler}, seed, target, cap

@@ -7,20 +7,20 @@ configuration, ``parent`` (the trial number it continues from: the server hands 
 trial the parent's checkpoint, so training resumes at the parent's budget instead of
 epoch 1). Pure computation.
 
-New configurations (the bottom rung) come from the ``sampler`` option: ``random`` is
-Li et al.'s plain Hyperband/ASHA; ``bayes`` is the model-based variant (as in BOHB,
-Falkner et al., 2018, with our GP in place of its kernel density estimator): once
-enough configurations (parameters + 2) that started at the new one's starting budget
-have completed there, a GP fitted on those trials proposes the configuration, except for
-a third of them that stay random so the model can never starve exploration (BOHB's
-``random_fraction``).
+New configurations (the bottom rung) come from the ``sampler`` option (each strategy's
+``default_sampler`` when unset): ``random`` is Li et al.'s plain Hyperband/ASHA;
+``bayes`` is the model-based variant (as in BOHB, Falkner et al., 2018, with our GP in
+place of its kernel density estimator). Once enough configurations (parameters + 2)
+that started at the new one's starting budget have completed there, a GP fitted on
+those trials proposes the configuration, except for a third of them that stay random
+so the model can never starve exploration (BOHB's ``random_fraction``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,10 +52,13 @@ def _positive_int(options: Mapping[str, Any], key: str, default: int | None) -> 
     return value
 
 
-def check_fidelity_options(options: Mapping[str, Any]) -> dict[str, Any]:
+def check_fidelity_options(
+    options: Mapping[str, Any], default_sampler: str = "bayes"
+) -> dict[str, Any]:
     """Validate ``min_budget`` (default 1), ``max_budget`` (required), ``eta``
-    (default 3, at least 2) and ``sampler`` (default "bayes") and return them."""
-    sampler = options.get("sampler", "bayes")
+    (default 3, at least 2) and ``sampler`` (default ``default_sampler``) and return
+    them."""
+    sampler = options.get("sampler", default_sampler)
     if sampler not in SAMPLERS:
         raise OptionError("options.sampler", f"must be one of {list(SAMPLERS)}, got {sampler!r}")
     max_budget = _positive_int(options, "max_budget", None)
@@ -107,13 +110,16 @@ class MultiFidelityStrategy(Strategy):
     """Base of the strategies that give each trial its own budget of epochs."""
 
     budget_option = "max_budget"
+    #: The sampler of new configurations unless the study names one.
+    default_sampler: ClassVar[str] = "bayes"
 
     @classmethod
     def validate_options(cls, options: Any) -> dict[str, Any]:
         """``min_budget`` (default 1), ``max_budget`` (epochs, required; the study spec
         fills it from ``budget.epochs``), ``eta`` (default 3, >= 2), ``sampler``
-        ("bayes" or "random", default "bayes")."""
-        return check_fidelity_options(cls._check_option_keys(options, FIDELITY_OPTIONS))
+        ("bayes" or "random", default ``default_sampler``)."""
+        given = cls._check_option_keys(options, FIDELITY_OPTIONS)
+        return check_fidelity_options(given, cls.default_sampler)
 
     def new_params(
         self,
