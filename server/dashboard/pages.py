@@ -105,7 +105,7 @@ def workers_rows(request: Request, session: SessionDep) -> Response:
 
 @public.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
-    context = {"next": _safe_next(next), "error": None, "title": "Sign in", "auth": True}
+    context = {"next": _safe_next(next), "error": None, "title": "Sign in", "auth": False}
     return templates.TemplateResponse(request, "login.html", context)
 
 
@@ -128,7 +128,7 @@ async def login(request: Request) -> Response:
         )
         return response
     error = "this token may not use the dashboard" if scopes else "unknown token"
-    context = {"next": target, "error": error, "title": "Sign in", "auth": True}
+    context = {"next": target, "error": error, "title": "Sign in", "auth": False}
     return templates.TemplateResponse(request, "login.html", context, status_code=401)
 
 
