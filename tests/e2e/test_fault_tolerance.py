@@ -97,15 +97,18 @@ def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, 
             assert "no retries left" in t.error
         if t.status == "completed":
             assert t.attempt == t.failures + 1  # each lost attempt was retried once
-    # Each retry resumes from the checkpoint of the last step reported before it (a
-    # report carries the checkpoint saved at its step), not from epoch 1.
+    # Each retry resumes from the newest checkpoint, never from before the last step
+    # an earlier attempt reported (a report carries the checkpoint saved at its step)
+    # and never from epoch 1 once there is one. The checkpoint file can be newer than
+    # the last report that reached the server (a kill between saving epoch k and its
+    # report landing): the retry then goes on from epoch k + 1, losing no training.
     resumed = 0
     for d in details.values():
         for attempt in range(2, d.attempt + 1):
             steps = [r.step for r in d.reports if r.attempt == attempt]
             before = [r.step for r in d.reports if r.attempt < attempt]
             if steps:
-                assert min(steps) == 1 + max(before, default=0), (d.number, d.reports)
+                assert min(steps) >= 1 + max(before, default=0), (d.number, d.reports)
                 resumed += bool(before)
     assert resumed, "no kill landed after a checkpoint: the test did not exercise resume"
     bound = HEARTBEAT_TIMEOUT + REAPER_PERIOD + 3.0  # + polling slack on a loaded 2-core box
