@@ -5,11 +5,9 @@ was skipped). No timing assertions: measuring is the benchmark's job, not a test
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers.bench import run_benchmark
+
 REQUESTS = ["study", "history", "curves", "importance", "trials", "importance (cached)", "page"]
 FIGURES = [
     "optimization_history",
@@ -33,16 +31,8 @@ def _table(lines: list[str], header: str, names: list[str]) -> dict[str, list[fl
 
 
 def test_smoke_prints_the_dashboard_load_tables() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.dashboard_load", "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    out = run_benchmark("dashboard_load", "--smoke")
+    lines = out.splitlines()
     assert lines[0].startswith("== dashboard load: 300 trials x 5 reports")
     assert lines[1].split() == ["request", "median_ms", "max_ms", "bytes"]
     ours = _table(lines, "request", REQUESTS)

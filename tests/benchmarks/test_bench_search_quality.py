@@ -5,26 +5,14 @@ job, not a test's."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
+
+from helpers.bench import run_benchmark
 
 from search import STRATEGIES
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_smoke_prints_a_table_per_problem_with_every_method() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_quality", "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = run_benchmark("search_quality", "--smoke")
     tables = out.split("\n== ")[1:]
     assert [t.split(":", 1)[0] for t in tables] == ["branin", "hartmann6", "digits"]
 

@@ -4,26 +4,14 @@ row per method. No timing assertions: measuring is the benchmark's job, not a te
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
+
+from helpers.bench import run_benchmark
 
 from search import STRATEGIES
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_smoke_prints_the_latency_table() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.suggest_latency", "--smoke", "--blas-threads", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = run_benchmark("suggest_latency", "--smoke", "--blas-threads", "1")
     assert "== suggest latency" in out
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("method"))
