@@ -54,6 +54,8 @@ __all__ = [
     "postgres_url",
     "redis_server",
     "redis_url",
+    "running_postgres",
+    "running_redis",
 ]
 
 REQUIRE_ENV = "HPO_REQUIRE_SERVICES"
@@ -220,9 +222,10 @@ class RedisServer:
             client.flushall()
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A real redis-server for the whole session (stopped and cleaned up at the end)."""
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port until the block ends (then stopped and
+    cleaned up). Usable outside pytest too (the benchmarks start theirs with it)."""
     binary = _require_binary("redis-server", "install it (apt-get install redis-server)")
     workdir = Path(tempfile.mkdtemp(prefix="hpo-redis-"))
     server = RedisServer(binary, workdir)
@@ -239,6 +242,13 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole session (stopped and cleaned up at the end)."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture
@@ -460,9 +470,10 @@ def _psycopg_admin(server: PostgresServer) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the whole session, removed (data and all) at the end."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server until the block ends, then removed (data and all). Usable
+    outside pytest too (the benchmarks start theirs with it)."""
     bindir = _postgres_bindir()
     try:
         import psycopg  # noqa: F401
@@ -496,6 +507,13 @@ def postgres_server() -> Iterator[PostgresServer]:
             server.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session, removed (data and all) at the end."""
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

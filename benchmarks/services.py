@@ -1,0 +1,50 @@
+"""Real PostgreSQL and Redis for the benchmarks that need them.
+
+A benchmark takes ``--database-url`` / ``--redis-url`` when the user has servers of their
+own; without them it starts throw-away ones on free loopback ports with the same code
+the test fixtures use (``tests/service_fixtures.py``: ``initdb``/``pg_ctl`` run as the
+``postgres`` user when we are root, ``redis-server`` without persistence), and removes
+them at the end. The throw-away PostgreSQL runs with durability off (no fsync), like the
+tests; pass a URL to measure a durable server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["postgres_database", "redis_server_url"]
+
+_TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+def _fixtures():  # type: ignore[no-untyped-def]
+    if str(_TESTS) not in sys.path:
+        sys.path.insert(0, str(_TESTS))
+    import service_fixtures
+
+    return service_fixtures
+
+
+@contextlib.contextmanager
+def postgres_database(url: str | None = None) -> Iterator[str]:
+    """Yield a SQLAlchemy URL of an empty PostgreSQL database: ``url`` itself when given,
+    else a fresh database on a throw-away server (dropped with the server at the end)."""
+    if url:
+        yield url
+        return
+    with _fixtures().running_postgres() as server:
+        yield server.create_database(f"bench_{uuid.uuid4().hex[:10]}")
+
+
+@contextlib.contextmanager
+def redis_server_url(url: str | None = None) -> Iterator[str]:
+    """Yield a Redis URL: ``url`` when given, else a throw-away ``redis-server``'s."""
+    if url:
+        yield url
+        return
+    with _fixtures().running_redis() as server:
+        yield server.url
