@@ -134,6 +134,15 @@ class TrialSpec(BaseModel):
         default=None, description="Checkpoint of an earlier attempt to resume from."
     )
     checkpoint_step: int | None = Field(default=None, description="Step the checkpoint ends.")
+    report_interval: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "0: send every report at once (the study decides on reports: early stopping). "
+            "Otherwise reports may wait up to this many seconds and travel together (or "
+            "with the finish); one carrying a checkpoint is sent at once."
+        ),
+    )
 
 
 class StartIn(_In):
@@ -233,6 +242,11 @@ class FinishIn(_In):
     status: Literal["completed", "failed", "pruned"]
     value: float | None = None
     error: str | None = Field(default=None, max_length=20_000)
+    reports: list[ReportIn] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Reports of this attempt not sent yet, stored before the finish.",
+    )
 
     @field_validator("error")
     @classmethod

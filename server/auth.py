@@ -19,6 +19,7 @@ import ipaddress
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from server import tokens
 
@@ -29,6 +30,7 @@ __all__ = [
     "WorkerScope",
     "auth_enabled",
     "auth_required",
+    "fixed_token_scopes",
     "presented_token",
     "require",
     "scopes_of",
@@ -94,10 +96,12 @@ def scopes_of(request: Request) -> frozenset[str] | None:
     return scopes
 
 
-def token_scopes(app: Any, presented: str) -> frozenset[str] | None:
-    """What ``presented`` may do on ``app``, or None for an unknown token."""
+def fixed_token_scopes(app: Any, presented: str) -> frozenset[str] | None:
+    """Scopes of ``presented`` when it is an environment token (or the embedded server's
+    own), compared in constant time; None otherwise (no database access)."""
+    if not presented:
+        return None
     settings = app.state.settings
-    # Environment tokens (and the embedded server's own), compared in constant time.
     for scope, token in (
         ("admin", settings.api_token),
         ("worker", settings.worker_token),
@@ -105,6 +109,14 @@ def token_scopes(app: Any, presented: str) -> frozenset[str] | None:
     ):
         if token and hmac.compare_digest(presented.encode(), token.encode()):
             return tokens.expand(scope)
+    return None
+
+
+def token_scopes(app: Any, presented: str) -> frozenset[str] | None:
+    """What ``presented`` may do on ``app``, or None for an unknown token."""
+    fixed = fixed_token_scopes(app, presented)
+    if fixed is not None:
+        return fixed
     with app.state.db.session() as session:
         scope = tokens.lookup(session, presented)
     return tokens.expand(scope) if scope is not None else None
@@ -113,8 +125,14 @@ def token_scopes(app: Any, presented: str) -> frozenset[str] | None:
 def require(scope: Scope):  # type: ignore[no-untyped-def]
     """A dependency that admits requests whose token grants ``scope`` (or auth off)."""
 
-    def check(request: Request) -> None:
-        scopes = scopes_of(request)
+    async def check(request: Request) -> None:
+        # async: runs on the event loop (no worker-thread hop) unless the token has to
+        # be looked up in the database.
+        if not auth_enabled(request):
+            return
+        scopes = fixed_token_scopes(request.app, presented_token(request) or "")
+        if scopes is None:
+            scopes = await run_in_threadpool(scopes_of, request)
         if scopes is not None and scope not in scopes:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this token may not do this (needs scope {scope!r})"

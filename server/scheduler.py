@@ -15,13 +15,15 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from search import Suggestion, TrialRecord, make_strategy
+from search import Suggestion, make_strategy
 from search.space import SearchSpace
 from server.db import Database
+from server.history import HistoryCache, StudyHistory
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
 from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
@@ -54,6 +56,9 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         # One pass at a time, whether from the thread or a direct run_once() call.
         self._lock = threading.Lock()
+        # Histories mirrored in memory: a pass reads only new and open trials (speed
+        # only; checked against the database on every maintenance tick).
+        self._histories = HistoryCache()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -123,6 +128,7 @@ class Scheduler:
         with self._lock:
             with self.db.session() as session:
                 reaped = reap_stale(session, utcnow(), self.heartbeat_timeout)
+                self._histories.verify(session)
             if reaped:
                 log.warning("re-enqueueing %d trial(s) whose worker was lost", len(reaped))
                 self.queue.enqueue(reaped)
@@ -147,6 +153,7 @@ class Scheduler:
                 study_ids = session.scalars(
                     select(Study.id).where(Study.status == "running").order_by(Study.id)
                 ).all()
+            self._histories.keep_only(set(study_ids))
             total = 0
             for study_id in study_ids:
                 try:
@@ -169,20 +176,13 @@ class Scheduler:
         return len(new_ids)
 
     def _fill(self, session: Session, study: Study) -> list[int]:
-        counts = dict(
-            session.execute(
-                select(Trial.status, func.count())
-                .where(Trial.study_id == study.id)
-                .group_by(Trial.status)
-            ).all()
-        )
-        in_flight = counts.get("queued", 0) + counts.get("running", 0)
-        created = sum(counts.values())
+        history = self._histories.get(session, study.id)
+        in_flight, created = history.in_flight, history.created
         want = min(study.max_parallel - in_flight, study.max_trials - created)
         suggestions = []
         exhausted = created >= study.max_trials
         if want > 0:
-            strategy = self._strategy(session, study)
+            strategy = self._strategy(study, history)
             suggestions = strategy.ask(want)
             exhausted = strategy.exhausted or not suggestions
         if not suggestions:
@@ -207,15 +207,10 @@ class Scheduler:
                     .limit(count)
                 ).all()
             )
-            created = (
-                session.scalar(
-                    select(func.count()).select_from(Trial).where(Trial.study_id == study.id)
-                )
-                or 0
-            )
-            want = min(count - len(ids), study.max_trials - created)
+            history = self._histories.get(session, study.id)
+            want = min(count - len(ids), study.max_trials - history.created)
             if want > 0:
-                suggestions = self._strategy(session, study).ask(want)
+                suggestions = self._strategy(study, history).ask(want)
                 if suggestions and self._claim(session, study, "running"):
                     ids += self._insert(session, study, suggestions)
             return ids
@@ -227,28 +222,34 @@ class Scheduler:
         last = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study.id))
         next_number = 0 if last is None else last + 1
         now = utcnow()
-        rows = [
-            Trial(
-                study_id=study.id,
-                number=next_number + i,
-                status="queued",
-                queued_at=now,
-                params=s.params,
-                info=s.info,
-                attempt=0,
-            )
+        rows: list[dict[str, Any]] = [
+            {
+                "study_id": study.id,
+                "number": next_number + i,
+                "status": "queued",
+                "created_at": now,
+                "queued_at": now,
+                "params": s.params,
+                "info": s.info,
+                "attempt": 0,
+                "checkpoint": None,
+                "checkpoint_step": None,
+            }
             for i, s in enumerate(suggestions)
         ]
         self._continue_from_parents(session, study, rows)
-        session.add_all(rows)
-        session.flush()
-        return [row.id for row in rows]
+        # One multi-row INSERT ... RETURNING (the ORM's unit of work costs more per row).
+        return list(
+            session.scalars(
+                insert(Trial).returning(Trial.id, sort_by_parameter_order=True), rows
+            ).all()
+        )
 
     @staticmethod
-    def _continue_from_parents(session: Session, study: Study, rows: list[Trial]) -> None:
+    def _continue_from_parents(session: Session, study: Study, rows: list[dict[str, Any]]) -> None:
         """A promoted configuration (``info["parent"]``, from Hyperband/ASHA) starts
         from its parent's checkpoint instead of epoch 1."""
-        parents = {r.info["parent"] for r in rows if isinstance(r.info.get("parent"), int)}
+        parents = {r["info"]["parent"] for r in rows if isinstance(r["info"].get("parent"), int)}
         if not parents:
             return
         found = {
@@ -260,9 +261,9 @@ class Scheduler:
             )
         }
         for row in rows:
-            path, step = found.get(row.info.get("parent"), (None, None))
+            path, step = found.get(row["info"].get("parent"), (None, None))
             if path:
-                row.checkpoint, row.checkpoint_step = path, step
+                row["checkpoint"], row["checkpoint_step"] = path, step
 
     @staticmethod
     def _claim(session: Session, study: Study, new_status: str) -> bool:
@@ -285,20 +286,14 @@ class Scheduler:
         return claimed == 1
 
     @staticmethod
-    def _strategy(session: Session, study: Study):  # type: ignore[no-untyped-def]
+    def _strategy(study: Study, history: StudyHistory):  # type: ignore[no-untyped-def]
         spec = study.spec
-        history: Sequence[TrialRecord] = [
-            TrialRecord(number=n, params=p, status=s, value=v, info=i or {})
-            for n, p, s, v, i in session.execute(
-                select(Trial.number, Trial.params, Trial.status, Trial.value, Trial.info)
-                .where(Trial.study_id == study.id)
-                .order_by(Trial.number)
-            ).all()
-        ]
+        if history.space is None:  # a study's space never changes: parse it once
+            history.space = SearchSpace.from_dict(spec["space"])
         return make_strategy(
             study.strategy,
-            SearchSpace.from_dict(spec["space"]),
-            history,
+            history.space,
+            history.records,
             direction=study.direction,  # type: ignore[arg-type]
             seed=study.seed,
             options=spec["strategy"].get("options") or {},

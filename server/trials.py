@@ -59,10 +59,18 @@ def trial_reports(session: Session, trial: Trial) -> list[Report]:
 
 
 def start_trial(
-    session: Session, trial_id: int, worker: str | None, *, heartbeat_interval: float = 10.0
+    session: Session,
+    trial_id: int,
+    worker: str | None,
+    *,
+    heartbeat_interval: float = 10.0,
+    report_interval: float = 0.0,
 ) -> TrialSpec:
     """Lease the next attempt of a queued trial and return what the worker must run
-    (resuming from the trial's last checkpoint when an earlier attempt left one)."""
+    (resuming from the trial's last checkpoint when an earlier attempt left one).
+
+    ``report_interval`` lets the worker batch reports when no report can change the
+    trial's course (the study has no early-stopping rule); with a rule it is 0."""
     trial = get_trial(session, trial_id)
     study = trial.study
     if study.status == "stopped" and trial.status == "queued":
@@ -72,13 +80,15 @@ def start_trial(
     if trial.status != "queued":
         raise Conflict(f"trial {trial_id} is {trial.status} (attempt {trial.attempt})")
     now = utcnow()
-    # Compare-and-set on status so two workers racing for one trial cannot both win.
+    attempt = trial.attempt + 1
+    # Compare-and-set on status and attempt so two workers racing for one trial cannot
+    # both win; the winner knows the row's new values without reading it back.
     claimed = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.status == "queued")
+        .where(Trial.id == trial_id, Trial.status == "queued", Trial.attempt == trial.attempt)
         .values(
             status="running",
-            attempt=Trial.attempt + 1,
+            attempt=attempt,
             started_at=now,
             heartbeat_at=now,
             worker=worker,
@@ -87,15 +97,15 @@ def start_trial(
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
+        session.expire(trial)
         raise Conflict(f"trial {trial_id} was started by another worker")
-    session.refresh(trial)
     spec = study.spec
     train = TrainSpec.model_validate(spec["train"])
     return TrialSpec(
         trial_id=trial.id,
         study=study.name,
         number=trial.number,
-        attempt=trial.attempt,
+        attempt=attempt,
         params={**train.params, **trial.params},
         train=train,
         # Multi-fidelity strategies give each trial its own budget of epochs.
@@ -106,6 +116,7 @@ def start_trial(
         timeout=study.trial_timeout,
         checkpoint=trial.checkpoint,
         checkpoint_step=trial.checkpoint_step,
+        report_interval=0.0 if spec.get("stopping") else report_interval,
     )
 
 
@@ -159,17 +170,14 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
-    """Store one step's report (once) and answer continue or stop."""
-    trial = get_trial(session, trial_id)
-    _check_attempt(trial, body.attempt)
-    if trial.status != "running":
-        raise Conflict(f"trial {trial_id} is {trial.status}; reports are closed")
+def _store_report(session: Session, trial: Trial, body: ReportIn) -> None:
+    """Insert one report (once per trial, attempt and step) and advance the trial's
+    last step and checkpoint."""
     insert_ignore(
         session,
         Report.__table__,
         {
-            "trial_id": trial_id,
+            "trial_id": trial.id,
             "attempt": body.attempt,
             "step": body.step,
             "value": _finite_or_none(body.value),
@@ -178,11 +186,20 @@ def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
         },
         ["trial_id", "attempt", "step"],
     )
-    trial.heartbeat_at = utcnow()
     if trial.last_step is None or body.step > trial.last_step:
         trial.last_step = body.step
     if body.checkpoint and (trial.checkpoint_step is None or body.step >= trial.checkpoint_step):
         trial.checkpoint, trial.checkpoint_step = body.checkpoint, body.step
+
+
+def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
+    """Store one step's report (once) and answer continue or stop."""
+    trial = get_trial(session, trial_id)
+    _check_attempt(trial, body.attempt)
+    if trial.status != "running":
+        raise Conflict(f"trial {trial_id} is {trial.status}; reports are closed")
+    _store_report(session, trial, body)
+    trial.heartbeat_at = utcnow()
     decision = _decision(trial)
     if decision.decision == "continue":
         session.flush()  # the report just stored counts toward this trial's best so far
@@ -201,6 +218,9 @@ def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:
         return trial  # idempotent: this attempt already ended
     if trial.status != "running":
         raise Conflict(f"trial {trial_id} is {trial.status}; it was never started")
+    for report in body.reports:  # batched reports travel with the finish
+        _check_attempt(trial, report.attempt)
+        _store_report(session, trial, report)
     status, value, error = body.status, body.value, body.error
     if value is not None and not math.isfinite(value):
         status, error, value = "failed", error or f"objective value is not finite: {value}", None

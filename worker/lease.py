@@ -7,6 +7,13 @@ reach it (or get a 5xx) are retried with exponential backoff, and reports that c
 delivered now are buffered, in order, and delivered before the attempt ends, so a server
 restart loses nothing. A 409 means this attempt was superseded (fenced off): the attempt
 stops at once and sends nothing more.
+
+When the trial spec allows it (``report_interval > 0``: the study has no early-stopping
+rule, so no report can change the trial's course) reports are also held back on
+purpose: one goes out when ``report_interval`` seconds have passed since the last send
+(or it carries a checkpoint), the rest wait for the next one, for the heartbeat thread
+(which sends anything older than the interval) or for the finish, which carries them. A
+fast trial then costs two requests (start, finish) instead of one more per step.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ __all__ = ["Fenced", "Lease", "retrying"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Reports held back at most (a finish carrying them stays well under the body limit).
+_MAX_HELD = 100
 
 
 class Fenced(Exception):
@@ -72,6 +81,10 @@ class Lease:
         self.fenced = threading.Event()
         self._pending: deque[ReportIn] = deque()
         self._lock = threading.Lock()  # one call at a time on the shared client
+        # One flush at a time: the trial's thread and the heartbeat thread both send.
+        self._flushing = threading.RLock()
+        self._last_send = time.monotonic()
+        self._held_since: float | None = None  # when the oldest held-back report came
         self._done = threading.Event()
         self._beat = threading.Thread(target=self._heartbeats, daemon=True, name="hpo-heartbeat")
 
@@ -85,7 +98,21 @@ class Lease:
         self._beat.join(timeout=5)
 
     def _heartbeats(self) -> None:
-        while not self._done.wait(self.spec.heartbeat_interval):
+        interval = self.spec.heartbeat_interval
+        batching = self.spec.report_interval
+        tick = min(interval, batching) if batching > 0 else interval
+        next_beat = time.monotonic() + interval
+        while not self._done.wait(tick):
+            if self._held_since is not None and time.monotonic() - self._held_since >= batching:
+                try:
+                    self._flush(block=False)
+                except Fenced:
+                    return
+                except APIError as err:  # refused: the finish tries again and says why
+                    log.warning("held reports of trial %s: %s", self.spec.trial_id, err.message)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + interval
             try:
                 with self._lock:
                     answer = self.client.heartbeat(self.spec.trial_id, self.spec.attempt)
@@ -104,12 +131,32 @@ class Lease:
         Never blocks on an unreachable server: undeliverable reports stay buffered.
         Raises :class:`Fenced` when the attempt was superseded.
         """
-        self._pending.append(report)
-        self._flush(block=False)
+        with self._flushing:
+            self._pending.append(report)
+            if self._may_hold(report):
+                if self._held_since is None:
+                    self._held_since = time.monotonic()
+            else:
+                self._flush(block=False)
         return self.stop_requested.is_set()
 
+    def _may_hold(self, report: ReportIn) -> bool:
+        """Whether ``report`` may wait for a later send (see the module docstring)."""
+        interval = self.spec.report_interval
+        return (
+            interval > 0
+            and report.checkpoint is None
+            and len(self._pending) < _MAX_HELD
+            and time.monotonic() - self._last_send < interval
+        )
+
     def _flush(self, *, block: bool) -> None:
+        with self._flushing:
+            self._flush_locked(block=block)
+
+    def _flush_locked(self, *, block: bool) -> None:
         deadline = time.monotonic() + (self.patience if block else 0.0)
+        self._held_since = None
         while self._pending:
             if self.fenced.is_set():
                 raise Fenced(f"trial {self.spec.trial_id} attempt {self.spec.attempt}")
@@ -130,17 +177,26 @@ class Lease:
 
     def _send(self, report: ReportIn):  # type: ignore[no-untyped-def]
         with self._lock:
+            self._last_send = time.monotonic()
             return self.client.report(self.spec.trial_id, report)
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, finish: FinishIn) -> str:
-        """Deliver buffered reports, then the finish; return the stored status."""
-        self._flush(block=True)
-        deadline = time.monotonic() + self.patience
-        try:
-            trial = retrying(lambda: self._finish(finish), deadline=deadline)
-        except Conflict as err:
-            raise Fenced(err.message) from None
+        """Deliver buffered reports (with the finish itself when they fit in one
+        request), then the finish; return the stored status."""
+        with self._flushing:
+            if self._pending and len(self._pending) <= _MAX_HELD and not self.fenced.is_set():
+                finish = finish.model_copy(update={"reports": list(self._pending)})
+            else:
+                self._flush(block=True)
+            deadline = time.monotonic() + self.patience
+            try:
+                trial = retrying(lambda: self._finish(finish), deadline=deadline)
+            except Conflict as err:
+                self.fenced.set()
+                raise Fenced(err.message) from None
+            self._pending.clear()
+            self._held_since = None
         return trial.status
 
     def _finish(self, finish: FinishIn):  # type: ignore[no-untyped-def]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from server.db import Database
 from server.scheduler import Scheduler
 
-__all__ = ["MAX_ID", "SchedulerDep", "SessionDep", "TrialId", "TrialNumber"]
+__all__ = ["MAX_ID", "SchedulerDep", "SessionDep", "TrialId", "TrialNumber", "in_session"]
+
+T = TypeVar("T")
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -20,8 +23,25 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _scheduler(request: Request) -> Scheduler:
+async def _scheduler(request: Request) -> Scheduler:
+    # async: a sync dependency costs a worker-thread round trip per request
     return request.app.state.scheduler
+
+
+async def in_session(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one worker-thread hop: a new session, committed when
+    ``work`` returns (before the response goes out), rolled back when it raises.
+
+    For the hot routes (the worker's start / report / finish): a ``SessionDep`` route
+    costs three hops (session open, the endpoint, commit), this one.
+    """
+    db: Database = request.app.state.db
+
+    def unit() -> T:
+        with db.session() as session:
+            return work(session)
+
+    return await run_in_threadpool(unit)
 
 
 # scope="function": the session commits (or rolls back) when the route returns, before

@@ -7,6 +7,7 @@ a report or finish from a superseded attempt gets 409.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 
 from hpo.schemas import (
     FinishIn,
@@ -20,7 +21,7 @@ from hpo.schemas import (
     TrialSpec,
 )
 from server import trials
-from server.api.deps import SchedulerDep, SessionDep, TrialId
+from server.api.deps import SchedulerDep, SessionDep, TrialId, in_session
 from server.auth import require
 from server.convert import trial_detail, trial_public
 
@@ -35,47 +36,60 @@ def get_trial(trial_id: TrialId, session: SessionDep) -> TrialDetail:
 
 
 @router.post("/{trial_id}/start", response_model=TrialSpec)
-def start_trial(
-    trial_id: TrialId, body: StartIn, session: SessionDep, request: Request
-) -> TrialSpec:
+async def start_trial(trial_id: TrialId, body: StartIn, request: Request) -> TrialSpec:
     """Lease a new attempt of a queued trial; 409 if it is not queued."""
-    interval = request.app.state.settings.heartbeat_interval
-    return trials.start_trial(session, trial_id, body.worker, heartbeat_interval=interval)
+    settings = request.app.state.settings
+    return await in_session(
+        request,
+        lambda session: trials.start_trial(
+            session,
+            trial_id,
+            body.worker,
+            heartbeat_interval=settings.heartbeat_interval,
+            report_interval=settings.report_interval,
+        ),
+    )
 
 
 @router.post("/{trial_id}/heartbeat", response_model=ReportOut)
-def heartbeat(trial_id: TrialId, body: HeartbeatIn, session: SessionDep) -> ReportOut:
+async def heartbeat(trial_id: TrialId, body: HeartbeatIn, request: Request) -> ReportOut:
     """Renew the attempt's lease; 409 when the attempt is superseded or over."""
-    return trials.heartbeat(session, trial_id, body)
+    return await in_session(request, lambda session: trials.heartbeat(session, trial_id, body))
 
 
 @router.post("/{trial_id}/release", response_model=TrialPublic)
-def release_trial(
-    trial_id: TrialId, body: ReleaseIn, session: SessionDep, scheduler: SchedulerDep
+async def release_trial(
+    trial_id: TrialId, body: ReleaseIn, request: Request, scheduler: SchedulerDep
 ) -> TrialPublic:
     """Hand the trial back unfinished (worker shutting down); it is queued again."""
-    trial = trials.release_trial(session, trial_id, body)
-    out = trial_public(trial, trial.study.name)
-    requeue = trial.status == "queued"
-    session.commit()
-    if requeue:
-        scheduler.queue.enqueue([trial.id])
+
+    def work(session: Session) -> TrialPublic:
+        trial = trials.release_trial(session, trial_id, body)
+        return trial_public(trial, trial.study.name)
+
+    out = await in_session(request, work)
+    if out.status == "queued":  # committed: now it may travel
+        scheduler.queue.enqueue([out.id])
     return out
 
 
 @router.post("/{trial_id}/reports", response_model=ReportOut)
-def report(trial_id: TrialId, body: ReportIn, session: SessionDep) -> ReportOut:
+async def report(trial_id: TrialId, body: ReportIn, request: Request) -> ReportOut:
     """Store a step's report (idempotent) and answer continue or stop."""
-    return trials.record_report(session, trial_id, body)
+    return await in_session(request, lambda session: trials.record_report(session, trial_id, body))
 
 
 @router.post("/{trial_id}/finish", response_model=TrialPublic)
-def finish_trial(
-    trial_id: TrialId, body: FinishIn, session: SessionDep, scheduler: SchedulerDep
+async def finish_trial(
+    trial_id: TrialId, body: FinishIn, request: Request, scheduler: SchedulerDep
 ) -> TrialPublic:
-    """End the attempt with a value or an error (idempotent per attempt)."""
-    trial = trials.finish_trial(session, trial_id, body)
-    out = trial_public(trial, trial.study.name)
-    session.commit()
+    """End the attempt with a value or an error (idempotent per attempt); reports the
+    worker held back (``reports``) are stored first, in the same transaction."""
+
+    def work(session: Session) -> TrialPublic:
+        trial = trials.finish_trial(session, trial_id, body)
+        return trial_public(trial, trial.study.name)
+
+    out = await in_session(request, work)
     scheduler.wake()
     return out

@@ -1,0 +1,228 @@
+"""Shared harness of the control-plane benchmarks (``throughput``, ``growth``): run N
+zero-cost trials through our service or through Optuna, and return when each finished.
+
+Ours, end to end as users run it: a study whose ``train.entrypoint`` is
+:func:`zero_cost` goes suggest -> queue -> worker start -> report -> finish -> stored.
+
+* ``embedded``: ``hpo.embedded.EmbeddedService`` on a SQLite file (the default set-up:
+  API server, scheduler and ``workers`` local worker processes).
+* ``fleet``: the same server on PostgreSQL with Redis/RQ, and one ``hpo worker
+  --slots <workers>`` daemon (RQ workers that talk to the server over HTTP).
+
+The peer: Optuna with ``RDBStorage`` on the same kind of database (a SQLite file / a
+database on the same PostgreSQL server), ``workers`` processes each running
+``study.optimize`` on the same objective (one ``trial.report`` then the value, like
+ours), with ``RandomSampler`` against our ``random`` and ``TPESampler`` (Optuna's
+model-based default) against our ``bayes``.
+
+Both sides start their processes first and are timed from the moment all of them are
+ready (imports and connections are not counted) until the last trial is stored. Trial
+completion times come from the stored rows (our ``finished_at``, Optuna's
+``datetime_complete``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SPACE", "Run", "objective_value", "run_optuna", "run_ours", "zero_cost"]
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = "control-plane"
+
+#: A small mixed space like the ones the service tunes (lr, batch size, decay, width).
+SPACE: dict[str, dict[str, Any]] = {
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "batch_size": {"type": "categorical", "choices": [16, 32, 64, 128, 256]},
+    "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    "units": {"type": "int", "low": 16, "high": 512, "log": True},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+}
+_PEER_SAMPLER = {"random": "RandomSampler", "bayes": "TPESampler"}
+
+
+def objective_value(params: dict[str, Any]) -> float:
+    """A cheap closed-form loss over :data:`SPACE` (the work is nil; only its shape
+    matters to model-based strategies)."""
+    import math
+
+    return (
+        (math.log10(params["lr"]) + 2.5) ** 2
+        + (math.log2(params["batch_size"]) - 6) ** 2 / 4
+        + (math.log10(params["weight_decay"]) + 4) ** 2 / 8
+        + (math.log2(params["units"]) - 7) ** 2 / 8
+        + (params["dropout"] - 0.2) ** 2
+    )
+
+
+def zero_cost(params: dict[str, Any], reporter: Any) -> dict[str, float]:
+    """The benchmark's training function: one report, then the value."""
+    value = objective_value(params)
+    reporter.report(1, loss=value)
+    return {"loss": value}
+
+
+@dataclass
+class Run:
+    """One side's result: trial completion times (seconds since the start, sorted)."""
+
+    label: str
+    trials: int
+    started: float  # wall clock (time.time()) when all processes were ready
+    finished: list[float]
+
+    @property
+    def seconds(self) -> float:
+        return self.finished[-1] if self.finished else float("nan")
+
+    @property
+    def rate(self) -> float:
+        """Completed trials per second over the whole run."""
+        return len(self.finished) / self.seconds if self.finished else float("nan")
+
+    def window_rate(self, first: bool, share: float = 0.1) -> float:
+        """Trials per second over the first (or last) ``share`` of the trials."""
+        k = max(1, int(len(self.finished) * share))
+        times = [0.0, *self.finished]
+        if first:
+            return k / max(times[k], 1e-9)
+        return k / max(times[-1] - times[-1 - k], 1e-9)
+
+
+def _spec(strategy: str, trials: int, workers: int) -> dict[str, Any]:
+    return {
+        "name": STUDY,
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "space": SPACE,
+        "strategy": {"name": strategy, "seed": 1},
+        "budget": {"max_trials": trials, "max_parallel": workers, "epochs": 1},
+        "train": {"entrypoint": "benchmarks.control_plane:zero_cost"},
+    }
+
+
+def _seconds(moments: list[datetime | None], start: float) -> list[float]:
+    return sorted(m.timestamp() - start for m in moments if m is not None)
+
+
+def run_ours(
+    backend: str,
+    strategy: str,
+    trials: int,
+    workers: int,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    poll: float = 0.2,
+) -> Run:
+    """Run the study on our service (``backend`` ``embedded`` or ``fleet``)."""
+    from hpo.client import Client
+    from hpo.embedded import EmbeddedService
+    from hpo.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-") as root:
+        url = database_url or f"sqlite:///{root}/hpo.db"
+        settings = Settings(
+            data_dir=Path(root),
+            database_url=url,
+            redis_url=redis_url if backend == "fleet" else None,
+            artifact_dir=Path(root) / "artifacts",
+            auth="off",
+        )
+        daemon = None
+        with EmbeddedService(settings, workers=workers) as service:
+            client = Client(service.url, token=None)
+            try:
+                if backend == "fleet":
+                    daemon = _start_daemon(service.url, redis_url or "", workers, root)
+                deadline = time.monotonic() + 120
+                while len(client.list_workers()) < workers:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{workers} workers did not register in 120 s")
+                    time.sleep(0.1)
+                start = time.time()
+                client.create_study(_spec(strategy, trials, workers))
+                while client.get_study(STUDY).status == "running":
+                    time.sleep(poll)
+                rows = client.all_trials(STUDY)
+            finally:
+                if daemon is not None:
+                    daemon.terminate()
+                    daemon.wait(30)
+                client.close()
+        done = [r.finished_at for r in rows if r.status == "completed"]
+        return Run(f"ours ({strategy})", trials, start, _seconds(done, start))
+
+
+def _start_daemon(server_url: str, redis_url: str, workers: int, root: str):  # type: ignore[no-untyped-def]
+    env = {
+        **os.environ,
+        "HPO_SERVER_URL": server_url,
+        "HPO_REDIS_URL": redis_url,
+        "HPO_ARTIFACT_DIR": str(Path(root) / "artifacts"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpo.cli.main", "worker", "--slots", str(workers)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _optuna_process(url: str, sampler: str, n_trials: int, ready: Any, go: Any) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kind = getattr(optuna.samplers, sampler)
+    study = optuna.load_study(study_name=STUDY, storage=url, sampler=kind())
+    ready.release()
+    go.wait()
+
+    def objective(trial: Any) -> float:
+        params = {
+            "lr": trial.suggest_float("lr", 1e-5, 1e-1, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64, 128, 256]),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+            "units": trial.suggest_int("units", 16, 512, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        }
+        value = objective_value(params)
+        trial.report(value, 1)
+        return value
+
+    study.optimize(objective, n_trials=n_trials)
+
+
+def run_optuna(strategy: str, trials: int, workers: int, url: str) -> Run:
+    """Run the same trials with Optuna's RDBStorage at ``url`` in ``workers`` processes."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = _PEER_SAMPLER[strategy]
+    optuna.create_study(study_name=STUDY, storage=url, direction="minimize")
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    shares = [trials // workers + (i < trials % workers) for i in range(workers)]
+    procs = [ctx.Process(target=_optuna_process, args=(url, sampler, n, ready, go)) for n in shares]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.acquire()
+    start = time.time()
+    go.set()
+    for proc in procs:
+        proc.join()
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    done = [t.datetime_complete for t in study.get_trials(deepcopy=False)]
+    # Optuna stores naive local times.
+    return Run(f"optuna ({sampler})", trials, start, _seconds(done, start))

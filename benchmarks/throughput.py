@@ -1,0 +1,111 @@
+"""Trial-throughput benchmark: completed trials per second, end to end, with a
+zero-cost objective, ours against Optuna's RDBStorage on the same database, same run.
+
+    python -m benchmarks.throughput [--trials 2000] [--workers 4]
+        [--backends embedded,fleet] [--strategies random,bayes]
+        [--database-url URL] [--redis-url URL] [--smoke]
+
+For each backend and strategy (harness and set-up: ``benchmarks.control_plane``):
+
+* ``embedded``: our default set-up (SQLite file, local worker processes) against
+  Optuna on a SQLite file;
+* ``fleet``: our server on PostgreSQL with Redis/RQ and ``hpo worker`` daemons,
+  against Optuna on a database of the same PostgreSQL server. Without
+  ``--database-url``/``--redis-url`` throw-away servers are started
+  (``benchmarks.services``; PostgreSQL with durability off, for both sides).
+
+``random`` runs against Optuna's ``RandomSampler``, ``bayes`` (our GP) against
+``TPESampler`` (Optuna's model-based default). The rate is completed trials over the
+time from the moment every process was ready to the last stored completion; the ratio is
+ours over the peer's (above 1: ours is faster). Machines are noisy: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+
+from benchmarks.control_plane import Run, run_optuna, run_ours
+from benchmarks.services import postgres_database, redis_server_url
+
+__all__ = ["main"]
+
+
+@contextlib.contextmanager
+def _peer_sqlite() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="optuna-bench-") as root:
+        yield f"sqlite:///{root}/optuna.db"
+
+
+def _pg_pair(base_url: str) -> tuple[str, str]:
+    """Two fresh databases on the server of ``base_url`` (ours, the peer's)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    names = [f"tp_{side}_{uuid.uuid4().hex[:8]}" for side in ("ours", "peer")]
+    with engine.connect() as conn:
+        for name in names:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return tuple(url.set(database=n).render_as_string(hide_password=False) for n in names)  # type: ignore[return-value]
+
+
+def _row(backend: str, ours: Run, peer: Run) -> str:
+    return (
+        f"{backend:<9} {ours.label:<16} {ours.rate:>9.1f} {peer.label:<22} "
+        f"{peer.rate:>9.1f} {ours.rate / peer.rate:>7.2f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput")
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--backends", default="embedded,fleet")
+    parser.add_argument("--strategies", default="random,bayes")
+    parser.add_argument("--database-url", help="PostgreSQL for the fleet backend")
+    parser.add_argument("--redis-url", help="Redis for the fleet backend")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.workers = 40, 2
+    backends = [b for b in args.backends.split(",") if b]
+    strategies = [s for s in args.strategies.split(",") if s]
+    print(
+        f"== throughput: {args.trials} trials, {args.workers} workers, zero-cost objective "
+        "(trials/s; ratio = ours / peer)"
+    )
+    print(f"{'backend':<9} {'ours':<16} {'trials/s':>9} {'peer':<22} {'trials/s':>9} {'ratio':>7}")
+    sys.stdout.flush()
+    for backend in backends:
+        with contextlib.ExitStack() as stack:
+            pg = redis = None
+            if backend == "fleet":
+                pg = stack.enter_context(postgres_database(args.database_url))
+                redis = stack.enter_context(redis_server_url(args.redis_url))
+            for strategy in strategies:
+                if backend == "fleet":
+                    assert pg is not None
+                    ours_url, peer_url = _pg_pair(pg)
+                    ours = run_ours(
+                        backend, strategy, args.trials, args.workers,
+                        database_url=ours_url, redis_url=redis,
+                    )  # fmt: skip
+                    peer = run_optuna(strategy, args.trials, args.workers, peer_url)
+                else:
+                    ours = run_ours(backend, strategy, args.trials, args.workers)
+                    with _peer_sqlite() as peer_url:
+                        peer = run_optuna(strategy, args.trials, args.workers, peer_url)
+                print(_row(backend, ours, peer))
+                sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
