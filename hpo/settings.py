@@ -8,6 +8,7 @@ environment, so tests and the CLI can change variables and build a fresh ``Setti
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -109,6 +110,29 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'hpo.db'}"
 
 
+_ENV_KEYS = ("HOME", "XDG_DATA_HOME")  # besides HPO_*: what the default data_dir reads
+_memo: tuple[tuple, Settings] | None = None
+
+
+def _inputs() -> tuple:
+    """Everything a ``Settings()`` reads: the ``HPO_*`` variables, the variables behind
+    the default data folder, and the ``.env`` file of the working directory."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("HPO_")))
+    try:
+        stat = os.stat(".env")
+        dotenv: tuple | None = (os.path.abspath(".env"), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        dotenv = None
+    return env, tuple(os.environ.get(k) for k in _ENV_KEYS), dotenv
+
+
 def get_settings() -> Settings:
-    """Build settings from the current environment (not cached: the env may change)."""
-    return Settings()
+    """Settings of the current environment. Built again whenever an input changed (an
+    ``HPO_*`` variable, HOME/XDG_DATA_HOME, the ``.env`` file), else the last one is
+    returned (workers ask once per trial; parsing costs about a millisecond). Treat the
+    result as read-only."""
+    global _memo
+    key = _inputs()
+    if _memo is None or _memo[0] != key:
+        _memo = (key, Settings())
+    return _memo[1]
