@@ -79,6 +79,14 @@ class Run:
     trials: int
     started: float  # wall clock (time.time()) when all processes were ready
     finished: list[float]
+    #: CPU seconds the server process and the worker processes used while timed (ours
+    #: only; NaN where /proc is not readable)
+    server_cpu: float = float("nan")
+    worker_cpu: float = float("nan")
+
+    def cpu_ms(self, seconds: float) -> float:
+        """CPU milliseconds per completed trial."""
+        return 1000 * seconds / max(len(self.finished), 1)
 
     @property
     def seconds(self) -> float:
@@ -115,19 +123,21 @@ def _seconds(moments: list[datetime | None], start: float) -> list[float]:
 
 def run_ours(
     backend: str,
-    strategy: str,
+    strategies: list[str],
     trials: int,
     workers: int,
     *,
     database_url: str | None = None,
     redis_url: str | None = None,
     poll: float = 0.2,
-) -> Run:
-    """Run the study on our service (``backend`` ``embedded`` or ``fleet``)."""
+) -> list[Run]:
+    """Run one study per strategy, one after the other, on one service of ours
+    (``backend`` ``embedded`` or ``fleet``); a run per strategy."""
     from hpo.client import Client
     from hpo.embedded import EmbeddedService
     from hpo.settings import Settings
 
+    runs = []
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as root:
         url = database_url or f"sqlite:///{root}/hpo.db"
         settings = Settings(
@@ -148,18 +158,60 @@ def run_ours(
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{workers} workers did not register in 120 s")
                     time.sleep(0.1)
-                start = time.time()
-                client.create_study(_spec(strategy, trials, workers))
-                while client.get_study(STUDY).status == "running":
-                    time.sleep(poll)
-                rows = client.all_trials(STUDY)
+                pids = _worker_pids(service, daemon)
+                for strategy in strategies:
+                    runs.append(_one_study(client, strategy, trials, workers, pids, poll))
             finally:
                 if daemon is not None:
                     daemon.terminate()
                     daemon.wait(30)
                 client.close()
-        done = [r.finished_at for r in rows if r.status == "completed"]
-        return Run(f"ours ({strategy})", trials, start, _seconds(done, start))
+    return runs
+
+
+def _one_study(
+    client: Any, strategy: str, trials: int, workers: int, pids: list[int], poll: float
+) -> Run:
+    spec = _spec(strategy, trials, workers)
+    name = spec["name"] = f"{STUDY}-{strategy}"
+    cpu0 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids)
+    start = time.time()
+    client.create_study(spec)
+    while client.get_study(name).status == "running":
+        time.sleep(poll)
+    cpu1 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids)
+    done = [r.finished_at for r in client.all_trials(name) if r.status == "completed"]
+    return Run(
+        f"ours ({strategy})",
+        trials,
+        start,
+        _seconds(done, start),
+        server_cpu=cpu1[0] - cpu0[0],
+        worker_cpu=cpu1[1] - cpu0[1],
+    )
+
+
+def _worker_pids(service: Any, daemon: Any) -> list[int]:
+    """The processes that run trials: the local executor's, or the daemon's slots."""
+    if daemon is None:
+        return list(service.executor.pids()) if service.executor else []
+    try:
+        text = Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (Linux /proc; NaN elsewhere)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _start_daemon(server_url: str, redis_url: str, workers: int, root: str):  # type: ignore[no-untyped-def]
@@ -179,12 +231,12 @@ def _start_daemon(server_url: str, redis_url: str, workers: int, root: str):  # 
     )
 
 
-def _optuna_process(url: str, sampler: str, n_trials: int, ready: Any, go: Any) -> None:
+def _optuna_process(url: str, name: str, sampler: str, n_trials: int, ready: Any, go: Any) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kind = getattr(optuna.samplers, sampler)
-    study = optuna.load_study(study_name=STUDY, storage=url, sampler=kind())
+    study = optuna.load_study(study_name=name, storage=url, sampler=kind())
     ready.release()
     go.wait()
 
@@ -209,11 +261,14 @@ def run_optuna(strategy: str, trials: int, workers: int, url: str) -> Run:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = _PEER_SAMPLER[strategy]
-    optuna.create_study(study_name=STUDY, storage=url, direction="minimize")
+    name = f"{STUDY}-{strategy}"
+    optuna.create_study(study_name=name, storage=url, direction="minimize")
     ctx = mp.get_context("spawn")
     ready, go = ctx.Semaphore(0), ctx.Event()
     shares = [trials // workers + (i < trials % workers) for i in range(workers)]
-    procs = [ctx.Process(target=_optuna_process, args=(url, sampler, n, ready, go)) for n in shares]
+    procs = [
+        ctx.Process(target=_optuna_process, args=(url, name, sampler, n, ready, go)) for n in shares
+    ]
     for proc in procs:
         proc.start()
     for _ in procs:
@@ -222,7 +277,7 @@ def run_optuna(strategy: str, trials: int, workers: int, url: str) -> Run:
     go.set()
     for proc in procs:
         proc.join()
-    study = optuna.load_study(study_name=STUDY, storage=url)
+    study = optuna.load_study(study_name=name, storage=url)
     done = [t.datetime_complete for t in study.get_trials(deepcopy=False)]
     # Optuna stores naive local times.
     return Run(f"optuna ({sampler})", trials, start, _seconds(done, start))

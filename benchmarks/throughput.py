@@ -18,6 +18,9 @@ For each backend and strategy (harness and set-up: ``benchmarks.control_plane``)
 ``TPESampler`` (Optuna's model-based default). The rate is completed trials over the
 time from the moment every process was ready to the last stored completion; the ratio is
 ours over the peer's (above 1: ours is faster). Machines are noisy: compare ratios.
+``server_ms``/``worker_ms``: CPU milliseconds per trial our server process and our
+worker processes used (all of them together), a steadier figure than the rate on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def _pg_pair(base_url: str) -> tuple[str, str]:
 def _row(backend: str, ours: Run, peer: Run) -> str:
     return (
         f"{backend:<9} {ours.label:<16} {ours.rate:>9.1f} {peer.label:<22} "
-        f"{peer.rate:>9.1f} {ours.rate / peer.rate:>7.2f}"
+        f"{peer.rate:>9.1f} {ours.rate / peer.rate:>7.2f} "
+        f"{ours.cpu_ms(ours.server_cpu):>10.2f} {ours.cpu_ms(ours.worker_cpu):>10.2f}"
     )
 
 
@@ -81,28 +85,30 @@ def main(argv: list[str] | None = None) -> int:
         f"== throughput: {args.trials} trials, {args.workers} workers, zero-cost objective "
         "(trials/s; ratio = ours / peer)"
     )
-    print(f"{'backend':<9} {'ours':<16} {'trials/s':>9} {'peer':<22} {'trials/s':>9} {'ratio':>7}")
+    print(
+        f"{'backend':<9} {'ours':<16} {'trials/s':>9} {'peer':<22} {'trials/s':>9} "
+        f"{'ratio':>7} {'server_ms':>10} {'worker_ms':>10}"
+    )
     sys.stdout.flush()
     for backend in backends:
         with contextlib.ExitStack() as stack:
-            pg = redis = None
             if backend == "fleet":
                 pg = stack.enter_context(postgres_database(args.database_url))
                 redis = stack.enter_context(redis_server_url(args.redis_url))
-            for strategy in strategies:
+                ours_url, peer_url = _pg_pair(pg)
+                ours = run_ours(
+                    backend, strategies, args.trials, args.workers,
+                    database_url=ours_url, redis_url=redis,
+                )  # fmt: skip
+            else:
+                ours = run_ours(backend, strategies, args.trials, args.workers)
+            for strategy, run in zip(strategies, ours, strict=True):
                 if backend == "fleet":
-                    assert pg is not None
-                    ours_url, peer_url = _pg_pair(pg)
-                    ours = run_ours(
-                        backend, strategy, args.trials, args.workers,
-                        database_url=ours_url, redis_url=redis,
-                    )  # fmt: skip
                     peer = run_optuna(strategy, args.trials, args.workers, peer_url)
                 else:
-                    ours = run_ours(backend, strategy, args.trials, args.workers)
-                    with _peer_sqlite() as peer_url:
-                        peer = run_optuna(strategy, args.trials, args.workers, peer_url)
-                print(_row(backend, ours, peer))
+                    with _peer_sqlite() as url:
+                        peer = run_optuna(strategy, args.trials, args.workers, url)
+                print(_row(backend, run, peer))
                 sys.stdout.flush()
     return 0
 

@@ -59,7 +59,7 @@ class RQTrialQueue:
                 # a little over the trial timeout: the server's reaper acts first
                 timeout=int(timeouts.get(tid, 86_400)) + 60,
                 job_id=job_id(int(tid), uuid.uuid4().hex[:12]),
-                result_ttl=600,
+                result_ttl=0,  # the database holds the outcome: keep no result in Redis
                 failure_ttl=86_400,
                 description=f"trial {tid}",
             )

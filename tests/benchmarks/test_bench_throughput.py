@@ -1,0 +1,45 @@
+"""The throughput and growth benchmarks run end to end in smoke mode (our service on
+SQLite and on PostgreSQL + Redis with real workers, Optuna beside it) and print their
+tables. No timing assertions: measuring is the benchmarks' job, not a test's."""
+
+from __future__ import annotations
+
+from helpers.bench import run_benchmark
+
+
+def _rows(lines: list[str], header: str) -> list[list[str]]:
+    at = next(i for i, line in enumerate(lines) if line.startswith(header))
+    return [line.split() for line in lines[at + 1 :] if line and not line.startswith("growth")]
+
+
+def test_throughput_smoke_prints_ours_and_the_peer_per_backend_and_strategy() -> None:
+    out = run_benchmark("throughput", "--smoke", timeout=600)
+    lines = out.splitlines()
+    assert lines[0].startswith("== throughput: 40 trials, 2 workers")
+    rows = _rows(lines, "backend")
+    assert [(r[0], r[2]) for r in rows] == [
+        ("embedded", "(random)"),
+        ("embedded", "(bayes)"),
+        ("fleet", "(random)"),
+        ("fleet", "(bayes)"),
+    ]
+    for row in rows:
+        ours, peer, ratio, server_ms, worker_ms = (float(row[i]) for i in (3, 6, 7, 8, 9))
+        assert ours > 0 and peer > 0
+        assert abs(ratio - ours / peer) <= 0.01 * ratio + 0.01  # printed rounded
+        assert server_ms > 0 and worker_ms > 0  # CPU was spent, and measured
+    assert [r[5] for r in rows] == ["(RandomSampler)", "(TPESampler)"] * 2
+
+
+def test_growth_smoke_prints_both_windows_and_the_ratio() -> None:
+    out = run_benchmark("growth", "--smoke", timeout=300)
+    lines = out.splitlines()
+    assert lines[0].startswith("== growth: 60 trials (peer 60), 2 workers")
+    rows = _rows(lines, "run")
+    assert [r[0] for r in rows] == ["ours", "optuna"]
+    for row in rows:
+        trials, overall, first, last, growth = map(float, row[2:7])
+        assert trials == 60 and overall > 0 and first > 0 and last > 0
+        assert abs(growth - last / first) <= 0.01 * growth + 0.01
+    ratio_line = next(line for line in lines if line.startswith("growth ratio, ours / peer:"))
+    assert float(ratio_line.rsplit(":", 1)[1]) > 0
