@@ -5,8 +5,9 @@ The scheduler rebuilds a study's strategy from its whole history on every pass. 
 trials most of a pass. A trial row's strategy-relevant fields settle once the trial is
 terminal (its params and info never change after insert; a terminal status and value
 never change), so the mirror keeps terminal trials and re-reads only what can still
-move: trials it has not seen (numbers above the highest it holds) and the open ones
-(``queued``/``running``), at most ``max_parallel``-ish rows a pass.
+move: trials it has not seen (numbers above the highest it holds: the scheduler numbers
+new trials after the last one) and the open ones (``queued``/``running``), at most
+``max_parallel``-ish rows a pass.
 
 Speed only, never correctness (DESIGN.md, principle 2): ``verify`` compares the
 mirror's size with the database's count and starts over on any difference; the
@@ -29,7 +30,7 @@ __all__ = ["HistoryCache", "StudyHistory"]
 
 @dataclass
 class StudyHistory:
-    """One study's trials as strategy records, in number order (numbers are dense)."""
+    """One study's trials as strategy records, in number order."""
 
     study_id: int
     records: list[TrialRecord] = field(default_factory=list)
@@ -37,10 +38,11 @@ class StudyHistory:
     open: set[int] = field(default_factory=set)
     #: the study's parsed search space, kept by the scheduler (it never changes)
     space: SearchSpace | None = None
+    _index: dict[int, int] = field(default_factory=dict)  # number -> position in records
 
     @property
     def created(self) -> int:
-        """Trials the study has (its next trial's number, when numbers are dense)."""
+        """Trials the study has."""
         return len(self.records)
 
     @property
@@ -48,9 +50,10 @@ class StudyHistory:
         """Trials queued or running."""
         return len(self.open)
 
-    def refresh(self, session: Session) -> None:
-        """Read new and still-open trials; a gap in numbering starts over."""
-        last = len(self.records) - 1
+    def refresh(self, session: Session) -> int:
+        """Read the trials numbered above the highest held, and the open ones; return
+        how many rows that was."""
+        last = self.records[-1].number if self.records else -1
         where = Trial.number > last
         if self.open:
             where = or_(where, Trial.number.in_(sorted(self.open)))
@@ -63,29 +66,33 @@ class StudyHistory:
             record = TrialRecord(
                 number=number, params=params, status=status, value=value, info=info or {}
             )
-            if number < len(self.records):
-                self.records[number] = record
-            elif number == len(self.records):
+            at = self._index.get(number)
+            if at is None:  # above every number held (the query's order): append
+                self._index[number] = len(self.records)
                 self.records.append(record)
-            else:  # numbers skipped (not expected): rebuild from scratch next time
-                self.records.clear()
-                self.open.clear()
-                return self.refresh(session)
+            else:
+                self.records[at] = record
             if status in TERMINAL:
                 self.open.discard(number)
             else:
                 self.open.add(number)
+        return len(rows)
+
+    def clear(self) -> None:
+        """Forget everything (the next refresh reads the whole study)."""
+        self.records.clear()
+        self.open.clear()
+        self._index.clear()
 
     def verify(self, session: Session) -> bool:
-        """True when the mirror holds as many trials as the database (cheap check of the
-        numbering assumption); on a mismatch it is emptied, to be reloaded."""
+        """True when the mirror holds as many trials as the database (a cheap check of
+        the assumptions above); on a mismatch it is emptied, to be reloaded."""
         count = session.scalar(
             select(func.count()).select_from(Trial).where(Trial.study_id == self.study_id)
         )
         if count == len(self.records):
             return True
-        self.records.clear()
-        self.open.clear()
+        self.clear()
         return False
 
 

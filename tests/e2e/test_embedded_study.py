@@ -50,6 +50,9 @@ def test_small_study_runs_to_the_end_through_local_workers(
         train={"model": "mlp", "dataset": "digits", "params": {"optimizer": "adam"}},
     )
     with Client(fleet.url) as client:
+        # Both processes up first (imports take seconds on a busy machine; a fast
+        # study could otherwise end before the second one is ready).
+        wait(lambda: len(client.list_workers()) == 2, timeout=120)
         client.create_study(spec)
         study = wait(
             lambda: (s := client.get_study("e2e")).status == "completed" and s, timeout=240
