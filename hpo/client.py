@@ -396,6 +396,13 @@ class Client:
             self._request("POST", f"/trials/{trial_id}/reports", json=body).json()
         )
 
+    def report_many(self, trial_id: int, reports: list[ReportIn]) -> ReportOut:
+        """Several reports of one attempt in one request (in order)."""
+        body = {"reports": [r.model_dump(mode="json") for r in reports]}
+        return ReportOut.model_validate(
+            self._request("POST", f"/trials/{trial_id}/reports/batch", json=body).json()
+        )
+
     def heartbeat(self, trial_id: int, attempt: int) -> ReportOut:
         body = HeartbeatIn(attempt=attempt).model_dump(mode="json")
         return ReportOut.model_validate(

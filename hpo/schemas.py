@@ -18,6 +18,7 @@ __all__ = [
     "FinishIn",
     "HeartbeatIn",
     "ReleaseIn",
+    "ReportBatchIn",
     "ReportIn",
     "ReportOut",
     "ReportPublic",
@@ -175,6 +176,13 @@ class ReportIn(_In):
     def _storable(cls, value: Any, info: Any) -> Any:
         check_json_text(value, info.field_name)
         return value
+
+
+class ReportBatchIn(_In):
+    """Several reports of one attempt in one request (a worker holding reports back
+    sends them together), stored in order as if sent one by one."""
+
+    reports: list[ReportIn] = Field(min_length=1, max_length=1000)
 
 
 class HeartbeatIn(_In):

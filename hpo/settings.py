@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Seconds between a running trial's heartbeats."
     )
     report_interval: float = Field(
-        default=1.0,
+        default=2.0,
         ge=0,
         description="Server side: how long a worker may hold reports to send them together "
         "(only in studies without early stopping; 0: every report at once).",

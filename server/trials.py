@@ -14,7 +14,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hpo.schemas import FinishIn, HeartbeatIn, ReleaseIn, ReportIn, ReportOut, TrialSpec
+from hpo.schemas import (
+    FinishIn,
+    HeartbeatIn,
+    ReleaseIn,
+    ReportBatchIn,
+    ReportIn,
+    ReportOut,
+    TrialSpec,
+)
 from hpo.spec import Objective, TrainSpec
 from server.db import insert_ignore
 from server.errors import Conflict, NotFound
@@ -27,6 +35,7 @@ __all__ = [
     "get_trial_by_number",
     "heartbeat",
     "record_report",
+    "record_reports",
     "release_trial",
     "start_trial",
     "trial_reports",
@@ -207,6 +216,17 @@ def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
         if reason:
             return ReportOut(decision="stop", reason=reason)
     return decision
+
+
+def record_reports(session: Session, trial_id: int, body: ReportBatchIn) -> ReportOut:
+    """Store several reports in order (each once); the answer is ``stop`` when any of
+    them was answered ``stop`` (the first such reason), else ``continue``."""
+    answer = ReportOut(decision="continue")
+    for report in body.reports:
+        decided = record_report(session, trial_id, report)
+        if decided.decision == "stop" and answer.decision == "continue":
+            answer = decided
+    return answer
 
 
 def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:

@@ -12,8 +12,9 @@ When the trial spec allows it (``report_interval > 0``: the study has no early-s
 rule, so no report can change the trial's course) reports are also held back on
 purpose: one goes out when ``report_interval`` seconds have passed since the last send
 (or it carries a checkpoint), the rest wait for the next one, for the heartbeat thread
-(which sends anything older than the interval) or for the finish, which carries them. A
-fast trial then costs two requests (start, finish) instead of one more per step.
+(which sends anything older than the interval) or for the finish, which carries them;
+held reports travel together, in one request. A fast trial then costs two requests
+(start, finish) instead of one more per step.
 """
 
 from __future__ import annotations
@@ -160,9 +161,9 @@ class Lease:
         while self._pending:
             if self.fenced.is_set():
                 raise Fenced(f"trial {self.spec.trial_id} attempt {self.spec.attempt}")
-            head = self._pending[0]
+            batch = list(self._pending)[:_MAX_HELD]
             try:
-                answer = retrying(lambda h=head: self._send(h), deadline=deadline)
+                answer = retrying(lambda b=batch: self._send(b), deadline=deadline)
             except Conflict as err:
                 self.fenced.set()
                 raise Fenced(err.message) from None
@@ -171,14 +172,18 @@ class Lease:
                     log.warning("buffering %d report(s): %s", len(self._pending), err.message)
                     return
                 raise
-            self._pending.popleft()
+            for _ in batch:
+                self._pending.popleft()
             if answer.decision == "stop":
                 self.stop_requested.set()
 
-    def _send(self, report: ReportIn):  # type: ignore[no-untyped-def]
+    def _send(self, batch: list[ReportIn]):  # type: ignore[no-untyped-def]
+        """One request: the report alone, or the held ones together."""
         with self._lock:
             self._last_send = time.monotonic()
-            return self.client.report(self.spec.trial_id, report)
+            if len(batch) == 1:
+                return self.client.report(self.spec.trial_id, batch[0])
+            return self.client.report_many(self.spec.trial_id, batch)
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, finish: FinishIn) -> str:

@@ -13,6 +13,7 @@ from hpo.schemas import (
     FinishIn,
     HeartbeatIn,
     ReleaseIn,
+    ReportBatchIn,
     ReportIn,
     ReportOut,
     StartIn,
@@ -77,6 +78,12 @@ async def release_trial(
 async def report(trial_id: TrialId, body: ReportIn, request: Request) -> ReportOut:
     """Store a step's report (idempotent) and answer continue or stop."""
     return await in_session(request, lambda session: trials.record_report(session, trial_id, body))
+
+
+@router.post("/{trial_id}/reports/batch", response_model=ReportOut)
+async def report_batch(trial_id: TrialId, body: ReportBatchIn, request: Request) -> ReportOut:
+    """Store several steps' reports of one attempt in order; ``stop`` if any says so."""
+    return await in_session(request, lambda session: trials.record_reports(session, trial_id, body))
 
 
 @router.post("/{trial_id}/finish", response_model=TrialPublic)

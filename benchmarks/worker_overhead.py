@@ -1,0 +1,481 @@
+"""Worker-overhead benchmark: the share of a worker's wall time spent outside the training
+function at 2-second trials, ours (the embedded service's local workers) against Optuna
+(as many processes on one SQLite RDBStorage), in the same run.
+
+    python -m benchmarks.worker_overhead [--workers 2] [--trials 20] [--seconds 2.0]
+        [--epochs N] [--smoke]
+
+Two kinds of trial, ``--trials`` per worker each, random search, torch at cores/workers
+threads: ``entrypoint`` (the study's ``train.entrypoint`` is :func:`train`, a
+time-based torch loop: see :func:`busy_trial`) and ``built-in`` (``models/``' MLP on
+digits through ``worker.bridge``, a checkpoint and a report per epoch; ``--epochs``, else
+sized for ``--seconds`` from epochs timed here; ``trial_s`` is what a trial took).
+Inside = the function's own time outside ``report`` (entrypoint: the last report's
+metrics) or the epoch loop's (built-in: the ``seconds`` metric of each report).
+
+Ours: one ``EmbeddedService`` (SQLite in a temporary folder, default settings), a study
+per kind, ``max_parallel = --workers``. Start-up (spawn, imports, until every worker has
+registered: ``list_workers``) is printed apart. Worker wall time (``span``) = per worker,
+from its first trial's ``started_at`` to its last one's ``finished_at``, summed; it is
+inside + ``in_trial_ms`` (per trial: duration minus inside: set-up, reports, finish) +
+``between_ms`` (per trial: waiting for the next: scheduling, queueing, fetching).
+``report_ms``: one report call. Overhead = 1 - inside / span.
+
+Peer (when optuna is installed): ``--workers`` spawned processes, each ``load_study``
+(RandomSampler, NopPruner) and ``optimize(n_trials=--trials)`` with the same trials,
+``trial.report`` + ``should_prune`` per epoch (built-in: ``models.train`` on the
+per-process cached data set, no checkpoints), measured alike (``datetime_start``/
+``datetime_complete`` per process). Ratio: ours / peer (below 1: ours wastes less); the
+sides run kind by kind, one right after the other, as the machine's other load makes
+absolute numbers noisy. Data sets load once per worker process: three trials through
+``worker.bridge.run_training`` here count the loader's calls, and each built-in worker's
+first trial (which loads them) is shown against its later ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import itertools
+import math
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["BUILTIN_PARAMS", "EPOCHS", "Run", "TrialTime", "busy_trial", "main", "train"]
+
+#: Reports per entrypoint trial (one per epoch).
+EPOCHS = 4
+SPACE: dict[str, Any] = {
+    "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    "units": {"type": "int", "low": 32, "high": 128},
+}
+#: The built-in trial: a fixed architecture (only ``lr`` is searched), ~0.5 s an epoch.
+BUILTIN_PARAMS: dict[str, Any] = {"hidden_layers": 3, "units": 512, "batch_size": 16}
+#: Built-in first: its first trials show what a fresh worker process pays once.
+PATHS = ("built-in", "entrypoint")
+
+
+def busy_trial(
+    params: dict[str, Any], seconds: float, epochs: int, report: Callable[..., bool]
+) -> tuple[float, float]:
+    """Train a small MLP by SGD for ``epochs`` epochs, ``seconds`` in all, *time-based*:
+    each epoch trains until its share of ``seconds`` is spent, so every trial trains
+    equally long however busy the machine is. After each epoch it calls ``report(epoch,
+    score, inside, reporting)`` (True: stop): ``inside`` is the time spent in this
+    function so far (set-up included) outside ``report``, ``reporting`` the time spent
+    in the earlier ``report`` calls. Returns the final (inside, reporting)."""
+    entered = time.perf_counter()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 64, generator=generator)
+    y = torch.randint(0, 10, (256,), generator=generator)
+    units = int(params["units"])
+    model = nn.Sequential(nn.Linear(64, units), nn.ReLU(), nn.Linear(units, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=float(params["lr"]))
+    inside, reporting, mark = 0.0, 0.0, entered
+    for epoch in range(1, epochs + 1):
+        loss = torch.zeros(())
+        while inside + time.perf_counter() - mark < seconds * epoch / epochs:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        score = 1.0 / (1.0 + loss.item())
+        inside += time.perf_counter() - mark
+        mark = time.perf_counter()
+        stop = report(epoch, score, inside, reporting)
+        reporting += time.perf_counter() - mark
+        mark = time.perf_counter()
+        if stop:
+            break
+    return inside + time.perf_counter() - mark, reporting
+
+
+def train(params: dict[str, Any], reporter: Any) -> None:
+    """The study's ``train.entrypoint``: :func:`busy_trial` for ``params["seconds"]``."""
+
+    def report(step: int, score: float, inside: float, reporting: float) -> bool:
+        return bool(reporter.report(step, score=score, inside=inside, reporting=reporting))
+
+    busy_trial(params, float(params["seconds"]), reporter.epochs, report)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every run shares: worker processes, trials per worker, seconds of training
+    per trial, epochs (reports) per trial of each path."""
+
+    workers: int
+    trials: int
+    seconds: float
+    epochs: dict[str, int]
+
+    @property
+    def threads(self) -> int:
+        """Torch threads per process: the cores split between workers, as ours do."""
+        return max(1, len(os.sched_getaffinity(0)) // self.workers)
+
+
+@dataclass(frozen=True)
+class TrialTime:
+    """One trial as its storage recorded it: who ran it, when, the seconds it spent
+    inside training and, for entrypoint trials, in its first ``reports`` report calls."""
+
+    worker: str
+    start: datetime
+    end: datetime
+    inside: float
+    reporting: float = 0.0
+    reports: int = 0
+
+    @property
+    def in_trial(self) -> float:
+        """Seconds of the trial outside training (set-up, reports, finish)."""
+        return (self.end - self.start).total_seconds() - self.inside
+
+
+@dataclass
+class Run:
+    """One path's trials."""
+
+    trials: list[TrialTime]
+
+    def per_worker(self) -> dict[str, list[TrialTime]]:
+        """Each worker's trials in start order."""
+        out: dict[str, list[TrialTime]] = {}
+        for trial in sorted(self.trials, key=lambda t: t.start):
+            out.setdefault(trial.worker, []).append(trial)
+        return out
+
+    def summary(self) -> dict[str, float]:
+        """trials, trial_s, span_s, inside_s, report_ms, in_trial_ms, between_ms (per
+        trial) and overhead_% (of the span)."""
+        span = gaps = 0.0
+        for rows in self.per_worker().values():
+            span += (rows[-1].end - rows[0].start).total_seconds()
+            gaps += sum((b.start - a.end).total_seconds() for a, b in itertools.pairwise(rows))
+        n, inside = len(self.trials), sum(t.inside for t in self.trials)
+        calls = sum(t.reports for t in self.trials)
+        reporting = sum(t.reporting for t in self.trials)
+        return {
+            "trials": n,
+            "trial_s": inside / n,
+            "span_s": span,
+            "inside_s": inside,
+            "report_ms": 1000 * reporting / calls if calls else math.nan,
+            "in_trial_ms": 1000 * (span - gaps - inside) / n,
+            "between_ms": 1000 * gaps / n,
+            "overhead_%": 100 * (1 - inside / span),
+        }
+
+
+def calibrate(seconds: float, threads: int) -> tuple[int, int, int]:
+    """Built-in epochs for a ``seconds`` trial, from three 2-epoch trials run through
+    ``worker.bridge.run_training`` here; returns (epochs, trials run, data set loads)."""
+    from hpo.schemas import TrialSpec
+    from models import datasets
+    from worker.bridge import run_training
+
+    loads, loader = 0, datasets.DATASETS["digits"]
+
+    def counting(**kwargs: Any) -> datasets.Dataset:
+        nonlocal loads
+        loads += 1
+        return loader(**kwargs)
+
+    torch.set_num_threads(threads)
+    datasets.clear_dataset_cache()
+    datasets.DATASETS["digits"] = counting
+    epoch_s: list[float] = []
+    try:
+        for number in range(3):
+            spec = TrialSpec.model_validate(
+                dict(trial_id=number, study="calibrate", number=number, attempt=1, epochs=2)
+                | dict(seed=number, heartbeat_interval=10, timeout=60, objective={})
+                | {"params": {**BUILTIN_PARAMS, "lr": 1e-3}, "train": {"dataset": "digits"}}
+            )
+            epoch_s.append(run_training(spec, lambda m, saved: False).history[-1].seconds)
+    finally:
+        datasets.DATASETS["digits"] = loader
+        datasets.clear_dataset_cache()
+    return max(2, round(seconds / statistics.median(epoch_s))), 3, loads
+
+
+def _spec(path: str, setup: Setup) -> dict[str, Any]:
+    if path == "entrypoint":
+        train_spec = {"entrypoint": f"{__name__}:train", "params": {"seconds": setup.seconds}}
+        space, metric = SPACE, "score"
+    else:
+        train_spec = {"model": "mlp", "dataset": "digits", "params": BUILTIN_PARAMS}
+        space, metric = {"lr": SPACE["lr"]}, "val_accuracy"
+    budget = {"max_trials": setup.workers * setup.trials, "max_parallel": setup.workers}
+    return {
+        "name": path,
+        "objective": {"metric": metric, "direction": "maximize"},
+        "space": space,
+        "strategy": {"name": "random", "seed": 7},
+        "budget": {**budget, "epochs": setup.epochs[path]},
+        "train": train_spec,
+    }
+
+
+def _ours_trial(path: str, trial: Any) -> TrialTime:
+    """A stored trial (``TrialDetail``) as timings; raises unless it completed."""
+    if trial.status != "completed" or not trial.reports:
+        raise RuntimeError(f"{path} trial {trial.number} ended {trial.status}: {trial.error}")
+    when = dict(worker=trial.worker or "?", start=trial.started_at, end=trial.finished_at)
+    if path == "built-in":
+        return TrialTime(**when, inside=sum(float(r.metrics["seconds"]) for r in trial.reports))
+    last, n = trial.reports[-1].metrics, len(trial.reports) - 1
+    return TrialTime(**when, inside=last["inside"], reporting=last["reporting"], reports=n)
+
+
+class Ours:
+    """One embedded service with ``setup.workers`` local worker processes (a context
+    manager: ``startup`` is set on entry); :meth:`run` runs one study of a kind."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup, self.startup = setup, 0.0
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Ours:
+        from hpo.client import Client
+        from hpo.embedded import EmbeddedService
+        from hpo.settings import Settings
+
+        tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="hpo-bench-"))
+        # Worker processes read HPO_* from the environment they are spawned with.
+        os.environ["HPO_DATA_DIR"] = tmp
+        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/hpo.db")
+        started = time.perf_counter()
+        settings = settings.model_copy(update={"redis_url": None})
+        service = EmbeddedService(settings, workers=self.setup.workers)
+        try:
+            self.api = self._stack.enter_context(Client(self._stack.enter_context(service).url))
+            while sum(w.status != "stopped" for w in self.api.list_workers()) < service.workers:
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError("the local workers did not register in 600 s")
+                time.sleep(0.05)
+        except BaseException:
+            self._stack.close()
+            raise
+        self.startup = time.perf_counter() - started
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def run(self, path: str) -> Run:
+        self.api.create_study(_spec(path, self.setup))
+        while self.api.get_study(path).status == "running":
+            time.sleep(0.5)
+        trials = [self.api.get_trial(path, t.number) for t in self.api.all_trials(path)]
+        return Run([_ours_trial(path, t) for t in trials])
+
+
+def _peer_objective(trial: Any, path: str, setup: Setup, done: list[tuple]) -> float:
+    """The peer's objective: the same trial as ours, reporting every epoch; appends
+    (number, inside, reporting, timed report calls) to ``done``."""
+    import optuna
+
+    from models import TrainConfig, build_model, load_dataset
+    from models import train as train_model
+
+    last = [0.0]
+
+    def report(step: int, score: float, inside: float, reporting: float) -> bool:
+        trial.report(score, step)
+        last[0] = score
+        return bool(trial.should_prune())
+
+    lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+    epochs = setup.epochs[path]
+    if path == "entrypoint":
+        params = {"lr": lr, "units": trial.suggest_int("units", 32, 128)}
+        inside, reporting = busy_trial(params, setup.seconds, epochs, report)
+        # A mean over every call (ours: all but the last, which cannot carry its own time).
+        done.append((trial.number, inside, reporting, epochs))
+        return last[0]
+    params = {**BUILTIN_PARAMS, "lr": lr}
+    dataset = load_dataset("digits")  # cached per process, as our workers do
+    model = build_model("mlp", dataset, params)
+    config = TrainConfig.from_params(params, epochs=epochs)
+    result = train_model(
+        model, dataset, config, on_epoch=lambda m: report(m.epoch, m.val_accuracy, 0.0, 0.0)
+    )
+    done.append((trial.number, sum(m.seconds for m in result.history), 0.0, 0))
+    if result.stopped_early:
+        raise optuna.TrialPruned()
+    return result.history[-1].val_accuracy
+
+
+def _peer_main(url: str, setup: Setup, barrier: Any, results: Any, seed: int) -> None:
+    """One peer process: load each kind's study, wait at the barrier (every process and
+    the parent: start-up is over), then per kind wait at it again and optimize
+    ``setup.trials`` trials."""
+    import optuna
+
+    import models  # noqa: F401  (start-up imports what our workers import)
+
+    torch.set_num_threads(setup.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    pruner = optuna.pruners.NopPruner()
+    studies = {
+        path: optuna.load_study(study_name=path, storage=storage, sampler=sampler, pruner=pruner)
+        for path in PATHS
+    }
+    barrier.wait()
+    for path, study in studies.items():
+        barrier.wait()
+        done: list[tuple] = []
+        objective = functools.partial(_peer_objective, path=path, setup=setup, done=done)
+        study.optimize(objective, n_trials=setup.trials)
+        results.put((os.getpid(), done))
+
+
+class Peer:
+    """Optuna: ``setup.workers`` spawned processes on one SQLite-stored study per kind (a
+    context manager: ``startup`` is set on entry); :meth:`run` runs one kind's study."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup, self.startup = setup, 0.0
+        self._tmp = tempfile.TemporaryDirectory(prefix="hpo-bench-peer-")
+        self.url = f"sqlite:///{self._tmp.name}/optuna.db"
+        ctx = mp.get_context("spawn")
+        self._barrier = ctx.Barrier(setup.workers + 1, timeout=3600)
+        self._results = ctx.Queue()
+        args = (self.url, setup, self._barrier, self._results)
+        self._procs = [
+            ctx.Process(target=_peer_main, args=(*args, i)) for i in range(setup.workers)
+        ]
+
+    def __enter__(self) -> Peer:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        for path in PATHS:
+            optuna.create_study(storage=self.url, study_name=path, direction="maximize")
+        started = time.perf_counter()
+        for proc in self._procs:
+            proc.start()
+        self._barrier.wait()  # every process has loaded the studies
+        self.startup = time.perf_counter() - started
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._barrier.abort()  # frees processes still waiting for a run that won't come
+        for proc in self._procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.terminate()
+        self._tmp.cleanup()
+
+    def run(self, path: str) -> Run:
+        """Release the processes into ``path``'s study (runs must follow ``PATHS``)."""
+        import optuna
+
+        self._barrier.wait()
+        rows = {}
+        for _ in self._procs:
+            pid, done = self._results.get(timeout=3600)
+            rows |= {number: (f"pid-{pid}", *rest) for number, *rest in done}
+        stored = optuna.load_study(study_name=path, storage=self.url).trials
+        when = {t.number: (t.datetime_start, t.datetime_complete) for t in stored}
+        return Run([TrialTime(w, *when[n], *rest) for n, (w, *rest) in rows.items()])
+
+
+def _cell(value: float, digits: int = 3) -> str:
+    return f"{'-':>12}" if math.isnan(value) else f"{value:>12.{digits}f}"
+
+
+def report(
+    setup: Setup,
+    runs: dict[str, Run],
+    startups: dict[str, float],
+    loads: tuple[int, int],
+    skipped: str | None,
+) -> None:
+    """Print the tables (the smoke test reads their structure)."""
+    print(
+        f"== worker overhead: {setup.workers} workers x {setup.trials} trials of "
+        f"{setup.seconds:g} s, entrypoint {setup.epochs['entrypoint']} reports, built-in "
+        f"{setup.epochs['built-in']} epochs, SQLite"
+    )
+    columns = ("trial_s", "span_s", "inside_s", "report_ms", "in_trial_ms", "between_ms")
+    columns += ("overhead_%",)
+    print(f"{'run':<18}{'trials':>7}" + "".join(f"{c:>12}" for c in columns))
+    for key, run in runs.items():
+        s = run.summary()
+        print(f"{key:<18}{s['trials']:>7d}" + "".join(_cell(s[c]) for c in columns))
+    if skipped:
+        print(f"peer skipped: {skipped}")
+    else:
+        print("== ratio ours/peer (overhead share; below 1: ours wastes less)")
+        print(f"{'path':<18}{'ours_%':>12}{'peer_%':>12}{'ratio':>12}")
+        for path in PATHS:
+            ours = runs[f"ours {path}"].summary()["overhead_%"]
+            peer = runs[f"optuna {path}"].summary()["overhead_%"]
+            print(f"{path:<18}{ours:>12.3f}{peer:>12.3f}{ours / peer:>12.3f}")
+    print("== start-up: spawn and imports until every worker is ready (not in the spans)")
+    print(f"{'side':<18}{'startup_s':>12}")
+    for side, seconds in startups.items():
+        print(f"{side:<18}{seconds:>12.3f}")
+    print(f"== data sets: {loads[0]} trials through worker.bridge here -> {loads[1]} load(s)")
+    print("   in-trial overhead per worker of the built-in run: first trial vs later ones")
+    print(f"{'worker':<18}{'trials':>7}{'first_ms':>12}{'later_ms':>12}")
+    for worker, rows in runs["ours built-in"].per_worker().items():
+        later = statistics.median(t.in_trial for t in rows[1:]) if len(rows) > 1 else math.nan
+        first = 1000 * rows[0].in_trial
+        print(f"{worker[-18:]:<18}{len(rows):>7d}{_cell(first, 1)}{_cell(1000 * later, 1)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--trials", type=int, default=20, help="trials per worker")
+    parser.add_argument("--seconds", type=float, default=2.0, help="training per trial")
+    parser.add_argument("--epochs", type=int, help="built-in epochs (default: calibrated)")
+    parser.add_argument("--smoke", action="store_true", help="2 trials per worker of 0.2 s")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.seconds = 2, 0.2
+    if args.workers < 1 or args.trials < 1 or args.seconds <= 0 or (args.epochs or 1) < 1:
+        parser.error("--workers, --trials and --epochs >= 1, --seconds > 0")
+    setup = Setup(args.workers, args.trials, args.seconds, {"entrypoint": EPOCHS})
+    epochs, *loads = calibrate(args.seconds, setup.threads)
+    setup.epochs["built-in"] = args.epochs or epochs
+    skipped = None if importlib.util.find_spec("optuna") else "optuna not installed"
+    runs: dict[str, Run] = {}
+    with contextlib.ExitStack() as stack:
+        sides = {"ours": stack.enter_context(Ours(setup))}
+        if not skipped:
+            sides["optuna"] = stack.enter_context(Peer(setup))
+        # Kinds in turn, each side right after the other: the machine's other load
+        # changes slowly, so the two sides of a ratio see about the same.
+        for path in PATHS:
+            for side, runner in sides.items():
+                print(f"({side} {path}...)", file=sys.stderr)
+                runs[f"{side} {path}"] = runner.run(path)
+    startups = {side: runner.startup for side, runner in sides.items()}
+    report(setup, runs, startups, (loads[0], loads[1]), skipped)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
