@@ -25,6 +25,7 @@ WORKER_ROUTES = {
     ("POST", "/api/v1/trials/{trial_id}/start"),
     ("POST", "/api/v1/trials/{trial_id}/heartbeat"),
     ("POST", "/api/v1/trials/{trial_id}/reports"),
+    ("POST", "/api/v1/trials/{trial_id}/reports/batch"),
     ("POST", "/api/v1/trials/{trial_id}/finish"),
     ("POST", "/api/v1/trials/{trial_id}/release"),
     ("POST", "/api/v1/workers"),
