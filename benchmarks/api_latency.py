@@ -57,10 +57,10 @@ from typing import Any
 import httpx
 import numpy as np
 from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from benchmarks.dashboard_load import SPACE, build_database, make_trials
-from benchmarks.services import postgres_database
+from benchmarks.services import postgres_database, sibling_database
 from server.tables import Report, Study
 
 __all__ = ["build_peer", "build_study", "main", "make_study_trials", "time_ours", "time_peer"]
@@ -345,24 +345,6 @@ def time_peer(
     return times
 
 
-@contextlib.contextmanager
-def sibling_database(url: str) -> Iterator[str]:
-    """A new empty database on ``url``'s server, dropped at the end."""
-    parsed = make_url(url)
-    name = f"{parsed.database}_optuna"
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    drop = text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    with admin.connect() as conn:
-        conn.execute(drop)
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(drop)
-        admin.dispose()
-
-
 # --------------------------------------------------------------------------- output
 
 
@@ -420,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         n_reports, version = build_study(url, trials, args.reports)
         peer_url = None
         if importlib.util.find_spec("optuna") is not None:
-            peer_url = stack.enter_context(sibling_database(url))
+            peer_url = stack.enter_context(sibling_database(url, "optuna"))
             build_peer(peer_url, trials)
         print(f"(built in {time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
         del trials  # the server shares this process: no big heap for its GC to walk

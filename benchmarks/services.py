@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["postgres_database", "redis_server_url"]
+__all__ = ["postgres_database", "redis_server_url", "sibling_database"]
 
 _TESTS = Path(__file__).resolve().parents[1] / "tests"
 
@@ -48,3 +48,25 @@ def redis_server_url(url: str | None = None) -> Iterator[str]:
         return
     with _fixtures().running_redis() as server:
         yield server.url
+
+
+@contextlib.contextmanager
+def sibling_database(url: str, suffix: str = "peer") -> Iterator[str]:
+    """A new empty database ``<name>_<suffix>`` on ``url``'s server (for a peer that must
+    not share our tables), dropped at the end."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    drop = text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with admin.connect() as conn:
+        conn.execute(drop)
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(drop)
+        admin.dispose()

@@ -29,11 +29,10 @@ import argparse
 import contextlib
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 
 from benchmarks.control_plane import Run, run_optuna, run_ours
-from benchmarks.services import postgres_database, redis_server_url
+from benchmarks.services import postgres_database, redis_server_url, sibling_database
 
 __all__ = ["main"]
 
@@ -42,21 +41,6 @@ __all__ = ["main"]
 def _peer_sqlite() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="optuna-bench-") as root:
         yield f"sqlite:///{root}/optuna.db"
-
-
-def _pg_pair(base_url: str) -> tuple[str, str]:
-    """Two fresh databases on the server of ``base_url`` (ours, the peer's)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url)
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    names = [f"tp_{side}_{uuid.uuid4().hex[:8]}" for side in ("ours", "peer")]
-    with engine.connect() as conn:
-        for name in names:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return tuple(url.set(database=n).render_as_string(hide_password=False) for n in names)  # type: ignore[return-value]
 
 
 def _row(backend: str, ours: Run, peer: Run) -> str:
@@ -95,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             if backend == "fleet":
                 pg = stack.enter_context(postgres_database(args.database_url))
                 redis = stack.enter_context(redis_server_url(args.redis_url))
-                ours_url, peer_url = _pg_pair(pg)
+                peer_url = stack.enter_context(sibling_database(pg, "optuna"))
                 ours = run_ours(
                     backend, strategies, args.trials, args.workers,
-                    database_url=ours_url, redis_url=redis,
+                    database_url=pg, redis_url=redis,
                 )  # fmt: skip
             else:
                 ours = run_ours(backend, strategies, args.trials, args.workers)
