@@ -64,8 +64,9 @@ def test_an_expired_lease_is_retried(sqlite_settings: Settings, make_spec, wait)
         (spec,) = api.post("/studies/lease/suggest").json()
         # The caller goes silent: the reaper hands the trial back with a new attempt.
         trial = wait(
-            lambda: (t := api.get(f"/trials/{spec['trial_id']}").json())["status"] == "queued"
-            and t,
+            lambda: (
+                (t := api.get(f"/trials/{spec['trial_id']}").json())["status"] == "queued" and t
+            ),
             timeout=15,
         )
         assert trial["failures"] == 1
