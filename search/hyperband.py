@@ -55,6 +55,9 @@ class HyperbandStrategy(MultiFidelityStrategy):
     # worse on the MLP/CNN space, `python -m benchmarks.multi_fidelity`); ASHA always
     # starts at the bottom rung, where the model is best fed, and keeps "bayes".
     default_sampler = "random"
+    # Brackets start configurations at up to the full budget: the model learns from
+    # every rung (see MultiFidelityStrategy.new_params).
+    model_fidelity = "all"
 
     def _setup(self) -> None:
         o = self.options
