@@ -36,151 +36,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import importlib.util
-import itertools
 import math
-import multiprocessing as mp
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
+
+from benchmarks.worker_overhead_common import (
+    BUILTIN_PARAMS,
+    EPOCHS,
+    PATHS,
+    SPACE,
+    Run,
+    Setup,
+    TrialTime,
+    busy_trial,
+    train,
+)
+from benchmarks.worker_overhead_peer import Peer
 
 __all__ = ["BUILTIN_PARAMS", "EPOCHS", "Run", "TrialTime", "busy_trial", "main", "train"]
-
-#: Reports per entrypoint trial (one per epoch).
-EPOCHS = 4
-SPACE: dict[str, Any] = {
-    "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
-    "units": {"type": "int", "low": 32, "high": 128},
-}
-#: The built-in trial: a fixed architecture (only ``lr`` is searched), ~0.5 s an epoch.
-BUILTIN_PARAMS: dict[str, Any] = {"hidden_layers": 3, "units": 512, "batch_size": 16}
-#: Built-in first: its first trials show what a fresh worker process pays once.
-PATHS = ("built-in", "entrypoint")
-
-
-def busy_trial(
-    params: dict[str, Any], seconds: float, epochs: int, report: Callable[..., bool]
-) -> tuple[float, float]:
-    """Train a small MLP by SGD for ``epochs`` epochs, ``seconds`` in all, *time-based*:
-    each epoch trains until its share of ``seconds`` is spent, so every trial trains
-    equally long however busy the machine is. After each epoch it calls ``report(epoch,
-    score, inside, reporting)`` (True: stop): ``inside`` is the time spent in this
-    function so far (set-up included) outside ``report``, ``reporting`` the time spent
-    in the earlier ``report`` calls. Returns the final (inside, reporting)."""
-    entered = time.perf_counter()
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 64, generator=generator)
-    y = torch.randint(0, 10, (256,), generator=generator)
-    units = int(params["units"])
-    model = nn.Sequential(nn.Linear(64, units), nn.ReLU(), nn.Linear(units, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=float(params["lr"]))
-    inside, reporting, mark = 0.0, 0.0, entered
-    for epoch in range(1, epochs + 1):
-        loss = torch.zeros(())
-        while inside + time.perf_counter() - mark < seconds * epoch / epochs:
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-        score = 1.0 / (1.0 + loss.item())
-        inside += time.perf_counter() - mark
-        mark = time.perf_counter()
-        stop = report(epoch, score, inside, reporting)
-        reporting += time.perf_counter() - mark
-        mark = time.perf_counter()
-        if stop:
-            break
-    return inside + time.perf_counter() - mark, reporting
-
-
-def train(params: dict[str, Any], reporter: Any) -> None:
-    """The study's ``train.entrypoint``: :func:`busy_trial` for ``params["seconds"]``."""
-
-    def report(step: int, score: float, inside: float, reporting: float) -> bool:
-        return bool(reporter.report(step, score=score, inside=inside, reporting=reporting))
-
-    busy_trial(params, float(params["seconds"]), reporter.epochs, report)
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What every run shares: worker processes, trials per worker, seconds of training
-    per trial, epochs (reports) per trial of each path."""
-
-    workers: int
-    trials: int
-    seconds: float
-    epochs: dict[str, int]
-
-    @property
-    def threads(self) -> int:
-        """Torch threads per process: the cores split between workers, as ours do."""
-        return max(1, len(os.sched_getaffinity(0)) // self.workers)
-
-
-@dataclass(frozen=True)
-class TrialTime:
-    """One trial as its storage recorded it: who ran it, when, the seconds it spent
-    inside training and, for entrypoint trials, in its first ``reports`` report calls."""
-
-    worker: str
-    start: datetime
-    end: datetime
-    inside: float
-    reporting: float = 0.0
-    reports: int = 0
-
-    @property
-    def in_trial(self) -> float:
-        """Seconds of the trial outside training (set-up, reports, finish)."""
-        return (self.end - self.start).total_seconds() - self.inside
-
-
-@dataclass
-class Run:
-    """One path's trials."""
-
-    trials: list[TrialTime]
-
-    def per_worker(self) -> dict[str, list[TrialTime]]:
-        """Each worker's trials in start order."""
-        out: dict[str, list[TrialTime]] = {}
-        for trial in sorted(self.trials, key=lambda t: t.start):
-            out.setdefault(trial.worker, []).append(trial)
-        return out
-
-    def summary(self) -> dict[str, float]:
-        """trials, trial_s, span_s, inside_s, report_ms, in_trial_ms, between_ms (per
-        trial) and overhead_% (of the span)."""
-        span = gaps = 0.0
-        for rows in self.per_worker().values():
-            span += (rows[-1].end - rows[0].start).total_seconds()
-            gaps += sum((b.start - a.end).total_seconds() for a, b in itertools.pairwise(rows))
-        n, inside = len(self.trials), sum(t.inside for t in self.trials)
-        calls = sum(t.reports for t in self.trials)
-        reporting = sum(t.reporting for t in self.trials)
-        return {
-            "trials": n,
-            "trial_s": inside / n,
-            "span_s": span,
-            "inside_s": inside,
-            "report_ms": 1000 * reporting / calls if calls else math.nan,
-            "in_trial_ms": 1000 * (span - gaps - inside) / n,
-            "between_ms": 1000 * gaps / n,
-            "overhead_%": 100 * (1 - inside / span),
-        }
 
 
 def calibrate(seconds: float, threads: int) -> tuple[int, int, int]:
@@ -217,7 +98,8 @@ def calibrate(seconds: float, threads: int) -> tuple[int, int, int]:
 
 def _spec(path: str, setup: Setup) -> dict[str, Any]:
     if path == "entrypoint":
-        train_spec = {"entrypoint": f"{__name__}:train", "params": {"seconds": setup.seconds}}
+        entrypoint = f"{train.__module__}:{train.__name__}"
+        train_spec = {"entrypoint": entrypoint, "params": {"seconds": setup.seconds}}
         space, metric = SPACE, "score"
     else:
         train_spec = {"model": "mlp", "dataset": "digits", "params": BUILTIN_PARAMS}
@@ -285,119 +167,6 @@ class Ours:
             time.sleep(0.5)
         trials = [self.api.get_trial(path, t.number) for t in self.api.all_trials(path)]
         return Run([_ours_trial(path, t) for t in trials])
-
-
-def _peer_objective(trial: Any, path: str, setup: Setup, done: list[tuple]) -> float:
-    """The peer's objective: the same trial as ours, reporting every epoch; appends
-    (number, inside, reporting, timed report calls) to ``done``."""
-    import optuna
-
-    from models import TrainConfig, build_model, load_dataset
-    from models import train as train_model
-
-    last = [0.0]
-
-    def report(step: int, score: float, inside: float, reporting: float) -> bool:
-        trial.report(score, step)
-        last[0] = score
-        return bool(trial.should_prune())
-
-    lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
-    epochs = setup.epochs[path]
-    if path == "entrypoint":
-        params = {"lr": lr, "units": trial.suggest_int("units", 32, 128)}
-        inside, reporting = busy_trial(params, setup.seconds, epochs, report)
-        # A mean over every call (ours: all but the last, which cannot carry its own time).
-        done.append((trial.number, inside, reporting, epochs))
-        return last[0]
-    params = {**BUILTIN_PARAMS, "lr": lr}
-    dataset = load_dataset("digits")  # cached per process, as our workers do
-    model = build_model("mlp", dataset, params)
-    config = TrainConfig.from_params(params, epochs=epochs)
-    result = train_model(
-        model, dataset, config, on_epoch=lambda m: report(m.epoch, m.val_accuracy, 0.0, 0.0)
-    )
-    done.append((trial.number, sum(m.seconds for m in result.history), 0.0, 0))
-    if result.stopped_early:
-        raise optuna.TrialPruned()
-    return result.history[-1].val_accuracy
-
-
-def _peer_main(url: str, setup: Setup, barrier: Any, results: Any, seed: int) -> None:
-    """One peer process: load each kind's study, wait at the barrier (every process and
-    the parent: start-up is over), then per kind wait at it again and optimize
-    ``setup.trials`` trials."""
-    import optuna
-
-    import models  # noqa: F401  (start-up imports what our workers import)
-
-    torch.set_num_threads(setup.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    sampler = optuna.samplers.RandomSampler(seed=seed)
-    pruner = optuna.pruners.NopPruner()
-    studies = {
-        path: optuna.load_study(study_name=path, storage=storage, sampler=sampler, pruner=pruner)
-        for path in PATHS
-    }
-    barrier.wait()
-    for path, study in studies.items():
-        barrier.wait()
-        done: list[tuple] = []
-        objective = functools.partial(_peer_objective, path=path, setup=setup, done=done)
-        study.optimize(objective, n_trials=setup.trials)
-        results.put((os.getpid(), done))
-
-
-class Peer:
-    """Optuna: ``setup.workers`` spawned processes on one SQLite-stored study per kind (a
-    context manager: ``startup`` is set on entry); :meth:`run` runs one kind's study."""
-
-    def __init__(self, setup: Setup) -> None:
-        self.setup, self.startup = setup, 0.0
-        self._tmp = tempfile.TemporaryDirectory(prefix="hpo-bench-peer-")
-        self.url = f"sqlite:///{self._tmp.name}/optuna.db"
-        ctx = mp.get_context("spawn")
-        self._barrier = ctx.Barrier(setup.workers + 1, timeout=3600)
-        self._results = ctx.Queue()
-        args = (self.url, setup, self._barrier, self._results)
-        self._procs = [
-            ctx.Process(target=_peer_main, args=(*args, i)) for i in range(setup.workers)
-        ]
-
-    def __enter__(self) -> Peer:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        for path in PATHS:
-            optuna.create_study(storage=self.url, study_name=path, direction="maximize")
-        started = time.perf_counter()
-        for proc in self._procs:
-            proc.start()
-        self._barrier.wait()  # every process has loaded the studies
-        self.startup = time.perf_counter() - started
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._barrier.abort()  # frees processes still waiting for a run that won't come
-        for proc in self._procs:
-            proc.join(30)
-            if proc.is_alive():
-                proc.terminate()
-        self._tmp.cleanup()
-
-    def run(self, path: str) -> Run:
-        """Release the processes into ``path``'s study (runs must follow ``PATHS``)."""
-        import optuna
-
-        self._barrier.wait()
-        rows = {}
-        for _ in self._procs:
-            pid, done = self._results.get(timeout=3600)
-            rows |= {number: (f"pid-{pid}", *rest) for number, *rest in done}
-        stored = optuna.load_study(study_name=path, storage=self.url).trials
-        when = {t.number: (t.datetime_start, t.datetime_complete) for t in stored}
-        return Run([TrialTime(w, *when[n], *rest) for n, (w, *rest) in rows.items()])
 
 
 def _cell(value: float, digits: int = 3) -> str:

@@ -7,6 +7,7 @@ the same migrations at start-up, as the embedded default and the container do).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,10 +28,28 @@ from server.limits import BodySizeLimit
 from server.queue import NullQueue, TrialQueue
 from server.scheduler import Scheduler
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "create_app", "freeze_startup_heap"]
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
+_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Move the objects alive after start-up (modules, routes, schemas: ~200,000 on the
+    server) out of the cyclic garbage collector's reach, once per process.
+
+    A full collection walks every tracked object with the GIL held: 240-440 ms on a
+    2-core machine, landing on whichever request allocated last. Frozen objects are
+    never walked again (nor collected: only start-up objects, which live as long as the
+    process, should be; hence once, after a full collection, and not again for a
+    second app in the same process, e.g. in tests)."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -72,6 +91,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_heap()
         if run_scheduler:
             scheduler.start()
         try:

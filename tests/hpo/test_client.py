@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 from helpers.services import embedded_settings
 
+import hpo.client
 from hpo.client import (
     APIError,
     Client,
@@ -130,7 +131,9 @@ def test_pause_resume_and_update(client: Client, make_spec, wait) -> None:
         client.resume_study("sdk-ctl")
 
 
-def test_trials_pages_sorting_records_and_best(client: Client, make_spec, wait) -> None:
+def test_trials_pages_sorting_records_and_best(
+    client: Client, make_spec, wait, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client.create_study(make_spec("sdk-run", budget={"max_trials": 5, "max_parallel": 2}))
     study = complete_study(client, "sdk-run", lambda n: 0.1 * (n + 1), wait)
     assert study.counts == {"completed": 5}
@@ -138,6 +141,16 @@ def test_trials_pages_sorting_records_and_best(client: Client, make_spec, wait) 
     page = client.trials_page("sdk-run", limit=2, offset=1)
     assert page.total == 5
     assert [t.number for t in page.trials] == [1, 2]
+    # Keyset paging: each page's cursor leads to the next; the last has none.
+    after = client.trials_page("sdk-run", limit=2, cursor=page.next_cursor)
+    assert [t.number for t in after.trials] == [3, 4] and after.total == 5
+    assert after.next_cursor is None
+    with pytest.raises(InvalidRequest) as bad:
+        client.trials_page("sdk-run", sort="value", cursor=page.next_cursor)
+    assert bad.value.field == "cursor"
+    monkeypatch.setattr(hpo.client, "PAGE_SIZE", 2)  # all_trials follows three cursors
+    assert [t.number for t in client.all_trials("sdk-run", sort="value")] == [0, 1, 2, 3, 4]
+    monkeypatch.undo()
     by_value = client.list_trials("sdk-run", sort="value", order="desc")
     assert [t.number for t in by_value] == [4, 3, 2, 1, 0]
     assert [t.number for t in client.all_trials("sdk-run", limit=3)] == [0, 1, 2]

@@ -21,7 +21,7 @@ from hpo.schemas import (
 )
 from hpo.spec import StudySpec, parse_spec_text
 from server import studies, trials
-from server.api.deps import SchedulerDep, SessionDep, TrialNumber
+from server.api.deps import SchedulerDep, SessionDep, TrialNumber, in_session
 from server.auth import require
 from server.convert import trial_detail
 from server.errors import Conflict, Invalid
@@ -57,8 +57,11 @@ def list_studies(session: SessionDep) -> list[StudyPublic]:
 
 
 @router.get("/{name}", response_model=StudyPublic)
-def get_study(name: str, session: SessionDep) -> StudyPublic:
-    return studies.study_public(session, studies.get_study(session, name))
+async def get_study(name: str, request: Request) -> StudyPublic:
+    """The study with its status counts and best trial."""
+    return await in_session(
+        request, lambda session: studies.study_public(session, studies.get_study(session, name))
+    )
 
 
 def _change(
@@ -146,30 +149,48 @@ def suggest(
 
 
 @router.get("/{name}/trials", response_model=list[TrialPublic])
-def list_trials(
+async def list_trials(
     name: str,
-    session: SessionDep,
+    request: Request,
     response: Response,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
     sort: TrialSortKey = "number",
     order: Literal["asc", "desc"] = "asc",
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=2000,
+            description="Start after the page whose X-Next-Cursor this is (same sort, "
+            "order and status; offset must be 0).",
+        ),
+    ] = None,
 ) -> list[TrialPublic]:
-    """A page of the study's trials, by ``sort`` then number (nulls last);
-    ``X-Total-Count`` has the total matching ``status``."""
-    study = studies.get_study(session, name)
-    rows, total = studies.list_trials(
-        session,
-        study,
-        status=status_,
-        limit=limit,
-        offset=offset,
-        sort=sort,
-        descending=order == "desc",
-    )
-    response.headers["X-Total-Count"] = str(total)
-    return rows
+    """A page of the study's trials, by ``sort`` then number (nulls last), from
+    ``offset`` or after ``cursor``. ``X-Total-Count`` has the total matching
+    ``status``; ``X-Next-Cursor``, when another page follows, the cursor of that page
+    (keyset paging: as fast at the end of a large study as at its start)."""
+
+    def work(session: Session) -> studies.TrialsPage:
+        study = studies.get_study(session, name)
+        return studies.list_trials(
+            session,
+            study,
+            status=status_,
+            limit=limit,
+            offset=offset,
+            sort=sort,
+            descending=order == "desc",
+            cursor=cursor,
+        )
+
+    page = await in_session(request, work)
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.next_cursor is not None:
+        response.headers["X-Next-Cursor"] = page.next_cursor
+    return page.trials
 
 
 @router.get("/{name}/trials/{number}", response_model=TrialDetail)
