@@ -16,6 +16,7 @@ from hpo.spec import Objective, TrainSpec, check_json_text
 __all__ = [
     "Decision",
     "FinishIn",
+    "FinishOut",
     "HeartbeatIn",
     "ReleaseIn",
     "ReportBatchIn",
@@ -255,12 +256,26 @@ class FinishIn(_In):
         max_length=10_000,
         description="Reports of this attempt not sent yet, stored before the finish.",
     )
+    lease_next: bool = Field(
+        default=False,
+        description=(
+            "Ask for the study's next trial in the answer (``next_trial``), leased to this "
+            "worker, when the freed slot is refilled at once and no other trial waits."
+        ),
+    )
 
     @field_validator("error")
     @classmethod
     def _storable(cls, error: str | None) -> str | None:
         check_json_text(error, "error")
         return error
+
+
+class FinishOut(TrialPublic):
+    """The answer to a finish: the trial as stored, and, when the finish asked for one
+    (``lease_next``), the next trial already started for this worker (attempt 1)."""
+
+    next_trial: TrialSpec | None = None
 
 
 class TokenIn(_In):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from hpo.schemas import ReportPublic, TrialDetail, TrialPublic
 from server.tables import Report, Trial
+
+P = TypeVar("P", bound=TrialPublic)
 
 __all__ = ["report_public", "trial_detail", "trial_public"]
 
 
-def trial_public(trial: Trial, study_name: str) -> TrialPublic:
-    return TrialPublic(
+def trial_public(trial: Trial, study_name: str, shape: type[P] = TrialPublic) -> P:  # type: ignore[assignment]
+    """The trial as clients see it, as ``shape`` (``TrialPublic`` or a subclass)."""
+    return shape(
         id=trial.id,
         study=study_name,
         number=trial.number,

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from hpo.schemas import (
     FinishIn,
@@ -39,13 +39,16 @@ __all__ = [
     "release_trial",
     "start_trial",
     "trial_reports",
+    "trial_spec",
 ]
 
 TERMINAL = frozenset({"completed", "pruned", "failed", "stopped"})
 
 
 def get_trial(session: Session, trial_id: int) -> Trial:
-    trial = session.get(Trial, trial_id)
+    """The trial with its study loaded in the same statement (every caller reads the
+    study: its status, settings or name; a lazy load would be a second round trip)."""
+    trial = session.get(Trial, trial_id, options=[joinedload(Trial.study)])
     if trial is None:
         raise NotFound(f"no trial with id {trial_id}")
     return trial
@@ -108,6 +111,25 @@ def start_trial(
     if claimed != 1:
         session.expire(trial)
         raise Conflict(f"trial {trial_id} was started by another worker")
+    return trial_spec(
+        study,
+        trial,
+        attempt,
+        heartbeat_interval=heartbeat_interval,
+        report_interval=report_interval,
+    )
+
+
+def trial_spec(
+    study: Study,
+    trial: Trial,
+    attempt: int,
+    *,
+    heartbeat_interval: float,
+    report_interval: float,
+) -> TrialSpec:
+    """What a worker must run for ``attempt`` of ``trial`` (the answer to a start, or
+    the next trial leased with a finish). Reads only the rows given: no query."""
     spec = study.spec
     train = TrainSpec.model_validate(spec["train"])
     return TrialSpec(

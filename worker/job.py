@@ -20,11 +20,12 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from hpo.client import Client, Conflict
 from hpo.schemas import FinishIn, ReportIn, TrialSpec
-from hpo.settings import get_settings
+from hpo.settings import Settings, get_settings
 from models import EpochMetrics, NonFiniteLossError
 from worker.bridge import checkpoint_path, objective_of, run_training
 from worker.lease import Fenced, Lease, retrying
@@ -56,31 +57,68 @@ def process_client() -> Client:
     return _client
 
 
-def run_trial(trial_id: int, *, client: Client | None = None, device: str | None = None) -> str:
+def run_trial(
+    trial_id: int,
+    *,
+    client: Client | None = None,
+    device: str | None = None,
+    chain: Callable[[TrialSpec], bool] | None = None,
+) -> str:
     """Run one attempt of ``trial_id`` and return the status it ended with:
     completed / pruned / failed / stopped, ``released`` (handed back on shutdown),
     ``skipped`` (the server refused the start: not queued any more) or ``superseded``
-    (a newer attempt owns the trial)."""
+    (a newer attempt owns the trial).
+
+    With ``chain`` (asked at each finish with the spec of the trial that ends: may
+    this worker take another trial of its study now?) a finish asks the server for
+    the study's next trial, and while one comes back it runs too (already started for
+    this worker: no queue round trip, no start request); the status returned is then
+    the last trial's. Never after ``SHUTDOWN``.
+    """
     client = client or process_client()
     settings = get_settings()
     patience = settings.server_patience
     try:
-        spec = retrying(
+        spec: TrialSpec | None = retrying(
             lambda: client.start_trial(trial_id, worker=worker_name()),
             deadline=time.monotonic() + patience,
         )
     except Conflict as err:
         log.info("trial %s not started: %s", trial_id, err.message)
         return "skipped"
+    status = "skipped"
+    while spec is not None:
+        status, spec = _attempt(client, spec, device, settings, chain)
+    return status
+
+
+def _attempt(
+    client: Client,
+    spec: TrialSpec,
+    device: str | None,
+    settings: Settings,
+    chain: Callable[[TrialSpec], bool] | None,
+) -> tuple[str, TrialSpec | None]:
+    """Run one started attempt; its final status and the next trial leased with its
+    finish (None when there is none)."""
     artifacts = settings.resolved_artifact_dir
-    with Lease(client, spec, patience=patience) as lease:
+    want_next = None
+    if chain is not None:
+
+        def want_next() -> bool:
+            return not SHUTDOWN.is_set() and chain(spec)
+
+    with Lease(client, spec, patience=settings.server_patience, want_next=want_next) as lease:
         try:
             if spec.train.entrypoint:
-                return _run_entrypoint(lease, spec, device, checkpoint_dir_for(artifacts, spec))
-            return _run(lease, spec, device, checkpoint_path(artifacts, spec))
+                ckpt_dir = checkpoint_dir_for(artifacts, spec)
+                status = _run_entrypoint(lease, spec, device, ckpt_dir)
+            else:
+                status = _run(lease, spec, device, checkpoint_path(artifacts, spec))
         except Fenced as err:
-            log.warning("trial %s attempt %s fenced off: %s", trial_id, spec.attempt, err)
-            return "superseded"
+            log.warning("trial %s attempt %s fenced off: %s", spec.trial_id, spec.attempt, err)
+            return "superseded", None
+    return status, lease.next_trial
 
 
 def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt) -> str:  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hpo.client import APIError, Client, Conflict, ServerUnavailable
-from hpo.schemas import FinishIn, ReleaseIn, ReportIn, TrialSpec
+from hpo.schemas import FinishIn, FinishOut, ReleaseIn, ReportIn, TrialPublic, TrialSpec
 
 __all__ = ["Fenced", "Lease", "retrying"]
 
@@ -74,10 +74,21 @@ def retrying(
 class Lease:
     """One running attempt: owns its heartbeat thread and its report buffer."""
 
-    def __init__(self, client: Client, spec: TrialSpec, *, patience: float = 600.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        spec: TrialSpec,
+        *,
+        patience: float = 600.0,
+        want_next: Callable[[], bool] | None = None,
+    ) -> None:
         self.client = client
         self.spec = spec
         self.patience = patience  # how long to keep retrying an unreachable server
+        #: Asked at the finish: may the server lease this worker its study's next trial
+        #: in the answer? (``next_trial`` then holds it, already started.)
+        self.want_next = want_next
+        self.next_trial: TrialSpec | None = None
         self.stop_requested = threading.Event()
         self.fenced = threading.Event()
         self._pending: deque[ReportIn] = deque()
@@ -189,6 +200,8 @@ class Lease:
     def finish(self, finish: FinishIn) -> str:
         """Deliver buffered reports (with the finish itself when they fit in one
         request), then the finish; return the stored status."""
+        if self.want_next is not None and self.want_next():
+            finish = finish.model_copy(update={"lease_next": True})
         with self._flushing:
             if self._pending and len(self._pending) <= _MAX_HELD and not self.fenced.is_set():
                 finish = finish.model_copy(update={"reports": list(self._pending)})
@@ -202,11 +215,20 @@ class Lease:
                 raise Fenced(err.message) from None
             self._pending.clear()
             self._held_since = None
+        if isinstance(trial, FinishOut):
+            self.next_trial = trial.next_trial
         return trial.status
 
-    def _finish(self, finish: FinishIn):  # type: ignore[no-untyped-def]
+    def _finish(self, finish: FinishIn) -> TrialPublic:
         with self._lock:
-            return self.client.finish_trial(self.spec.trial_id, finish)
+            if not finish.lease_next:
+                return self.client.finish_trial(self.spec.trial_id, finish)
+            # Client.finish_trial answers a TrialPublic, which drops ``next_trial``:
+            # until the SDK has a call that keeps it, the whole answer is read here.
+            response = self.client._request(
+                "POST", f"/trials/{self.spec.trial_id}/finish", json=finish.model_dump(mode="json")
+            )
+            return FinishOut.model_validate(response.json())
 
     def release(self, reason: str) -> str:
         """Deliver buffered reports, then hand the trial back to the queue."""

@@ -46,6 +46,9 @@ class LocalExecutor:
         self._jobs: Any = self._ctx.Queue()
         self._procs: list[BaseProcess] = []
         self._closing = threading.Event()
+        # Seen by the worker processes: once set, none takes another trial with a
+        # finish (a chain), so closing waits for one trial per worker, not a study.
+        self._no_chain: Any = self._ctx.Event()
         self._supervisor: threading.Thread | None = None
         # Split the cores between workers so N processes do not each start N torch threads.
         self._threads = max(1, default_worker_count() // self.n_workers)
@@ -53,7 +56,14 @@ class LocalExecutor:
     def _spawn(self, slot: int) -> BaseProcess:
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(self._jobs, self.server_url, self.token, self._threads, os.getpid()),
+            args=(
+                self._jobs,
+                self.server_url,
+                self.token,
+                self._threads,
+                os.getpid(),
+                self._no_chain,
+            ),
             name=f"hpo-local-worker-{slot}",
             daemon=True,
         )
@@ -100,6 +110,7 @@ class LocalExecutor:
         database, which re-enqueues them when a server starts again.
         """
         self._closing.set()
+        self._no_chain.set()
         try:
             while True:
                 self._jobs.get_nowait()
@@ -117,6 +128,7 @@ class LocalExecutor:
     def terminate(self) -> None:
         """Stop every process now (running trials are cut off)."""
         self._closing.set()
+        self._no_chain.set()
         for proc in self._procs:
             proc.terminate()
         for proc in self._procs:
@@ -131,10 +143,12 @@ class LocalExecutor:
 
 
 def _worker_main(
-    jobs: Any, server_url: str, token: str | None, threads: int, parent_pid: int
+    jobs: Any, server_url: str, token: str | None, threads: int, parent_pid: int, no_chain: Any
 ) -> None:
     """Body of one worker process: take trial ids until the stop sentinel, or until
-    the parent is gone (a worker never outlives the service that owns it)."""
+    the parent is gone (a worker never outlives the service that owns it). A finish
+    takes the study's next trial at once (a chain) while the executor is not closing
+    and the parent lives; the server leases one only when no other trial waits."""
     # Ctrl-C reaches the whole process group; the parent decides how to shut down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
@@ -145,6 +159,10 @@ def _worker_main(
     from worker.presence import Presence
 
     torch.set_num_threads(threads)
+
+    def chain(_spec: Any) -> bool:
+        return not no_chain.is_set() and os.getppid() == parent_pid
+
     logging.basicConfig(level=logging.WARNING, format="%(processName)s %(message)s")
     with Client(server_url, token=token) as client:
         # Its own client: the beat thread must not share a connection with trials.
@@ -162,7 +180,7 @@ def _worker_main(
                     return
                 presence.status = "busy"
                 try:
-                    run_trial(trial_id, client=client)
+                    run_trial(trial_id, client=client, chain=chain)
                 except APIError as err:
                     log.error("trial %s: server error: %s", trial_id, err.message)
                 except Exception:

@@ -10,18 +10,24 @@ whose SIGTERM handling also asks the running trial to hand itself back.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
+from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
 from hpo.jobs import RUN_TRIAL
+from hpo.schemas import TrialSpec
 from worker.job import SHUTDOWN
 
 __all__ = ["ForbiddenJob", "TrialJob", "TrialWorker"]
 
 log = logging.getLogger(__name__)
+#: Seconds a chained trial must leave between its own timeout and the job's.
+CHAIN_SPARE = 20.0
 
 
 class ForbiddenJob(RuntimeError):
@@ -49,7 +55,22 @@ class TrialJob(Job):
             raise ForbiddenJob(f"job {self.id}: refusing {name!r}; only {RUN_TRIAL}(trial_id) runs")
         from worker.job import run_trial
 
-        return run_trial(int(args[0]))
+        return run_trial(int(args[0]), chain=self._chain_window())
+
+    def _chain_window(self) -> Callable[[TrialSpec], bool]:
+        """May this job run one more trial (leased with a finish) after ``spec``'s?
+
+        Only while that trial, given its whole trial timeout, would still end well
+        inside this job's RQ timeout: RQ kills a job at its timeout (the backstop for a
+        hung trial, set a little over the trial timeout), and a chain must never make
+        that kill land on a healthy trial or before the server's reaper acts. In
+        practice fast trials chain for a few tens of seconds per job; slow ones never.
+        """
+        started = time.monotonic()
+        timeout = self.timeout or Queue.DEFAULT_TIMEOUT
+        if timeout < 0:  # no RQ timeout: nothing to outrun
+            return lambda spec: True
+        return lambda spec: time.monotonic() - started + spec.timeout + CHAIN_SPARE < timeout
 
     # Callbacks are named in job data: a forged job could name any function. Ours
     # never use them, so none is ever resolved.

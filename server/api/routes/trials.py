@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hpo.schemas import (
     FinishIn,
+    FinishOut,
     HeartbeatIn,
     ReleaseIn,
     ReportBatchIn,
@@ -25,6 +27,7 @@ from server import trials
 from server.api.deps import SchedulerDep, SessionDep, TrialId, in_session
 from server.auth import require
 from server.convert import trial_detail, trial_public
+from server.tables import Study, Trial
 
 router = APIRouter(prefix="/trials", tags=["trials"], dependencies=[Depends(require("worker"))])
 
@@ -86,17 +89,44 @@ async def report_batch(trial_id: TrialId, body: ReportBatchIn, request: Request)
     return await in_session(request, lambda session: trials.record_reports(session, trial_id, body))
 
 
-@router.post("/{trial_id}/finish", response_model=TrialPublic)
+@router.post("/{trial_id}/finish", response_model=FinishOut)
 async def finish_trial(
     trial_id: TrialId, body: FinishIn, request: Request, scheduler: SchedulerDep
-) -> TrialPublic:
+) -> FinishOut:
     """End the attempt with a value or an error (idempotent per attempt); reports the
-    worker held back (``reports``) are stored first, in the same transaction."""
+    worker held back (``reports``) are stored first, in the same transaction.
 
-    def work(session: Session) -> TrialPublic:
-        trial = trials.finish_trial(session, trial_id, body)
-        return trial_public(trial, trial.study.name)
+    Once that is committed the study's freed slot is refilled in this request (no wait
+    for a scheduler pass); with ``lease_next`` the new trial may come back in
+    ``next_trial``, already started for this worker, saving it a queue round trip and
+    a start request."""
+    db = request.app.state.db
+    settings = request.app.state.settings
 
-    out = await in_session(request, work)
-    scheduler.wake()
-    return out
+    def spec_of(study: Study, trial: Trial) -> TrialSpec:
+        return trials.trial_spec(
+            study,
+            trial,
+            trial.attempt,
+            heartbeat_interval=settings.heartbeat_interval,
+            report_interval=settings.report_interval,
+        )
+
+    def finish() -> tuple[FinishOut, Study]:
+        with db.session() as session:
+            trial = trials.finish_trial(session, trial_id, body)
+            return trial_public(trial, trial.study.name, FinishOut), trial.study
+
+    def unit() -> FinishOut:
+        # Without a scheduling thread (tests that schedule by hand) nothing is
+        # refilled behind their back.
+        if not scheduler.active:
+            return finish()[0]
+        with scheduler.exclusive():
+            out, study = finish()
+            # Committed: the slot is free, and no pass can take it before the refill.
+            lease_to = (out.worker or "") if body.lease_next else None
+            out.next_trial = scheduler.refill(study, lease_to=lease_to, spec_of=spec_of)
+        return out
+
+    return await run_in_threadpool(unit)
