@@ -34,6 +34,7 @@ from hpo.errors import (
 )
 from hpo.schemas import (
     FinishIn,
+    FinishOut,
     HeartbeatIn,
     ReleaseIn,
     ReportIn,
@@ -371,8 +372,10 @@ class Client:
             self._request("POST", f"/trials/{trial_id}/release", json=body).json()
         )
 
-    def finish_trial(self, trial_id: int, finish: FinishIn) -> TrialPublic:
+    def finish_trial(self, trial_id: int, finish: FinishIn) -> FinishOut:
+        """End the attempt; with ``finish.lease_next`` the answer's ``next_trial`` may
+        hold the study's next trial, already started for this worker."""
         body = finish.model_dump(mode="json")
-        return TrialPublic.model_validate(
+        return FinishOut.model_validate(
             self._request("POST", f"/trials/{trial_id}/finish", json=body).json()
         )

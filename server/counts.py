@@ -35,15 +35,15 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left, insort
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from search import TERMINAL
+from server.study_cache import PerStudy
 from server.tables import Study, Trial
 
 __all__ = [
@@ -201,22 +201,11 @@ class StudyCounts:
         return values[start + rank - (n - end)]
 
 
-_mirrors: OrderedDict[tuple[str, int, datetime | None], StudyCounts] = OrderedDict()
-_mirrors_lock = threading.Lock()
+_mirrors: PerStudy[StudyCounts] = PerStudy(MAX_STUDIES)
 
 
 def _mirror(session: Session, study: Study) -> StudyCounts:
-    # URL and creation time tell apart studies that share an id (several databases in
-    # one process; SQLite reuses a deleted study's id).
-    key = (str(session.get_bind().engine.url), study.id, study.created_at)
-    with _mirrors_lock:
-        mirror = _mirrors.get(key)
-        if mirror is None:
-            mirror = _mirrors[key] = StudyCounts(study.id)
-        _mirrors.move_to_end(key)
-        while len(_mirrors) > MAX_STUDIES:
-            _mirrors.popitem(last=False)
-    return mirror
+    return _mirrors.get(session, study, lambda: StudyCounts(study.id))
 
 
 def trial_counts(
@@ -256,5 +245,4 @@ def value_rank(
 
 def clear_cache() -> None:
     """Forget every mirror (tests; the next call reads from the database)."""
-    with _mirrors_lock:
-        _mirrors.clear()
+    _mirrors.clear()

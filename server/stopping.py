@@ -23,10 +23,9 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import insort
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 from search import TERMINAL
 from search.median import median_decision
 from server.counts import trial_counts
+from server.study_cache import PerStudy
 from server.tables import Report, Study, Trial
 
 __all__ = ["FinishedCurves", "cached_peers", "clear_cache", "query_peers", "stopping_decision"]
@@ -151,28 +151,18 @@ class FinishedCurves:
             out[step].append(best)
 
 
-_caches: OrderedDict[tuple[str, int, datetime | None], FinishedCurves] = OrderedDict()
-_caches_lock = threading.Lock()
+_caches: PerStudy[FinishedCurves] = PerStudy(MAX_STUDIES)
 
 
 def _curves(session: Session, study: Study) -> FinishedCurves:
-    # The database URL and creation time tell apart studies that share an id (several
-    # databases in one process; SQLite reuses a deleted study's id).
-    key = (str(session.get_bind().engine.url), study.id, study.created_at)
-    with _caches_lock:
-        curves = _caches.get(key)
-        if curves is None:
-            curves = _caches[key] = FinishedCurves(maximize=study.direction == "maximize")
-        _caches.move_to_end(key)
-        while len(_caches) > MAX_STUDIES:
-            _caches.popitem(last=False)
-    return curves
+    return _caches.get(
+        session, study, lambda: FinishedCurves(maximize=study.direction == "maximize")
+    )
 
 
 def clear_cache() -> None:
     """Forget every cached study (tests; the next decision reloads from the database)."""
-    with _caches_lock:
-        _caches.clear()
+    _caches.clear()
 
 
 def query_peers(session: Session, study: Study, trial: Trial, step: int) -> list[float]:

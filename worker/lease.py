@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hpo.client import APIError, Client, Conflict, ServerUnavailable
-from hpo.schemas import FinishIn, FinishOut, ReleaseIn, ReportIn, TrialPublic, TrialSpec
+from hpo.schemas import FinishIn, FinishOut, ReleaseIn, ReportIn, TrialSpec
 
 __all__ = ["Fenced", "Lease", "retrying"]
 
@@ -215,20 +215,12 @@ class Lease:
                 raise Fenced(err.message) from None
             self._pending.clear()
             self._held_since = None
-        if isinstance(trial, FinishOut):
-            self.next_trial = trial.next_trial
+        self.next_trial = trial.next_trial
         return trial.status
 
-    def _finish(self, finish: FinishIn) -> TrialPublic:
+    def _finish(self, finish: FinishIn) -> FinishOut:
         with self._lock:
-            if not finish.lease_next:
-                return self.client.finish_trial(self.spec.trial_id, finish)
-            # Client.finish_trial answers a TrialPublic, which drops ``next_trial``:
-            # until the SDK has a call that keeps it, the whole answer is read here.
-            response = self.client._request(
-                "POST", f"/trials/{self.spec.trial_id}/finish", json=finish.model_dump(mode="json")
-            )
-            return FinishOut.model_validate(response.json())
+            return self.client.finish_trial(self.spec.trial_id, finish)
 
     def release(self, reason: str) -> str:
         """Deliver buffered reports, then hand the trial back to the queue."""
