@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(
         default=10.0, gt=0, description="Seconds between a running trial's heartbeats."
     )
+    checkpoint_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Worker side: least seconds between two checkpoints of a built-in "
+        "trial; its last epoch and a hand-back on shutdown always save one (0: every epoch).",
+    )
     report_interval: float = Field(
         default=2.0,
         ge=0,

@@ -114,14 +114,17 @@ def _attempt(
                 ckpt_dir = checkpoint_dir_for(artifacts, spec)
                 status = _run_entrypoint(lease, spec, device, ckpt_dir)
             else:
-                status = _run(lease, spec, device, checkpoint_path(artifacts, spec))
+                ckpt = checkpoint_path(artifacts, spec)
+                status = _run(lease, spec, device, ckpt, settings.checkpoint_interval)
         except Fenced as err:
             log.warning("trial %s attempt %s fenced off: %s", spec.trial_id, spec.attempt, err)
             return "superseded", None
     return status, lease.next_trial
 
 
-def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt) -> str:  # type: ignore[no-untyped-def]
+def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: float) -> str:
+    """The built-in bridge: checkpoints at most every ``every`` seconds, at the last
+    epoch, and at the epoch where the attempt stops to hand the trial back."""
     last_value: float | None = None
 
     def on_epoch(metrics: EpochMetrics, saved: str | None) -> bool:
@@ -136,13 +139,23 @@ def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt) -> str:  # typ
             metrics=metrics.as_dict(),
             checkpoint=saved,
         )
-        return lease.report(report) or SHUTDOWN.is_set()
+        # A hand-back stops only at an epoch whose checkpoint was saved (and reported),
+        # so the next attempt resumes right after it: a shutdown that lands between
+        # this epoch's save decision and its report runs one more epoch, which saves.
+        return lease.report(report) or (SHUTDOWN.is_set() and saved is not None)
 
     def fail(error: str) -> str:
         return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=error))
 
     try:
-        result = run_training(spec, on_epoch, device=device, checkpoint_to=ckpt)
+        result = run_training(
+            spec,
+            on_epoch,
+            device=device,
+            checkpoint_to=ckpt,
+            checkpoint_every=every,
+            checkpoint_now=SHUTDOWN.is_set,
+        )
     except Fenced:
         raise
     except NonFiniteLossError as err:

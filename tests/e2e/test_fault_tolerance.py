@@ -25,7 +25,11 @@ REAPER_PERIOD = 0.3
 
 
 @pytest.fixture
-def fast_settings(sqlite_settings: Settings) -> Settings:
+def fast_settings(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    # A checkpoint after every epoch (workers read HPO_* when they start): the kill test
+    # holds each retry to the last step reported, which the default (a checkpoint per
+    # 30 s, and at the last epoch) only promises for the last checkpoint saved.
+    monkeypatch.setenv("HPO_CHECKPOINT_INTERVAL", "0")
     return sqlite_settings.model_copy(
         update={
             "heartbeat_interval": 0.2,

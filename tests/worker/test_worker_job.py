@@ -4,11 +4,13 @@ one report per epoch, failures end the trial (not the worker) with the reason.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from hpo.client import Client
-from worker.job import run_trial
+from worker.job import SHUTDOWN, run_trial
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +112,38 @@ def test_a_second_delivery_of_the_same_job_is_skipped(sdk: Client, make_spec, wa
     assert run_trial(trial_id, client=sdk) == "completed"
     assert run_trial(trial_id, client=sdk) == "skipped"
     assert sdk.get_trial("twice", 0).attempt == 1
+
+
+def test_a_shutdown_hands_back_at_a_saved_epoch_and_the_retry_resumes_after_it(
+    sdk: Client, make_spec, wait, monkeypatch
+) -> None:
+    # Checkpoints on an interval no epoch reaches: the hand-back itself must save one.
+    monkeypatch.setenv("HPO_CHECKPOINT_INTERVAL", "3600")
+    spec = make_spec("handback", budget={"max_trials": 1, "max_parallel": 1, "epochs": 500})
+    sdk.create_study(spec)
+    trial_id = _queued(sdk, wait, "handback")
+
+    def attempt(reported: Callable[[Any], Any]) -> tuple[threading.Thread, list[str]]:
+        """Start an attempt in a thread; return once ``reported(trial)`` holds."""
+        outcome: list[str] = []
+        runner = threading.Thread(target=lambda: outcome.append(run_trial(trial_id, client=sdk)))
+        runner.start()
+        wait(lambda: reported(sdk.get_trial("handback", 0)), timeout=60)
+        return runner, outcome
+
+    runner, outcome = attempt(lambda t: t.reports)
+    try:
+        SHUTDOWN.set()
+        runner.join(timeout=60)
+    finally:
+        SHUTDOWN.clear()
+    assert outcome == ["released"]
+    handed = sdk.get_trial("handback", 0)
+    assert handed.status == "queued" and handed.failures == 0
+    first = [r.step for r in handed.reports]
+    runner, outcome = attempt(lambda t: any(r.attempt == 2 for r in t.reports))
+    sdk.stop_study("handback")
+    runner.join(timeout=60)
+    assert outcome == ["stopped"]
+    second = [r.step for r in sdk.get_trial("handback", 0).reports if r.attempt == 2]
+    assert min(second) == max(first) + 1  # no epoch retrained, none skipped
