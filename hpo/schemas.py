@@ -260,7 +260,9 @@ class FinishIn(_In):
         default=False,
         description=(
             "Ask for the study's next trial in the answer (``next_trial``), leased to this "
-            "worker, when the freed slot is refilled at once and no other trial waits."
+            "worker, when the freed slot is refilled at once and no other trial waits. "
+            "A repeat of the same finish (its answer was lost) gets the same trial again "
+            "while the worker has not touched it."
         ),
     )
 

@@ -7,8 +7,9 @@ ids to the queue: the database is the source of truth, the queue is transport. A
 whose budget is spent (or whose strategy is exhausted) and has nothing in flight is marked
 ``completed``. Passes run every ``interval`` seconds and immediately when woken (a study
 created). A finished trial's study is refilled by the finish request itself
-(:meth:`Scheduler.refill`: one study, no pass), which may lease the new trial straight to
-the finishing worker; passes remain the fallback for everything else.
+(:func:`server.refill.refill`: one study, no pass, through :meth:`Scheduler.fill` under
+:meth:`Scheduler.exclusive`), which may lease the new trial straight to the finishing
+worker; passes remain the fallback for everything else.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from hpo.schemas import TrialSpec
 from search import Suggestion, make_strategy
 from search.space import SearchSpace
 from server.db import Database
@@ -35,9 +34,6 @@ from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
 __all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
-#: Seconds a queued trial may wait before a finishing worker takes it in turn instead
-#: of being leased its study's next trial (see ``Scheduler._queue_waits``).
-LEASE_GRACE = 1.0
 
 
 class Scheduler:
@@ -89,10 +85,11 @@ class Scheduler:
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def exclusive(self) -> threading.RLock:
-        """The scheduler's lock, to hold across a finish and its ``refill``: a pass
-        running between them would fill the freed slot with a queued trial, and the
-        finishing worker would get none. Take it before the transaction's first
-        statement (lock, then database: the order every holder uses)."""
+        """The scheduler's lock (reentrant), to hold across a finish and its refill
+        (:func:`server.refill.refill`): a pass running between them would fill the
+        freed slot with a queued trial, and the finishing worker would get none. Take
+        it before the transaction's first statement (lock, then database: the order
+        every holder uses)."""
         return self._lock
 
     def wake(self) -> None:
@@ -189,7 +186,7 @@ class Scheduler:
             study = session.get(Study, study_id)
             if study is None or study.status != "running":
                 return 0
-            new_ids = [row["id"] for row in self._fill(session, study)]
+            new_ids = [row["id"] for row in self.fill(session, study)]
         if new_ids:
             try:
                 self.queue.enqueue(new_ids)
@@ -197,63 +194,13 @@ class Scheduler:
                 log.exception("enqueueing %d trial(s) of study %s failed", len(new_ids), study_id)
         return len(new_ids)
 
-    def refill(
-        self,
-        study: Study,
-        *,
-        lease_to: str | None = None,
-        spec_of: Callable[[Study, Trial], TrialSpec] | None = None,
-    ) -> TrialSpec | None:
-        """Refill one study's freed slot at once, in its own transaction (a trial of it
-        just ended): what a pass does for that study, without a pass over all studies.
-        ``study`` may come from the caller's finished session (its settings are only
-        read; the claim on its row re-checks that it still runs).
-
-        With ``lease_to`` (and ``spec_of`` to describe it), the first new trial goes
-        straight to that worker, started (attempt 1), and its spec is returned; it is
-        not enqueued. That happens only when no trial has waited in ``queued`` (past a
-        short grace), so a worker that keeps asking never jumps the queue. Every other
-        new trial is enqueued after the commit, as a pass does. Never raises: on any
-        error the scheduler is woken to do it in a full pass.
-        """
-        if study.status != "running":
-            return None
-        try:
-            spec = None
-            with self._lock:
-                with self.db.session() as session:
-                    if lease_to is not None and (spec_of is None or self._queue_waits(session)):
-                        lease_to = None
-                    rows = self._fill(session, study, lease_to)
-                    if rows and lease_to is not None and spec_of is not None:
-                        # the row as inserted: no read back
-                        spec = spec_of(study, Trial(**rows.pop(0)))
-            if rows:
-                self.queue.enqueue([row["id"] for row in rows])
-            return spec
-        except Exception:  # the database keeps them queued; a pass (or recovery) retries
-            log.exception("refilling study %s failed; waking the scheduler", study.id)
-            self.wake()
-            return None
-
-    @staticmethod
-    def _queue_waits(session: Session) -> bool:
-        """Whether some trial has waited for a worker longer than ``LEASE_GRACE``.
-
-        Only those count: a trial queued moments ago is most likely being started by
-        the worker that took it from the queue (counting it would turn every finish
-        into a plain enqueue, the queue never quite empty); one that waits longer has
-        no free worker, and the finisher goes back to the queue to take it in turn.
-        """
-        cutoff = utcnow() - timedelta(seconds=LEASE_GRACE)
-        waiting = select(Trial.id).where(Trial.status == "queued", Trial.queued_at < cutoff)
-        return session.scalar(waiting.limit(1)) is not None
-
-    def _fill(
+    def fill(
         self, session: Session, study: Study, lease_to: str | None = None
     ) -> list[dict[str, Any]]:
-        """Top the study up to ``max_parallel`` in flight (or complete it); the rows
-        inserted (with their ``id``), the one leased to ``lease_to`` (if any) first."""
+        """Top the study up to ``max_parallel`` in flight (or complete it) in
+        ``session`` (committed by the caller, who then enqueues the rows not leased);
+        the rows inserted (with their ``id``), the one leased to ``lease_to`` (if any)
+        first. The caller holds :meth:`exclusive` (trial numbers must not collide)."""
         history = self._histories.get(session, study.id)
         in_flight, created = history.in_flight, history.created
         want = min(study.max_parallel - in_flight, study.max_trials - created)
@@ -326,6 +273,8 @@ class Scheduler:
             for i, s in enumerate(suggestions)
         ]
         if lease_to is not None:
+            # The very same ``now`` in created_at, started_at and heartbeat_at: that is
+            # how a repeated finish recognises this lease (server.refill.handed_with).
             rows[0].update(
                 status="running", attempt=1, started_at=now, heartbeat_at=now, worker=lease_to
             )

@@ -9,7 +9,7 @@ finishes on (trial, attempt).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
@@ -30,6 +30,7 @@ from server.stopping import stopping_decision
 from server.tables import Report, Study, Trial, utcnow
 
 __all__ = [
+    "Finish",
     "finish_trial",
     "get_trial",
     "get_trial_by_number",
@@ -251,18 +252,19 @@ def record_reports(session: Session, trial_id: int, body: ReportBatchIn) -> Repo
     return answer
 
 
-def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:
-    """End the current attempt. A ``completed`` finish without a finite value is stored
-    as ``failed`` with the reason. Repeating the same attempt's finish is a no-op."""
-    trial = get_trial(session, trial_id)
-    _check_attempt(trial, body.attempt)
-    if trial.status in TERMINAL:
-        return trial  # idempotent: this attempt already ended
-    if trial.status != "running":
-        raise Conflict(f"trial {trial_id} is {trial.status}; it was never started")
-    for report in body.reports:  # batched reports travel with the finish
-        _check_attempt(trial, report.attempt)
-        _store_report(session, trial, report)
+class Finish(NamedTuple):
+    """What a finish request did: the trial as stored, and whether the request only
+    repeated an earlier finish of the same attempt with the same outcome (nothing was
+    written; the worker may have lost the first answer and sent it again)."""
+
+    trial: Trial
+    repeated: bool
+
+
+def _outcome(body: FinishIn, study_stopped: bool) -> tuple[str, float | None, str | None]:
+    """The (status, value, error) a finish stores: ``completed`` without a finite value
+    becomes ``failed`` with the reason, ``pruned`` in a stopped study ``stopped``.
+    Pure, so a repeated finish can be compared with what its first one stored."""
     status, value, error = body.status, body.value, body.error
     if value is not None and not math.isfinite(value):
         status, error, value = "failed", error or f"objective value is not finite: {value}", None
@@ -270,10 +272,30 @@ def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Trial:
         status, error = "failed", error or "completed without an objective value"
     if status == "failed" and not error:
         error = "the worker reported a failure without a reason"
-    if status == "pruned" and trial.study.status == "stopped":
+    if status == "pruned" and study_stopped:
         status = "stopped"
-    trial.status = status
-    trial.value = value
-    trial.error = error
+    return status, value, error
+
+
+def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Finish:
+    """End the current attempt. A ``completed`` finish without a finite value is stored
+    as ``failed`` with the reason. Repeating the same attempt's finish is a no-op,
+    answered with the trial as stored (no error). ``repeated`` is True only when what
+    was stored is what this finish asks for (the same status, value and error: a
+    retry of the same request); an attempt that ended otherwise (failed by the reaper,
+    say) or with another outcome answers False."""
+    trial = get_trial(session, trial_id)
+    _check_attempt(trial, body.attempt)
+    if trial.status in TERMINAL:  # idempotent: this attempt already ended
+        # "stopped" is what a pruned finish stores in a stopped study: compare with the
+        # outcome it had then, whatever the study's status is now.
+        stored = (trial.status, trial.value, trial.error)
+        return Finish(trial, stored == _outcome(body, study_stopped=trial.status == "stopped"))
+    if trial.status != "running":
+        raise Conflict(f"trial {trial_id} is {trial.status}; it was never started")
+    for report in body.reports:  # batched reports travel with the finish
+        _check_attempt(trial, report.attempt)
+        _store_report(session, trial, report)
+    trial.status, trial.value, trial.error = _outcome(body, trial.study.status == "stopped")
     trial.finished_at = utcnow()
-    return trial
+    return Finish(trial, repeated=False)

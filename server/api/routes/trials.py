@@ -27,6 +27,7 @@ from server import trials
 from server.api.deps import SchedulerDep, SessionDep, TrialId, in_session
 from server.auth import require
 from server.convert import trial_detail, trial_public
+from server.refill import handed_with, refill
 from server.tables import Study, Trial
 
 router = APIRouter(prefix="/trials", tags=["trials"], dependencies=[Depends(require("worker"))])
@@ -99,7 +100,9 @@ async def finish_trial(
     Once that is committed the study's freed slot is refilled in this request (no wait
     for a scheduler pass); with ``lease_next`` the new trial may come back in
     ``next_trial``, already started for this worker, saving it a queue round trip and
-    a start request."""
+    a start request. A repeat of that finish (same attempt and outcome: its answer
+    was lost) gets the same ``next_trial`` again while the worker has not touched it
+    (see :func:`server.refill.handed_with`), never a second one."""
     db = request.app.state.db
     settings = request.app.state.settings
 
@@ -114,19 +117,28 @@ async def finish_trial(
 
     def finish() -> tuple[FinishOut, Study]:
         with db.session() as session:
-            trial = trials.finish_trial(session, trial_id, body)
-            return trial_public(trial, trial.study.name, FinishOut), trial.study
+            trial, repeated = trials.finish_trial(session, trial_id, body)
+            out = trial_public(trial, trial.study.name, FinishOut)
+            if repeated and body.lease_next:
+                handed = handed_with(session, trial)
+                if handed is not None:
+                    out.next_trial = spec_of(trial.study, handed)
+            return out, trial.study
 
     def unit() -> FinishOut:
         # Without a scheduling thread (tests that schedule by hand) nothing is
         # refilled behind their back.
         if not scheduler.active:
             return finish()[0]
+        # Held across the finish and the refill: a repeat of this finish waits for the
+        # trial it handed over to be committed, and then finds it.
         with scheduler.exclusive():
             out, study = finish()
+            if out.next_trial is not None:  # handed again: a repeat frees no slot
+                return out
             # Committed: the slot is free, and no pass can take it before the refill.
             lease_to = (out.worker or "") if body.lease_next else None
-            out.next_trial = scheduler.refill(study, lease_to=lease_to, spec_of=spec_of)
+            out.next_trial = refill(scheduler, study, lease_to=lease_to, spec_of=spec_of)
         return out
 
     return await run_in_threadpool(unit)

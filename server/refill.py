@@ -1,0 +1,132 @@
+"""A finish's hand-over: the finished trial's study refilled at once, and the trial a
+finish handed to its worker found again when that finish is repeated.
+
+A finish request (``POST /trials/{id}/finish``) frees a slot of its study. Instead of
+waiting for a scheduler pass, the request refills that one study itself
+(:func:`refill`), holding the scheduler's lock (``Scheduler.exclusive()``) across its
+own transaction and the refill so that no pass takes the slot in between. With
+``lease_next`` the first new trial goes straight to the finishing worker, already
+started (attempt 1), in the answer's ``next_trial``.
+
+If that answer is lost, the worker repeats the finish (same attempt, same outcome).
+The repeat frees no slot, so it refills nothing; :func:`handed_with` finds in the
+database the trial the first answer carried, so the repeat can carry it again instead
+of leaving it ``running`` with no one running it until the reaper retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from hpo.schemas import TrialSpec
+from server.scheduler import Scheduler
+from server.tables import Report, Study, Trial, utcnow
+
+__all__ = ["LEASE_GRACE", "handed_with", "refill"]
+
+log = logging.getLogger(__name__)
+#: Seconds a queued trial may wait before a finishing worker takes it in turn instead
+#: of being leased its study's next trial (see ``_queue_waits``).
+LEASE_GRACE = 1.0
+
+
+def refill(
+    scheduler: Scheduler,
+    study: Study,
+    *,
+    lease_to: str | None = None,
+    spec_of: Callable[[Study, Trial], TrialSpec] | None = None,
+) -> TrialSpec | None:
+    """Refill one study's freed slot at once, in its own transaction (a trial of it
+    just ended): what a pass does for that study, without a pass over all studies.
+    ``study`` may come from the caller's finished session (its settings are only
+    read; the claim on its row re-checks that it still runs).
+
+    With ``lease_to`` (and ``spec_of`` to describe it), the first new trial goes
+    straight to that worker, started (attempt 1), and its spec is returned; it is
+    not enqueued. That happens only when no trial has waited in ``queued`` (past a
+    short grace), so a worker that keeps asking never jumps the queue. Every other
+    new trial is enqueued after the commit, as a pass does. Never raises: on any
+    error the scheduler is woken to do it in a full pass.
+
+    Takes ``scheduler.exclusive()`` itself (reentrant: a caller holding it across
+    the finish keeps it).
+    """
+    if study.status != "running":
+        return None
+    try:
+        spec = None
+        with scheduler.exclusive():
+            with scheduler.db.session() as session:
+                if lease_to is not None and (spec_of is None or _queue_waits(session)):
+                    lease_to = None
+                rows = scheduler.fill(session, study, lease_to)
+                if rows and lease_to is not None and spec_of is not None:
+                    # the row as inserted: no read back
+                    spec = spec_of(study, Trial(**rows.pop(0)))
+        if rows:
+            scheduler.queue.enqueue([row["id"] for row in rows])
+        return spec
+    except Exception:  # the database keeps them queued; a pass (or recovery) retries
+        log.exception("refilling study %s failed; waking the scheduler", study.id)
+        scheduler.wake()
+        return None
+
+
+def _queue_waits(session: Session) -> bool:
+    """Whether some trial has waited for a worker longer than ``LEASE_GRACE``.
+
+    Only those count: a trial queued moments ago is most likely being started by
+    the worker that took it from the queue (counting it would turn every finish
+    into a plain enqueue, the queue never quite empty); one that waits longer has
+    no free worker, and the finisher goes back to the queue to take it in turn.
+    """
+    cutoff = utcnow() - timedelta(seconds=LEASE_GRACE)
+    waiting = select(Trial.id).where(Trial.status == "queued", Trial.queued_at < cutoff)
+    return session.scalar(waiting.limit(1)) is not None
+
+
+def handed_with(session: Session, finished: Trial) -> Trial | None:
+    """The trial a finish of ``finished`` handed to its worker (``next_trial``) if the
+    worker cannot have learned of it yet; else None. For a repeated finish (its first
+    answer may have been lost): handing the same trial again to the same worker is
+    safe, it is the same lease.
+
+    Recognised from the database alone (no column records the hand-over): a trial of
+    the same study, ``running`` at attempt 1 for the same (named) worker, started in
+    the very statement that created it (``started_at == created_at``: only a lease at
+    creation does that; a start from the queue comes later, and any restart makes
+    attempt 2), no earlier than ``finished`` ended (the refill ran after the finish
+    committed), and untouched since: no heartbeat (``heartbeat_at`` is still its
+    ``started_at``; a report renews it too), no step, no report. If several match, the
+    earliest is the one this finish handed (a later one was handed by a later finish,
+    which the worker could only send after learning of the earlier trial).
+
+    Never another worker's trial: a worker is known by name, and a trial finished by
+    an unnamed worker recognises nothing (its name would match every unnamed worker).
+    """
+    worker = finished.worker
+    if not worker or finished.finished_at is None:
+        return None
+    reported = exists().where(Report.trial_id == Trial.id)
+    return session.scalar(
+        select(Trial)
+        .where(
+            Trial.study_id == finished.study_id,
+            Trial.status == "running",
+            Trial.attempt == 1,
+            Trial.worker == worker,
+            Trial.started_at == Trial.created_at,
+            Trial.started_at >= finished.finished_at,
+            Trial.heartbeat_at == Trial.started_at,
+            Trial.last_step.is_(None),
+            ~reported,
+        )
+        .order_by(Trial.started_at, Trial.id)
+        .limit(1)
+    )
