@@ -27,6 +27,7 @@ from server.errors import ServiceError
 from server.limits import BodySizeLimit
 from server.queue import NullQueue, TrialQueue
 from server.scheduler import Scheduler
+from server.stopping import CacheWarmUp
 
 __all__ = ["API_PREFIX", "create_app", "freeze_startup_heap"]
 
@@ -94,9 +95,14 @@ def create_app(
         freeze_startup_heap()
         if run_scheduler:
             scheduler.start()
+        # The median rule's caches, built in the background: the first decision of a
+        # large study would otherwise build its cache on one worker's report (2-3 s at
+        # 100,000 trials). Start-up and readiness do not wait for it.
+        warm_up = app.state.stopping_warm_up = CacheWarmUp(db).start()
         try:
             yield
         finally:
+            warm_up.stop()
             scheduler.stop()
             db.dispose()
 

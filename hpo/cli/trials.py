@@ -9,8 +9,8 @@ import typer
 
 from hpo.cli.common import JsonOpt, ServerOpt, StatusOpt, TokenOpt, make_client
 from hpo.cli.output import console, handle_errors, print_json, trials_table
-from hpo.client import PAGE_SIZE
-from hpo.schemas import TrialPublic, TrialSortKey
+from hpo.client import PAGE_SIZE, Client
+from hpo.schemas import TrialPublic, TrialSortKey, TrialStatus
 
 __all__ = ["trials"]
 
@@ -50,27 +50,7 @@ def trials(
         if order is None:
             best_first = "desc" if study.objective.direction == "maximize" else "asc"
             order = best_first if sort == "value" else "asc"
-        page = client.trials_page(
-            study_name,
-            status=status,
-            sort=sort,
-            order=order,
-            limit=min(limit or PAGE_SIZE, PAGE_SIZE),
-        )
-        rows: list[TrialPublic] = list(page.trials)
-        want = page.total if limit is None else min(limit, page.total)
-        while len(rows) < want:
-            more = client.list_trials(
-                study_name,
-                status=status,
-                sort=sort,
-                order=order,
-                offset=len(rows),
-                limit=min(PAGE_SIZE, want - len(rows)),
-            )
-            if not more:
-                break
-            rows.extend(more)
+        rows, total = _fetch(client, study_name, status=status, sort=sort, order=order, limit=limit)
     if json_out:
         print_json(rows)
         return
@@ -79,5 +59,51 @@ def trials(
         console.print(f"study {study.name} has no {what} yet")
         return
     console.print(trials_table(study, rows, detail=True))
-    if len(rows) < page.total:
-        console.print(f"showing {len(rows)} of {page.total} trials (--limit)")
+    if len(rows) < total:
+        console.print(f"showing {len(rows)} of {total} trials (--limit)")
+
+
+def _fetch(
+    client: Client,
+    study_name: str,
+    *,
+    status: TrialStatus | None,
+    sort: TrialSortKey,
+    order: Literal["asc", "desc"],
+    limit: int | None,
+) -> tuple[list[TrialPublic], int]:
+    """The first ``limit`` (default: all) trials in the listing's order, and how many
+    match the filter in all (as of the first page).
+
+    Pages after the first follow the server's cursors: an offset page would repeat or
+    skip rows when trials are added or finish between two pages (e.g. new trials
+    ahead of the offset with ``--order desc``), and skipping ``offset`` rows gets
+    slower the deeper it is. A server that gives no cursor is paged by offset.
+    """
+    page = client.trials_page(
+        study_name,
+        status=status,
+        sort=sort,
+        order=order,
+        limit=min(limit or PAGE_SIZE, PAGE_SIZE),
+    )
+    rows: list[TrialPublic] = list(page.trials)
+    # The first page's total bounds the listing: trials added meanwhile (after the end
+    # of an ascending order) are not chased.
+    total = page.total
+    want = total if limit is None else min(limit, total)
+    cursors = page.next_cursor is not None
+    while len(rows) < want and page.trials:
+        if page.next_cursor is None and cursors:
+            break  # a cursor server gives none after the last page
+        page = client.trials_page(
+            study_name,
+            status=status,
+            sort=sort,
+            order=order,
+            limit=min(PAGE_SIZE, want - len(rows)),
+            offset=0 if page.next_cursor else len(rows),
+            cursor=page.next_cursor,
+        )
+        rows.extend(page.trials)
+    return rows, total

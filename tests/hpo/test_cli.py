@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 import yaml
@@ -180,6 +181,60 @@ def test_trials_table_filter_sort_limit(server, sdk, make_spec, wait) -> None:
     none = ok(hpo(server, "trials", "cli-trials", "--status", "failed"))
     assert "no failed trials" in none.stdout
     assert hpo(server, "trials", "cli-trials", "--sort", "bogus").exit_code == 2
+
+
+def _finish(sdk: Client, trial_id: int) -> None:
+    """Run one queued trial to completion over HTTP, as a worker would."""
+    spec = sdk.start_trial(trial_id, worker="cli:1")
+    sdk.finish_trial(trial_id, FinishIn(attempt=spec.attempt, status="completed", value=0.5))
+
+
+def test_trials_pages_follow_cursors_under_concurrent_finishes(
+    server, sdk, make_spec, wait, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past one page, ``hpo trials`` follows the server's cursors: trials that finish
+    while it pages land ahead of it (``--order desc``) and neither repeat a row nor
+    shift the pages, as a second page by offset would (it would repeat the first
+    page's last rows)."""
+    name = "cli-pages"
+    sdk.create_study(make_spec(name, budget={"max_trials": 10, "max_parallel": 10}))
+    queued = wait(lambda: (t := sdk.list_trials(name, status="queued")) and len(t) == 10 and t)
+    for t in queued[:7]:
+        _finish(sdk, t.id)
+    late = [t.id for t in queued[7:9]]  # higher numbers: ahead of the listing in desc order
+
+    seen: list[httpx.QueryParams] = []
+
+    class FinishAfterFirstPage(httpx.HTTPTransport):
+        """The real server over HTTP; after the first trials page is answered, two
+        more trials finish before the CLI asks for the next page."""
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            if request.url.path.endswith(f"/studies/{name}/trials"):
+                seen.append(request.url.params)
+                if len(seen) == 1:
+                    for trial_id in late:
+                        _finish(sdk, trial_id)
+            return response
+
+    def client_with_spy(server_url: str | None, token: str | None) -> Client:
+        return Client(server_url, token, transport=FinishAfterFirstPage())
+
+    monkeypatch.setattr("hpo.cli.trials.make_client", client_with_spy)
+    monkeypatch.setattr("hpo.cli.trials.PAGE_SIZE", 3)  # 7 rows: pages of 3, 3, 1
+    args = ("trials", name, "--status", "completed", "--order", "desc", "--json")
+    listed = json.loads(ok(hpo(server, *args)).stdout)
+
+    assert [t["number"] for t in listed] == [6, 5, 4, 3, 2, 1, 0]
+    assert len(seen) == 3
+    assert "cursor" not in seen[0]
+    for params in seen[1:]:  # the server saw cursor pages, not offset ones
+        assert params.get("cursor") and params.get("offset") == "0", params
+
+    # --limit still caps the listing across pages (and the note counts every match).
+    table = ok(hpo(server, "trials", name, "--status", "completed", "--limit", "5"))
+    assert "showing 5 of 9 trials" in table.stdout
 
 
 def test_export_csv_json_and_tensorboard(server, sdk, make_spec, wait, tmp_path) -> None:

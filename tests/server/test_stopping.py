@@ -5,13 +5,17 @@ direction, with several attempts, null values and gaps in the steps."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from hpo.embedded import EmbeddedService
+from hpo.settings import Settings
 from hpo.spec import StudySpec
 from server import counts, stopping
 from server.db import Database
@@ -72,15 +76,16 @@ def _add_trials(
     return ids
 
 
-def _check_all(db: Database, study_id: int) -> int:
-    """Every running trial at every step: the cache's peers equal the query's, and so
-    do the decisions; returns how many decisions said stop."""
+def _check_all(db: Database, study_id: int, statuses: tuple[str, ...] = ("running",)) -> int:
+    """Every trial in ``statuses`` (running: the ones that report) at every step: the
+    cache's peers equal the query's, and so do the decisions; returns how many
+    decisions said stop."""
     stops = 0
     with db.session() as session:
         study = session.get(Study, study_id)
         assert study is not None
         running = session.scalars(
-            select(Trial).where(Trial.study_id == study_id, Trial.status == "running")
+            select(Trial).where(Trial.study_id == study_id, Trial.status.in_(statuses))
         ).all()
         assert running
         for trial in running:
@@ -133,3 +138,76 @@ def test_reporting_trial_counted_as_finished_falls_back(db: Database, make_spec)
         ).first()
         assert study is not None and done is not None
         assert stopping.cached_peers(session, study, done, 2) is None
+
+
+def _finished_ids(db: Database, study_id: int) -> set[int]:
+    with db.session() as session:
+        query = select(Trial.id).where(
+            Trial.study_id == study_id, Trial.status.in_(stopping.FINISHED)
+        )
+        return set(session.scalars(query))
+
+
+def test_server_start_up_builds_the_cache_before_any_report(
+    db: Database, settings: Settings, make_spec, wait
+) -> None:
+    """A (re)started server builds a running median-rule study's cache in the
+    background: it holds every finished trial's curve with no report made, and the
+    decisions it then answers match the SQL reference."""
+    study_id = _study(db, make_spec, "maximize")
+    _add_trials(db, study_id, 0, 60, np.random.default_rng(11))
+    finished = _finished_ids(db, study_id)
+    assert finished
+
+    def built() -> bool:
+        with db.session() as session:
+            study = session.get(Study, study_id)
+            assert study is not None
+            return stopping.finished_curves(session, study).ids == finished
+
+    with EmbeddedService(settings, workers=0):
+        wait(built)
+        with db.session() as session:
+            study = session.get(Study, study_id)
+            other = session.scalars(
+                select(Trial).where(Trial.study_id == study_id, Trial.id.not_in(finished))
+            ).first()
+            assert study is not None and other is not None
+            curves = stopping.finished_curves(session, study)
+            for step in range(1, STEPS + 2):
+                reference = stopping.query_peers(session, study, other, step)
+                assert sorted(curves.peers(step)) == sorted(reference), step
+        # The server's reaper requeues the trials left running with no worker: every
+        # open trial is checked, whichever status it has by now.
+        assert _check_all(db, study_id, ("running", "queued", "failed")) > 0
+
+
+def test_warm_up_picks_running_studies_with_a_rule_and_never_raises(
+    db: Database, make_spec, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only running studies with a stopping rule are built; an empty database, a
+    study deleted before its turn and a database without tables end the warm-up
+    quietly (the last one logged), never with an exception."""
+    empty = stopping.CacheWarmUp(db).start()
+    assert empty.done.wait(30) and empty.warmed == []
+
+    median = _study(db, make_spec, "maximize")
+    paused = _study(db, make_spec, "minimize")
+    with db.session() as session:
+        create_study(session, StudySpec.model_validate(make_spec("no-rule")))
+        session.execute(update(Study).where(Study.id == paused).values(status="paused"))
+    warm_up = stopping.CacheWarmUp(db).start()
+    assert warm_up.done.wait(30) and warm_up.warmed == [median]
+
+    deleted = stopping.CacheWarmUp(db)
+    deleted._warm(10**6)  # listed, then deleted before its turn: skipped
+    assert deleted.warmed == []
+
+    caplog.set_level(logging.WARNING, logger="server.stopping")
+    no_tables = Database(f"sqlite:///{tmp_path / 'no-tables.db'}")
+    try:
+        broken = stopping.CacheWarmUp(no_tables).start()
+        assert broken.done.wait(30) and broken.warmed == []
+    finally:
+        no_tables.dispose()
+    assert "cannot list the running studies" in caplog.text
