@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from search import TERMINAL, TrialRecord
@@ -26,6 +26,22 @@ from search.space import SearchSpace
 from server.tables import Trial
 
 __all__ = ["HistoryCache", "StudyHistory"]
+
+# Built once (a refresh runs on every finish): building and keying a statement per call
+# cost about as much as running it.
+_COLUMNS = (Trial.number, Trial.params, Trial.status, Trial.value, Trial.info)
+_ABOVE = Trial.number > bindparam("last")
+_NEW = (
+    select(*_COLUMNS).where(Trial.study_id == bindparam("study_id"), _ABOVE).order_by(Trial.number)
+)
+_NEW_OR_OPEN = (
+    select(*_COLUMNS)
+    .where(
+        Trial.study_id == bindparam("study_id"),
+        or_(_ABOVE, Trial.number.in_(bindparam("open", expanding=True))),
+    )
+    .order_by(Trial.number)
+)
 
 
 @dataclass
@@ -54,14 +70,10 @@ class StudyHistory:
         """Read the trials numbered above the highest held, and the open ones; return
         how many rows that was."""
         last = self.records[-1].number if self.records else -1
-        where = Trial.number > last
+        values = {"study_id": self.study_id, "last": last}
         if self.open:
-            where = or_(where, Trial.number.in_(sorted(self.open)))
-        rows = session.execute(
-            select(Trial.number, Trial.params, Trial.status, Trial.value, Trial.info)
-            .where(Trial.study_id == self.study_id, where)
-            .order_by(Trial.number)
-        ).all()
+            values["open"] = sorted(self.open)
+        rows = session.execute(_NEW_OR_OPEN if self.open else _NEW, values).all()
         for number, params, status, value, info in rows:
             record = TrialRecord(
                 number=number, params=params, status=status, value=value, info=info or {}

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hpo.schemas import (
     FinishIn,
@@ -296,6 +297,23 @@ def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Finish:
     for report in body.reports:  # batched reports travel with the finish
         _check_attempt(trial, report.attempt)
         _store_report(session, trial, report)
-    trial.status, trial.value, trial.error = _outcome(body, trial.study.status == "stopped")
-    trial.finished_at = utcnow()
+    status, value, error = _outcome(body, trial.study.status == "stopped")
+    ended = {"status": status, "value": value, "error": error, "finished_at": utcnow()}
+    # What the reports above advanced goes in the same statement.
+    for key in ("last_step", "checkpoint", "checkpoint_step"):
+        ended[key] = getattr(trial, key)
+    # One UPDATE, fenced on the attempt still running, instead of a unit-of-work flush
+    # (a finish is the hottest write: the flush cost ~5 % of the server's time).
+    written = session.execute(
+        update(Trial)
+        .where(Trial.id == trial.id, Trial.attempt == trial.attempt, Trial.status == "running")
+        .values(ended)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if written != 1:  # the reaper took the attempt between the read and this write
+        raise Conflict(
+            f"attempt {body.attempt} of trial {trial_id} ended meanwhile", field="attempt"
+        )
+    for key, stored in ended.items():
+        set_committed_value(trial, key, stored)
     return Finish(trial, repeated=False)
