@@ -13,13 +13,7 @@ from hpo.schemas import Objective, TrainSpec, TrialSpec
 from models import EpochMetrics
 from worker.bridge import run_training
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _spec(epochs: int, checkpoint: str | None = None) -> TrialSpec:

@@ -12,15 +12,7 @@ import pytest
 from hpo.client import Client
 from worker.job import SHUTDOWN, run_trial
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _queued(sdk: Client, wait, name: str) -> int:
