@@ -87,6 +87,10 @@ def run_daemon(config: DaemonConfig) -> int:
 def _slot_main(slot: Slot, redis_url: str, queue_name: str, burst: bool, parent: int) -> None:
     """One slot: pin the device, register with the server, take jobs until told to stop."""
     os.environ.update(slot.env)  # before torch is imported anywhere in this process
+    if "OMP_NUM_THREADS" in slot.env:  # also if torch was imported before the update
+        import torch
+
+        torch.set_num_threads(int(slot.env["OMP_NUM_THREADS"]))
     logging.basicConfig(level=logging.WARNING, format=f"{slot.name} %(levelname)s %(message)s")
     # Ctrl-C in a terminal reaches every process: the parent turns it into SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -39,6 +39,7 @@ def worker(
     """
     from worker.daemon import DaemonConfig, run_daemon
     from worker.gpus import parse_gpus, plan_slots
+    from worker.local import default_worker_count
 
     with handle_errors():
         settings = get_settings()
@@ -49,7 +50,13 @@ def worker(
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        plan = plan_slots(chosen, environ=os.environ, device_count=count, cpu_slots=slots)
+        plan = plan_slots(
+            chosen,
+            environ=os.environ,
+            device_count=count,
+            cpu_slots=slots,
+            cores=default_worker_count(),
+        )
     # Slot processes read their settings from the environment they inherit.
     if server:
         os.environ["HPO_SERVER_URL"] = server

@@ -43,12 +43,20 @@ def test_chosen_gpus_only_and_unknown_ones_refused() -> None:
         plan_slots(["7"], environ={}, device_count=4)
 
 
-def test_no_gpu_gives_cpu_slots_that_hide_every_gpu() -> None:
-    slots = plan_slots(None, environ={}, device_count=0, cpu_slots=3)
-    assert slots == [
-        Slot(name=f"cpu{i}", devices=(), env={"CUDA_VISIBLE_DEVICES": ""}) for i in range(3)
-    ]
+def test_no_gpu_gives_cpu_slots_that_hide_every_gpu_and_split_the_cores() -> None:
+    slots = plan_slots(None, environ={}, device_count=0, cpu_slots=3, cores=8)
+    env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
+    assert slots == [Slot(name=f"cpu{i}", devices=(), env=env) for i in range(3)]
     assert {s.device for s in slots} == {"cpu"}
     assert plan_slots([], environ={}, device_count=4)[0].device == "cpu"
     with pytest.raises(ValueError, match="--slots"):
         plan_slots(None, environ={}, device_count=0, cpu_slots=0)
+
+
+def test_cpu_slots_get_at_least_one_thread_and_keep_the_users_setting() -> None:
+    [slot] = plan_slots(None, environ={}, device_count=0, cpu_slots=1, cores=16)
+    assert slot.env["OMP_NUM_THREADS"] == "16"
+    many = plan_slots(None, environ={}, device_count=0, cpu_slots=4, cores=2)
+    assert {s.env["OMP_NUM_THREADS"] for s in many} == {"1"}
+    mine = plan_slots([], environ={"OMP_NUM_THREADS": "3"}, device_count=2, cpu_slots=2, cores=8)
+    assert all("OMP_NUM_THREADS" not in s.env for s in mine)  # the user's value is inherited
