@@ -11,7 +11,8 @@ Fixtures:
 - ``postgres_server`` (session): a PostgreSQL cluster made with ``initdb`` in a temporary
   folder and started with ``pg_ctl`` on a free loopback port (trust auth, user
   ``postgres``, durability off for speed). A :class:`PostgresServer` with ``.port``,
-  ``.pid``, ``.admin_url(db)``, ``.create_database(name)``, ``.drop_database(name)``.
+  ``.pid``, ``.admin_url(db)``, ``.create_database(name, template=None)``,
+  ``.drop_database(name)``.
   PostgreSQL refuses to run as root, so when the tests run as root the cluster is owned
   by and run as the ``postgres`` system user (through ``runuser``/``su``).
 - ``postgres_url`` (function): a fresh, uniquely named, empty database for one test, as a
@@ -442,12 +443,16 @@ class PostgresServer:
 
     # -- databases
 
-    def create_database(self, name: str) -> str:
-        """Create the empty database ``name``; return its SQLAlchemy URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create the database ``name``, empty or, with ``template``, a copy of that
+        database (which must have no open connection); return its SQLAlchemy URL."""
         from psycopg import sql
 
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
         with _psycopg_admin(self) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(query)
         return self.admin_url(name)
 
     def drop_database(self, name: str) -> None:

@@ -136,6 +136,39 @@ def test_postgres_database_is_dropped_even_with_open_connections(
         engine.dispose()
 
 
+def test_postgres_database_from_a_template_is_an_independent_copy(
+    postgres_server: PostgresServer,
+) -> None:
+    template = postgres_server.create_database("fixture_template_check")
+    copy = None
+    try:
+        engine = sa.create_engine(template)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE marker (id int)"))
+            conn.execute(sa.text("INSERT INTO marker VALUES (1)"))
+        engine.dispose()  # a template must have no open connection
+        copy = postgres_server.create_database(
+            "fixture_template_copy", template="fixture_template_check"
+        )
+        engine = sa.create_engine(copy)
+        try:
+            with engine.begin() as conn:
+                assert conn.execute(sa.text("SELECT id FROM marker")).scalars().all() == [1]
+                conn.execute(sa.text("INSERT INTO marker VALUES (2)"))
+        finally:
+            engine.dispose()
+        engine = sa.create_engine(template)
+        try:
+            with engine.connect() as conn:  # the copy's writes stay in the copy
+                assert conn.execute(sa.text("SELECT id FROM marker")).scalars().all() == [1]
+        finally:
+            engine.dispose()
+    finally:
+        if copy is not None:
+            postgres_server.drop_database("fixture_template_copy")
+        postgres_server.drop_database("fixture_template_check")
+
+
 def _proc_uid(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Uid:"):

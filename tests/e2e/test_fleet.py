@@ -9,6 +9,7 @@ killed -9 mid-trial (1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -16,14 +17,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from redis import Redis
 
 from hpo.client import Client
+
+if TYPE_CHECKING:  # a pytest plugin: importing it first defeats assert rewriting
+    from service_fixtures import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.e2e
 HPO = str(Path(sys.executable).parent / "hpo")
@@ -42,7 +48,12 @@ def _free_port() -> int:
 
 
 class Fleet:
-    """A server process and worker daemons sharing PostgreSQL, Redis and a data dir."""
+    """A server process and worker daemons sharing PostgreSQL, Redis and a data dir.
+
+    One fleet may serve several tests in turn (:meth:`begin_test` / :meth:`end_test`):
+    each test starts its own workers, logging into its own folder, and sees only its
+    own part of the server's log; its studies have names of their own.
+    """
 
     def __init__(
         self,
@@ -55,6 +66,8 @@ class Fleet:
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.worker_logs = self.logs
+        self._server_log_from = 0  # where the current test's part of server.log starts
         self.env = {
             **os.environ,
             "HPO_DATABASE_URL": database_url,
@@ -68,17 +81,20 @@ class Fleet:
             "HPO_RECONCILE_INTERVAL": str(REAPER_PERIOD),
             "HPO_SCHEDULER_INTERVAL": "0.1",
         }
+        # The daemon splits the cores between its CPU slots (OMP_NUM_THREADS unless
+        # set): a value inherited from the caller would bypass what these tests run.
+        self.env.pop("OMP_NUM_THREADS", None)
         self.env.pop("HPO_TOKEN", None)
         self.server: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
 
-    def _spawn(self, args: list[str], log: str) -> subprocess.Popen:
-        out = open(self.logs / log, "ab")
+    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen:
+        out = open(log, "ab")
         return subprocess.Popen([HPO, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     def start_server(self) -> None:
         self.server = self._spawn(
-            ["server", "--port", str(self.port), "--workers", "0"], "server.log"
+            ["server", "--port", str(self.port), "--workers", "0"], self.logs / "server.log"
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -98,7 +114,8 @@ class Fleet:
 
     def start_worker(self, slots: int) -> subprocess.Popen:
         proc = self._spawn(
-            ["worker", "--gpus", "none", "--slots", str(slots)], f"worker{len(self.workers)}.log"
+            ["worker", "--gpus", "none", "--slots", str(slots)],
+            self.worker_logs / f"worker{len(self.workers)}.log",
         )
         self.workers.append(proc)
         return proc
@@ -113,10 +130,41 @@ class Fleet:
         return pids
 
     def log(self, name: str) -> str:
-        path = self.logs / name
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        """The tail of a log the current test wrote to (its part of server.log)."""
+        if name == "server.log":
+            path, start = self.logs / name, self._server_log_from
+        else:
+            path, start = self.worker_logs / name, 0
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(start)
+            return f.read().decode(errors="replace")[-4000:]
 
-    def stop(self) -> None:
+    def begin_test(self, logs: Path) -> None:
+        """Hand the fleet to a test: no workers yet, worker logs into ``logs``, a
+        running server (restarted if an earlier test left it dead)."""
+        self.workers = []
+        self.worker_logs = logs
+        logs.mkdir(parents=True, exist_ok=True)
+        if self.server is None or self.server.poll() is not None:
+            self.start_server()
+        path = self.logs / "server.log"
+        self._server_log_from = path.stat().st_size if path.exists() else 0
+
+    def end_test(self) -> None:
+        """Take the fleet back from a test: its workers stop (warmly, handing back what
+        they run) and any study it left running is stopped, so nothing of it runs on
+        into the next test."""
+        self.stop_workers()
+        if self.server is None or self.server.poll() is not None:
+            return
+        with self.client() as client:
+            for study in client.list_studies():
+                if study.status in ("running", "paused"):
+                    client.stop_study(study.name)
+
+    def stop_workers(self) -> None:
         for proc in self.workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -125,6 +173,9 @@ class Fleet:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+    def stop(self) -> None:
+        self.stop_workers()
         if self.server and self.server.poll() is None:
             self.server.send_signal(signal.SIGTERM)
             try:
@@ -136,26 +187,91 @@ class Fleet:
         return Client(self.url, token=token)
 
 
-@pytest.fixture
-def fleet(
-    postgres_url: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+@pytest.fixture(scope="module")
+def migrated_template(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database migrated by ``hpo db upgrade`` (the CLI, as a user runs it), once per
+    module: the name of the template every test's own database is copied from."""
+    name = f"fleet_template_{uuid.uuid4().hex[:12]}"
+    url = postgres_server.create_database(name)
+    try:
+        subprocess.run(
+            [HPO, "db", "upgrade"],
+            env={**os.environ, "HPO_DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+        )
+        yield name
+    finally:
+        postgres_server.drop_database(name)
+
+
+@contextlib.contextmanager
+def _fleet(
+    postgres_server: PostgresServer,
+    template: str,
+    redis_url: str,
+    data_dir: Path,
+    heartbeat_timeout: float,
 ) -> Iterator[Fleet]:
-    """Server on PostgreSQL + Redis. Heartbeat timeout: 10 s (a loaded 2-core CI machine
-    can starve a heartbeat thread for seconds), short only in tests marked
-    ``fast_reaper`` that measure how quickly lost trials come back."""
-    timeout = HEARTBEAT_TIMEOUT if request.node.get_closest_marker("fast_reaper") else 10.0
-    subprocess.run(
-        [HPO, "db", "upgrade"],
-        env={**os.environ, "HPO_DATABASE_URL": postgres_url},
-        check=True,
-        capture_output=True,
-    )
-    f = Fleet(postgres_url, redis_url, tmp_path, heartbeat_timeout=timeout)
-    f.start_server()
+    """A started fleet server on its own freshly migrated database: a copy of the
+    migrated template (a file copy on the server, where running the CLI again would
+    take seconds); stopped, and its database dropped, at the end."""
+    name = f"test_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    url = postgres_server.create_database(name, template=template)
+    try:
+        f = Fleet(url, redis_url, data_dir, heartbeat_timeout=heartbeat_timeout)
+        try:
+            f.start_server()
+            yield f
+        finally:
+            f.stop()
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    migrated_template: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Fleet]:
+    """One server for the module's tests that do not need a fast reaper (its start-up
+    costs seconds a test); each test has studies of its own and its own workers."""
+    with _fleet(
+        postgres_server,
+        migrated_template,
+        redis_server.url,
+        tmp_path_factory.mktemp("fleet"),
+        heartbeat_timeout=10.0,
+    ) as f:
+        yield f
+
+
+@pytest.fixture
+def fleet(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Fleet]:
+    """Server on PostgreSQL + Redis (Redis emptied for each test). Heartbeat timeout:
+    10 s (a loaded 2-core CI machine can starve a heartbeat thread for seconds), short
+    only in tests marked ``fast_reaper`` that measure how quickly lost trials come back:
+    those get a server of their own."""
+    if request.node.get_closest_marker("fast_reaper"):
+        # Its own Redis database too: the shared server (idle) watches database 0's queue.
+        with _fleet(
+            request.getfixturevalue("postgres_server"),
+            request.getfixturevalue("migrated_template"),
+            redis_url.rsplit("/", 1)[0] + "/1",
+            tmp_path,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        ) as f:
+            f.begin_test(tmp_path / "logs")
+            yield f
+        return
+    f = request.getfixturevalue("shared_fleet")
+    f.begin_test(tmp_path / "logs")
     try:
         yield f
     finally:
-        f.stop()
+        f.end_test()
 
 
 def _spec(name: str, trials: int, parallel: int, epochs: int, **budget) -> dict:
@@ -244,12 +360,18 @@ def test_flushall_mid_study_is_reconciled_without_duplicate_runs(
 ) -> None:
     with fleet.client() as client:
         client.create_study(_spec("flush", trials=12, parallel=4, epochs=3))
-        # No worker yet: 4 jobs wait in Redis. Flush them away.
+        # No worker yet: 4 jobs wait in Redis. Flush them away. (Both counts: the rows
+        # are committed before their jobs are pushed, and a flush that beat the push
+        # would leave nothing for the reconciler to restore.)
+        redis = Redis.from_url(redis_url)
         deadline = time.monotonic() + 30
-        while client.get_study("flush").counts.get("queued", 0) < 4:
+        while (
+            client.get_study("flush").counts.get("queued", 0) < 4
+            or redis.llen("rq:queue:hpo-trials") < 4
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        Redis.from_url(redis_url).flushall()
+        redis.flushall()
         fleet.start_worker(slots=2)
         _wait_study(client, "flush", timeout=240)
         trials = _assert_terminal_and_contiguous(client, "flush", 12)
@@ -291,10 +413,19 @@ def test_forged_jobs_run_no_code(fleet: Fleet, redis_url: str, tmp_path: Path) -
         redis.rpush("rq:queue:hpo-trials", job_id)
     redis.sadd("rq:queues", "rq:queue:hpo-trials")
     fleet.start_worker(slots=1)
+
+    def handled() -> bool:
+        """Every forged job taken off the queue and done with: RQ stores a job's end
+        (failed or finished) only after running it and any callback it resolved."""
+        statuses = [redis.hget(f"rq:job:{job_id}", "status") for job_id in forged]
+        return not redis.llen("rq:queue:hpo-trials") and all(
+            status not in (b"queued", b"started") for status in statuses
+        )
+
     deadline = time.monotonic() + 60
-    while redis.llen("rq:queue:hpo-trials") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)
+    while not handled() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert handled()
     assert redis.llen("rq:queue:hpo-trials") == 0
     assert not marker.exists()
     assert all(proc.poll() is None for proc in fleet.workers)  # the daemon survived them
@@ -347,8 +478,10 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
     fleet.start_worker(slots=2)
     latencies = []
     with fleet.client() as client:
+        # 150 epochs: an attempt runs ~6 s on a 2-core machine, long enough to be killed
+        # mid-trial (a kill lands at most ~1.5 s after the trial is seen running)
         client.create_study(
-            _spec("kills", trials=8, parallel=2, epochs=50, max_retries=max_retries)
+            _spec("kills", trials=8, parallel=2, epochs=150, max_retries=max_retries)
         )
         for _ in range(10):
             deadline = time.monotonic() + 90
@@ -391,7 +524,9 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
 def test_sigterm_hands_running_trials_back_and_they_resume_elsewhere(fleet: Fleet) -> None:
     daemon = fleet.start_worker(slots=2)
     with fleet.client() as client:
-        client.create_study(_spec("term", trials=2, parallel=2, epochs=60))
+        # 250 epochs: ~9 s a trial on a 2-core machine, so both are still mid-training
+        # when their first reports show (held back up to 2 s) and SIGTERM goes out
+        client.create_study(_spec("term", trials=2, parallel=2, epochs=250))
         deadline = time.monotonic() + 90
         while True:
             running = client.list_trials("term", status="running")
