@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from search import TERMINAL, TrialRecord
@@ -34,14 +34,17 @@ _ABOVE = Trial.number > bindparam("last")
 _NEW = (
     select(*_COLUMNS).where(Trial.study_id == bindparam("study_id"), _ABOVE).order_by(Trial.number)
 )
-_NEW_OR_OPEN = (
-    select(*_COLUMNS)
-    .where(
+# Two index searches joined by UNION ALL, not one OR: with ``number > ? OR number IN
+# (...)`` SQLite searched the (study_id, number) index on study_id alone, reading every
+# one of the study's entries on every refresh (the rate fell as the study grew). The
+# open numbers are all <= the last one held, so the two parts never overlap.
+_NEW_OR_OPEN = union_all(
+    select(*_COLUMNS).where(Trial.study_id == bindparam("study_id"), _ABOVE),
+    select(*_COLUMNS).where(
         Trial.study_id == bindparam("study_id"),
-        or_(_ABOVE, Trial.number.in_(bindparam("open", expanding=True))),
-    )
-    .order_by(Trial.number)
-)
+        Trial.number.in_(bindparam("open", expanding=True)),
+    ),
+).order_by("number")
 
 
 @dataclass
