@@ -30,7 +30,8 @@ import time
 from array import array
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,14 +212,22 @@ def _finished(session: Session, study: Study) -> int:
     return sum(counts.get(status, 0) for status in FINISHED)
 
 
-def cached_peers(session: Session, study: Study, trial: Trial, step: int) -> array | None:
-    """The peers' values from the cache, brought up to date; None when the cache
-    cannot match the database's view exactly (module doc)."""
+@contextmanager
+def _up_to_date(session: Session, study: Study) -> Iterator[tuple[FinishedCurves, int]]:
+    """The study's cache synced to the finished count, and that count, with the cache's
+    lock held for the block (a decision and a warm-up share this path)."""
     finished = _finished(session, study)
     curves = finished_curves(session, study)
     with curves.lock:
         if finished > len(curves.ids):
             curves.sync(session, study.id, finished)
+        yield curves, finished
+
+
+def cached_peers(session: Session, study: Study, trial: Trial, step: int) -> array | None:
+    """The peers' values from the cache, brought up to date; None when the cache
+    cannot match the database's view exactly (module doc)."""
+    with _up_to_date(session, study) as (curves, finished):
         exact = finished == len(curves.ids) and trial.id not in curves.ids
         return curves.peers(step) if exact else None
 
@@ -230,11 +239,7 @@ def warm_study(session: Session, study: Study) -> int:
     It builds under the cache's lock, as a decision does: a decision that arrives
     meanwhile waits, then finds the cache built (its own count check still decides
     whether the cache may answer), so it is never answered from a half-built cache."""
-    finished = _finished(session, study)
-    curves = finished_curves(session, study)
-    with curves.lock:
-        if finished > len(curves.ids):
-            curves.sync(session, study.id, finished)
+    with _up_to_date(session, study) as (curves, _):
         return len(curves.ids)
 
 
