@@ -14,8 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from hpo.schemas import TrialSpec
 from models import (
+    Checkpoint,
     EpochMetrics,
     TrainConfig,
     TrainResult,
@@ -64,28 +67,48 @@ def run_training(
     With ``checkpoint_to``, an epoch saves a checkpoint there when it is the last one,
     when ``checkpoint_now()`` says so (a worker about to hand the trial back), or when
     ``checkpoint_every`` seconds have passed since this attempt's last save (or its
-    start; 0: every epoch). Resumes after ``spec.checkpoint``'s epoch when that file is
-    readable. The data set
-    is cached per process. Raises ``ValueError`` for bad parameters and
+    start; 0: every epoch); it holds the epoch's metrics. Resumes after
+    ``spec.checkpoint``'s epoch when that file is readable; when it already holds the
+    final epoch, nothing trains and the result is that epoch's saved metrics. The data
+    set is cached per process. Raises ``ValueError`` for bad parameters and
     ``models.NonFiniteLossError`` when the loss diverges.
     """
     seed_everything(spec.seed)
     dataset = load_dataset(spec.train.dataset)
     where = select_device(device)
-    model = build_model(spec.train.model, dataset, spec.params).to(where)
     config = TrainConfig.from_params(spec.params, epochs=spec.epochs)
-    optimizer = build_optimizer(model, config)
+
+    def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        seed_everything(spec.seed)
+        built = build_model(spec.train.model, dataset, spec.params).to(where)
+        return built, build_optimizer(built, config)
+
+    model, optimizer = fresh()
     start = 1
     if spec.checkpoint:
         try:
-            start = load_checkpoint(spec.checkpoint, model, optimizer, map_location=where) + 1
-            log.info("trial %s resumes at epoch %d", spec.trial_id, start)
+            resumed = load_checkpoint(spec.checkpoint, model, optimizer, map_location=where)
         except (OSError, ValueError) as err:  # gone or foreign: start over, don't fail
             log.warning("trial %s: cannot resume (%s); training from scratch", spec.trial_id, err)
-            seed_everything(spec.seed)
-            model = build_model(spec.train.model, dataset, spec.params).to(where)
-            optimizer = build_optimizer(model, config)
-            start = 1
+            model, optimizer = fresh()
+        else:
+            if resumed.epoch < config.epochs:
+                start = resumed.epoch + 1
+                log.info("trial %s resumes at epoch %d", spec.trial_id, start)
+            else:
+                done = _replay(spec, resumed, config.epochs, on_epoch)
+                if done is not None:
+                    return done
+                # Training the last epoch again on top of it would not give the
+                # trial's result: only a fresh run does.
+                log.warning(
+                    "trial %s: checkpoint ends at epoch %d of %d without its metrics; "
+                    "training from scratch",
+                    spec.trial_id,
+                    resumed.epoch,
+                    config.epochs,
+                )
+                model, optimizer = fresh()
 
     last_save = time.monotonic()
 
@@ -102,7 +125,10 @@ def run_training(
             or (checkpoint_now is not None and checkpoint_now())
         )
         if checkpoint_to is not None and due:
-            saved = str(save_checkpoint(checkpoint_to, model, optimizer, metrics.epoch).path)
+            ckpt = save_checkpoint(
+                checkpoint_to, model, optimizer, metrics.epoch, metrics.as_dict()
+            )
+            saved = str(ckpt.path)
             last_save = time.monotonic()
         return on_epoch(metrics, saved)
 
@@ -113,6 +139,29 @@ def run_training(
         on_epoch=_epoch,
         device=where,
         seed=spec.seed,
-        start_epoch=min(start, config.epochs),
+        start_epoch=start,
         optimizer=optimizer,
     )
+
+
+def _replay(
+    spec: TrialSpec,
+    resumed: Checkpoint,
+    epochs: int,
+    on_epoch: Callable[[EpochMetrics, str | None], bool],
+) -> TrainResult | None:
+    """The result of an attempt whose checkpoint already holds the trial's final epoch
+    (an earlier attempt trained it all and died before its finish): that epoch's saved
+    metrics, reported again only when the server never got them (``checkpoint_step``
+    behind), so no step is reported twice. None when the checkpoint cannot give it
+    (past the final epoch, or saved without metrics)."""
+    if resumed.epoch != epochs or resumed.metrics is None:
+        return None
+    try:
+        final = EpochMetrics(epoch=resumed.epoch, **resumed.metrics)
+    except TypeError:  # metrics of another shape: not ours to trust
+        return None
+    log.info("trial %s: checkpoint holds its final epoch %d; not training", spec.trial_id, epochs)
+    if spec.checkpoint_step is None or spec.checkpoint_step < final.epoch:
+        on_epoch(final, str(resumed.path))
+    return TrainResult(history=[final], stopped_early=False, epochs_run=0)

@@ -125,17 +125,14 @@ def _attempt(
 def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: float) -> str:
     """The built-in bridge: checkpoints at most every ``every`` seconds, at the last
     epoch, and at the epoch where the attempt stops to hand the trial back."""
-    last_value: float | None = None
 
     def on_epoch(metrics: EpochMetrics, saved: str | None) -> bool:
-        nonlocal last_value
         if lease.fenced.is_set():
             raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
-        last_value = objective_of(metrics, spec.objective.metric)
         report = ReportIn(
             attempt=spec.attempt,
             step=metrics.epoch,
-            value=last_value,
+            value=objective_of(metrics, spec.objective.metric),
             metrics=metrics.as_dict(),
             checkpoint=saved,
         )
@@ -156,6 +153,9 @@ def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: f
             checkpoint_every=every,
             checkpoint_now=SHUTDOWN.is_set,
         )
+        # The last epoch's (reported, or replayed from a checkpoint that holds it)
+        final = result.final
+        value = None if final is None else objective_of(final, spec.objective.metric)
     except Fenced:
         raise
     except NonFiniteLossError as err:
@@ -166,7 +166,7 @@ def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: f
         log.exception("trial %s crashed", spec.trial_id)
         tail = "".join(traceback.format_exception_only(type(err), err)).strip()
         return fail(f"training crashed: {tail}")
-    return _conclude(lease, spec, result.stopped_early, last_value)
+    return _conclude(lease, spec, result.stopped_early, value)
 
 
 def _run_entrypoint(lease: Lease, spec: TrialSpec, device: str | None, ckpt_dir: Path) -> str:

@@ -88,8 +88,8 @@ def test_checkpoint_moves_between_gpu_and_cpu_workers(
 
     resumed = build_model("cnn", dataset, PARAMS).to(then)
     resumed_opt = build_optimizer(resumed, config)
-    epoch = load_checkpoint(saved.path, resumed, resumed_opt, map_location=then)
-    assert epoch == 2
+    loaded = load_checkpoint(saved.path, resumed, resumed_opt, map_location=then)
+    assert loaded.epoch == 2
     for a, b in zip(model.parameters(), resumed.parameters(), strict=True):
         assert b.device.type == then
         assert torch.equal(a.detach().cpu(), b.detach().cpu())
@@ -106,7 +106,7 @@ def test_checkpoint_moves_between_gpu_and_cpu_workers(
         config,
         device=then,
         seed=1,
-        start_epoch=epoch + 1,
+        start_epoch=loaded.epoch + 1,
         optimizer=resumed_opt,
     )
     assert [m.epoch for m in result.history] == [3, 4]

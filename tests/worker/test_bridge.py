@@ -1,6 +1,6 @@
 """``worker.bridge.run_training``: which epochs save a checkpoint (the last one always,
 before it on a time interval or when asked), and that a resumed run continues after
-the saved epoch."""
+the saved epoch, or finishes from it when it holds the final epoch."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from worker.bridge import run_training
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _spec(epochs: int, checkpoint: str | None = None) -> TrialSpec:
+def _spec(
+    epochs: int, checkpoint: str | None = None, checkpoint_step: int | None = None
+) -> TrialSpec:
     return TrialSpec(
         trial_id=1,
         study="s",
@@ -30,6 +32,7 @@ def _spec(epochs: int, checkpoint: str | None = None) -> TrialSpec:
         heartbeat_interval=10.0,
         timeout=60.0,
         checkpoint=checkpoint,
+        checkpoint_step=checkpoint_step,
     )
 
 
@@ -76,3 +79,50 @@ def test_a_run_resumes_after_the_saved_epoch(tmp_path: Path) -> None:
     later: list[int] = []
     run_training(_spec(4, checkpoint=str(path)), lambda m, p: later.append(m.epoch) or False)
     assert first == [1, 2] and later == [3, 4]
+
+
+def _trained(path: Path, epochs: int) -> list[EpochMetrics]:
+    """Run a whole trial of ``epochs`` saving every epoch at ``path``; its metrics."""
+    seen: list[EpochMetrics] = []
+    run_training(
+        _spec(epochs), lambda m, p: seen.append(m) or False, checkpoint_to=path, checkpoint_every=0
+    )
+    return seen
+
+
+@pytest.mark.parametrize("server_has_it", [True, False])
+def test_a_checkpoint_at_the_final_epoch_finishes_without_training(
+    tmp_path: Path, server_has_it: bool
+) -> None:
+    """An attempt killed after its last epoch (before its finish): the retry trains no
+    further epoch on top of the final weights, and its result is the final epoch's.
+    It reports that epoch only when the server never got it (killed between the save
+    and the report): no step is reported twice."""
+    path = tmp_path / "c.pt"
+    final = _trained(path, 3)[-1]
+    weights = torch.load(path, weights_only=True)["model"]
+    reported: list[tuple[EpochMetrics, str | None]] = []
+    result = run_training(
+        _spec(3, checkpoint=str(path), checkpoint_step=3 if server_has_it else 2),
+        lambda m, p: reported.append((m, p)) or False,
+        checkpoint_to=path,
+    )
+    assert result.final == final and not result.stopped_early and result.epochs_run == 0
+    assert reported == ([] if server_has_it else [(final, str(path))])
+    after = torch.load(path, weights_only=True)["model"]
+    assert all(torch.equal(weights[k], after[k]) for k in weights)
+
+
+def test_a_final_checkpoint_without_metrics_trains_from_scratch(tmp_path: Path) -> None:
+    """A checkpoint at the final epoch that holds no metrics (saved by an older
+    version) cannot give the result: the retry trains from epoch 1 and gets the same
+    result as an uninterrupted run, not one extra epoch on top of the final weights."""
+    path = tmp_path / "c.pt"
+    whole = _trained(path, 3)
+    state = torch.load(path, weights_only=True)
+    del state["metrics"]
+    torch.save(state, path)
+    again: list[EpochMetrics] = []
+    run_training(_spec(3, checkpoint=str(path)), lambda m, p: again.append(m) or False)
+    assert [m.epoch for m in again] == [1, 2, 3]
+    assert again[-1].val_loss == whole[-1].val_loss
