@@ -3,10 +3,13 @@ finish handed to its worker found again when that finish is repeated.
 
 A finish request (``POST /trials/{id}/finish``) frees a slot of its study. Instead of
 waiting for a scheduler pass, the request refills that one study itself
-(:func:`refill`), holding the scheduler's lock (``Scheduler.exclusive()``) across its
-own transaction and the refill so that no pass takes the slot in between. With
-``lease_next`` the first new trial goes straight to the finishing worker, already
-started (attempt 1), in the answer's ``next_trial``.
+(:func:`refill`) once its own transaction has committed, holding the scheduler's lock
+(``Scheduler.exclusive()``) for the refill only: the lock serializes every refill and
+pass, so whatever it covers bounds the service's throughput. With ``lease_next`` the
+refill takes that one freed slot and its new trial goes straight to the finishing
+worker, already started (attempt 1), in the answer's ``next_trial``. The freed slot
+is held for that refill from before the finish commits (``Scheduler.hold_slot``), so
+neither a pass nor a concurrent finish's refill takes it in between.
 
 If that answer is lost, the worker repeats the finish (same attempt, same outcome).
 The repeat frees no slot, so it refills nothing; :func:`handed_with` finds in the
@@ -41,13 +44,16 @@ def refill(
     scheduler: Scheduler,
     study: Study,
     *,
+    finishing: int | None = None,
     lease_to: str | None = None,
     spec_of: Callable[[Study, Trial], TrialSpec] | None = None,
 ) -> TrialSpec | None:
     """Refill one study's freed slot at once, in its own transaction (a trial of it
     just ended): what a pass does for that study, without a pass over all studies.
     ``study`` may come from the caller's finished session (its settings are only
-    read; the claim on its row re-checks that it still runs).
+    read; the claim on its row re-checks that it still runs). ``finishing``: the
+    trial whose finish this refill follows; the slot held for it
+    (``Scheduler.hold_slot``) may be taken, those held for other finishes may not.
 
     With ``lease_to`` (and ``spec_of`` to describe it), the first new trial goes
     straight to that worker, started (attempt 1), and its spec is returned; it is
@@ -62,18 +68,20 @@ def refill(
     if study.status != "running":
         return None
     try:
-        spec = None
+        leased = None
         with scheduler.exclusive():
             with scheduler.db.session() as session:
                 if lease_to is not None and (spec_of is None or _queue_waits(scheduler, session)):
                     lease_to = None
-                rows = scheduler.fill(session, study, lease_to)
-                if rows and lease_to is not None and spec_of is not None:
-                    # the row as inserted: no read back
-                    spec = spec_of(study, Trial(**rows.pop(0)))
+                rows = scheduler.fill(session, study, lease_to, finishing=finishing)
+                if rows and lease_to is not None:
+                    leased = rows.pop(0)
+        # Committed; the rest needs no lock (whatever the lock covers bounds throughput).
         if rows:
             scheduler.queue.enqueue([row["id"] for row in rows])
-        return spec
+        if leased is None or spec_of is None:
+            return None
+        return spec_of(study, Trial(**leased))  # the row as inserted: no read back
     except Exception:  # the database keeps them queued; a pass (or recovery) retries
         log.exception("refilling study %s failed; waking the scheduler", study.id)
         scheduler.wake()

@@ -65,8 +65,12 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         # One pass at a time, whether from the thread or a direct run_once() call (and
         # refills, ask/tell suggestions: whatever numbers new trials). Reentrant: a
-        # finish holds it across its own transaction and the refill (``exclusive``).
+        # repeated finish holds it across its look-up and its refill (``exclusive``).
         self._lock = threading.RLock()
+        # Finishes on their way to a refill: trial id -> (study id, number). The
+        # slot each freed is kept for that finish's refill (see ``hold_slot``).
+        self._freeing: dict[int, tuple[int, int]] = {}
+        self._freeing_lock = threading.Lock()
         # Histories mirrored in memory: a pass reads only new and open trials (speed
         # only; checked against the database on every maintenance tick).
         self._histories = HistoryCache()
@@ -91,11 +95,10 @@ class Scheduler:
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def exclusive(self) -> threading.RLock:
-        """The scheduler's lock (reentrant), to hold across a finish and its refill
-        (:func:`server.refill.refill`): a pass running between them would fill the
-        freed slot with a queued trial, and the finishing worker would get none. Take
-        it before the transaction's first statement (lock, then database: the order
-        every holder uses)."""
+        """The scheduler's lock (reentrant), held by a pass, a refill
+        (:func:`server.refill.refill`) and whatever else numbers new trials. Take it
+        before the transaction's first statement (lock, then database: the order every
+        holder uses)."""
         return self._lock
 
     def wake(self) -> None:
@@ -200,16 +203,49 @@ class Scheduler:
                 log.exception("enqueueing %d trial(s) of study %s failed", len(new_ids), study_id)
         return len(new_ids)
 
+    def hold_slot(self, trial_id: int, study_id: int, number: int) -> None:
+        """Keep the slot that trial ``trial_id`` (``number`` of study ``study_id``)
+        frees for its finish's own refill (``fill(finishing=trial_id)``): passes and
+        other refills leave it free until :meth:`release_slot`. Taken before the
+        finish commits, so that the refill, which runs after the commit and outside
+        any lock, finds its slot (and hands its trial to the finishing worker)
+        instead of a pass filling it in between."""
+        with self._freeing_lock:
+            self._freeing[trial_id] = (study_id, number)
+
+    def release_slot(self, trial_id: int) -> None:
+        """End :meth:`hold_slot` (after the refill, or when the finish failed)."""
+        with self._freeing_lock:
+            self._freeing.pop(trial_id, None)
+
+    def _held(self, history: StudyHistory, finishing: int | None) -> int:
+        """Slots of the study held for refills other than ``finishing``'s: those whose
+        trial has ended in ``history`` (one whose finish has not committed yet still
+        counts as in flight there, and must not count twice)."""
+        with self._freeing_lock:
+            return sum(
+                study == history.study_id and trial != finishing and number not in history.open
+                for trial, (study, number) in self._freeing.items()
+            )
+
     def fill(
-        self, session: Session, study: Study, lease_to: str | None = None
+        self,
+        session: Session,
+        study: Study,
+        lease_to: str | None = None,
+        *,
+        finishing: int | None = None,
     ) -> list[dict[str, Any]]:
         """Top the study up to ``max_parallel`` in flight (or complete it) in
         ``session`` (committed by the caller, who then enqueues the rows not leased);
         the rows inserted (with their ``id``), the one leased to ``lease_to`` (if any)
-        first. The caller holds :meth:`exclusive` (trial numbers must not collide)."""
+        first. Slots held for other finishes' refills (:meth:`hold_slot`) are left
+        free; ``finishing`` is the trial whose finish this refill is, whose slot it
+        may take. The caller holds :meth:`exclusive` (numbers must not collide)."""
         history = self._histories.get(session, study.id)
         in_flight, created = history.in_flight, history.created
-        want = min(study.max_parallel - in_flight, study.max_trials - created)
+        held = self._held(history, finishing)
+        want = min(study.max_parallel - in_flight - held, study.max_trials - created)
         suggestions = []
         exhausted = created >= study.max_trials
         if want > 0:

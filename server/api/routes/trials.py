@@ -6,6 +6,8 @@ a report or finish from a superseded attempt gets 409.
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -115,30 +117,50 @@ async def finish_trial(
             report_interval=settings.report_interval,
         )
 
-    def finish() -> tuple[FinishOut, Study]:
+    held: list[int] = []  # the trial whose freed slot this request holds, if any
+
+    def finish() -> tuple[FinishOut, Study, bool]:
         with db.session() as session:
             trial, repeated = trials.finish_trial(session, trial_id, body)
-            out = trial_public(trial, trial.study.name, FinishOut)
-            if repeated and body.lease_next:
-                handed = handed_with(session, trial)
-                if handed is not None:
-                    out.next_trial = spec_of(trial.study, handed)
-            return out, trial.study
+            if not repeated and scheduler.active:
+                # before the commit: no pass fills the freed slot ahead of our refill
+                scheduler.hold_slot(trial.id, trial.study_id, trial.number)
+                held.append(trial.id)
+            return trial_public(trial, trial.study.name, FinishOut), trial.study, repeated
+
+    def handed_again() -> TrialSpec | None:
+        with db.session() as session:
+            trial = session.get(Trial, trial_id)
+            handed = None if trial is None else handed_with(session, trial)
+            return None if handed is None else spec_of(trial.study, handed)
 
     def unit() -> FinishOut:
-        # Without a scheduling thread (tests that schedule by hand) nothing is
-        # refilled behind their back.
-        if not scheduler.active:
-            return finish()[0]
-        # Held across the finish and the refill: a repeat of this finish waits for the
-        # trial it handed over to be committed, and then finds it.
-        with scheduler.exclusive():
-            out, study = finish()
-            if out.next_trial is not None:  # handed again: a repeat frees no slot
+        # The finish's own transaction runs outside the scheduler's lock: only the
+        # refill (which numbers new trials) needs it, and at hundreds of finishes a
+        # second that lock is what bounds the service's throughput.
+        try:
+            out, study, repeated = finish()
+            # Without a scheduling thread (tests that schedule by hand) nothing is
+            # refilled behind their back.
+            if not scheduler.active:
                 return out
-            # Committed: the slot is free, and no pass can take it before the refill.
             lease_to = (out.worker or "") if body.lease_next else None
-            out.next_trial = refill(scheduler, study, lease_to=lease_to, spec_of=spec_of)
-        return out
+            refill_it = functools.partial(
+                refill, scheduler, study, finishing=trial_id, lease_to=lease_to, spec_of=spec_of
+            )
+            if repeated and lease_to is not None:
+                # A repeat (its first answer was lost), under one hold of the lock:
+                # the first request's refill has either committed (the trial it handed
+                # over is found) or not run yet (this one refills the slot held for
+                # it, for the same worker, and the first finds it taken): the worker
+                # never misses a trial leased to it.
+                with scheduler.exclusive():
+                    out.next_trial = handed_again() or refill_it()
+                return out
+            out.next_trial = refill_it()
+            return out
+        finally:
+            for tid in held:
+                scheduler.release_slot(tid)
 
     return await run_in_threadpool(unit)
