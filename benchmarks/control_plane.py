@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SPACE", "Run", "objective_value", "run_optuna", "run_ours", "zero_cost"]
+from benchmarks.services import service_pids
+
+__all__ = [
+    "SPACE",
+    "Run",
+    "objective_value",
+    "run_optuna",
+    "run_ours",
+    "service_cpu_seconds",
+    "zero_cost",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "control-plane"
@@ -79,10 +90,14 @@ class Run:
     trials: int
     started: float  # wall clock (time.time()) when all processes were ready
     finished: list[float]
-    #: CPU seconds the server process and the worker processes used while timed (ours
-    #: only; NaN where /proc is not readable)
+    #: CPU seconds used while timed by our server process (NaN for the peer, which has
+    #: none), by the processes that run trials (ours: the worker processes; the peer:
+    #: its ``study.optimize`` processes) and by the throw-away database and queue
+    #: servers (NaN on SQLite, which runs in-process, and for servers given by URL).
+    #: NaN where /proc is not readable.
     server_cpu: float = float("nan")
     worker_cpu: float = float("nan")
+    service_cpu: float = float("nan")
 
     def cpu_ms(self, seconds: float) -> float:
         """CPU milliseconds per completed trial."""
@@ -174,12 +189,12 @@ def _one_study(
 ) -> Run:
     spec = _spec(strategy, trials, workers)
     name = spec["name"] = f"{STUDY}-{strategy}"
-    cpu0 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids)
+    cpu0 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids), service_cpu_seconds()
     start = time.time()
     client.create_study(spec)
     while client.get_study(name).status == "running":
         time.sleep(poll)
-    cpu1 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids)
+    cpu1 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids), service_cpu_seconds()
     done = [r.finished_at for r in client.all_trials(name) if r.status == "completed"]
     return Run(
         f"ours ({strategy})",
@@ -188,6 +203,7 @@ def _one_study(
         _seconds(done, start),
         server_cpu=cpu1[0] - cpu0[0],
         worker_cpu=cpu1[1] - cpu0[1],
+        service_cpu=cpu1[2] - cpu0[2],
     )
 
 
@@ -211,6 +227,32 @@ def _cpu_seconds(pids: list[int]) -> float:
         except OSError:
             return float("nan")
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def service_cpu_seconds() -> float:
+    """User + system CPU seconds the throw-away PostgreSQL and Redis servers of this run
+    (``benchmarks.services``) have used so far: each main process, its live children (a
+    connection's backend) and its ended children (counted in its children's time once
+    reaped). NaN when none runs (SQLite; servers given by URL) or without /proc."""
+    roots = set(service_pids())
+    if not roots:
+        return float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        entries = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return float("nan")
+    for pid in entries:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if pid in roots:  # with its reaped children's time
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / tick
+        elif int(fields[1]) in roots:
+            total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
@@ -273,11 +315,28 @@ def run_optuna(strategy: str, trials: int, workers: int, url: str) -> Run:
         proc.start()
     for _ in procs:
         ready.acquire()
+    # their set-up so far (imports, connections) is not counted: read while they live
+    children0 = _children_cpu_seconds() + _cpu_seconds([p.pid for p in procs if p.pid])
+    services0 = service_cpu_seconds()
     start = time.time()
     go.set()
     for proc in procs:
         proc.join()
+    # joined (reaped): all their CPU is in our children's time now
+    children1, services1 = _children_cpu_seconds(), service_cpu_seconds()
     study = optuna.load_study(study_name=name, storage=url)
     done = [t.datetime_complete for t in study.get_trials(deepcopy=False)]
     # Optuna stores naive local times.
-    return Run(f"optuna ({sampler})", trials, start, _seconds(done, start))
+    return Run(
+        f"optuna ({sampler})",
+        trials,
+        start,
+        _seconds(done, start),
+        worker_cpu=children1 - children0,
+        service_cpu=services1 - services0,
+    )
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

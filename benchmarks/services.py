@@ -16,7 +16,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["postgres_database", "redis_server_url", "sibling_database"]
+__all__ = ["postgres_database", "redis_server_url", "service_pids", "sibling_database"]
+
+#: The throw-away servers running now (their main process ids), for CPU accounting.
+_RUNNING: dict[str, int] = {}
+
+
+def service_pids() -> list[int]:
+    """Main process ids of the throw-away PostgreSQL and Redis servers running now
+    (none for servers given by URL: those are not ours to measure)."""
+    return list(_RUNNING.values())
+
 
 _TESTS = Path(__file__).resolve().parents[1] / "tests"
 
@@ -37,7 +47,11 @@ def postgres_database(url: str | None = None) -> Iterator[str]:
         yield url
         return
     with _fixtures().running_postgres() as server:
-        yield server.create_database(f"bench_{uuid.uuid4().hex[:10]}")
+        _RUNNING["postgres"] = server.pid
+        try:
+            yield server.create_database(f"bench_{uuid.uuid4().hex[:10]}")
+        finally:
+            _RUNNING.pop("postgres", None)
 
 
 @contextlib.contextmanager
@@ -47,7 +61,12 @@ def redis_server_url(url: str | None = None) -> Iterator[str]:
         yield url
         return
     with _fixtures().running_redis() as server:
-        yield server.url
+        if server.pid is not None:
+            _RUNNING["redis"] = server.pid
+        try:
+            yield server.url
+        finally:
+            _RUNNING.pop("redis", None)
 
 
 @contextlib.contextmanager

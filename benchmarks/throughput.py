@@ -21,12 +21,23 @@ ours over the peer's (above 1: ours is faster). Machines are noisy: compare rati
 ``server_ms``/``worker_ms``: CPU milliseconds per trial our server process and our
 worker processes used (all of them together), a steadier figure than the rate on a
 shared machine.
+
+A second table splits each side's CPU per trial by role: server (ours only), workers
+(the processes that run trials: ours, or Optuna's ``study.optimize`` processes, set-up
+not counted), services (the throw-away PostgreSQL and Redis servers; none on SQLite,
+where storing is in-process, and none measured for servers given by URL) and the
+total. ``ceiling`` is the rate the total
+would allow if every core of this machine did nothing else (cores x 1000 / total ms):
+on a CPU-bound machine the measured rate sits under it, and no rate can pass it
+without spending less CPU per trial.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -49,6 +60,15 @@ def _row(backend: str, ours: Run, peer: Run) -> str:
         f"{peer.rate:>9.1f} {ours.rate / peer.rate:>7.2f} "
         f"{ours.cpu_ms(ours.server_cpu):>10.2f} {ours.cpu_ms(ours.worker_cpu):>10.2f}"
     )
+
+
+def _cpu_row(backend: str, run: Run) -> str:
+    """One side's CPU per trial by role (NaN parts of a side that has none count 0)."""
+    parts = [run.cpu_ms(x) for x in (run.server_cpu, run.worker_cpu, run.service_cpu)]
+    total = sum(0.0 if math.isnan(x) else x for x in parts)
+    ceiling = (os.cpu_count() or 1) * 1000 / total if total > 0 else float("nan")
+    cells = " ".join(f"{'-' if math.isnan(x) else f'{x:.2f}':>9}" for x in parts)
+    return f"{backend:<9} {run.label:<22} {cells} {total:>9.2f} {ceiling:>9.1f} {run.rate:>9.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ratio':>7} {'server_ms':>10} {'worker_ms':>10}"
     )
     sys.stdout.flush()
+    cpu_rows: list[str] = []
     for backend in backends:
         with contextlib.ExitStack() as stack:
             if backend == "fleet":
@@ -94,6 +115,17 @@ def main(argv: list[str] | None = None) -> int:
                         peer = run_optuna(strategy, args.trials, args.workers, url)
                 print(_row(backend, run, peer))
                 sys.stdout.flush()
+                cpu_rows += [_cpu_row(backend, run), _cpu_row(backend, peer)]
+    print()
+    print(
+        f"== CPU ms per trial by role ({os.cpu_count()} cores; ceiling = cores x 1000 / "
+        "total, trials/s)"
+    )
+    print(
+        f"{'backend':<9} {'run':<22} {'server':>9} {'workers':>9} {'services':>9} "
+        f"{'total':>9} {'ceiling':>9} {'trials/s':>9}"
+    )
+    print("\n".join(cpu_rows))
     return 0
 
 

@@ -8,8 +8,15 @@ from helpers.bench import run_benchmark
 
 
 def _rows(lines: list[str], header: str) -> list[list[str]]:
+    """The rows of the table under ``header`` (up to a blank line)."""
     at = next(i for i, line in enumerate(lines) if line.startswith(header))
-    return [line.split() for line in lines[at + 1 :] if line and not line.startswith("growth")]
+    rows = []
+    for line in lines[at + 1 :]:
+        if not line:
+            break
+        if not line.startswith("growth"):
+            rows.append(line.split())
+    return rows
 
 
 def test_throughput_smoke_prints_ours_and_the_peer_per_backend_and_strategy() -> None:
@@ -29,6 +36,22 @@ def test_throughput_smoke_prints_ours_and_the_peer_per_backend_and_strategy() ->
         assert abs(ratio - ours / peer) <= 0.01 * ratio + 0.01  # printed rounded
         assert server_ms > 0 and worker_ms > 0  # CPU was spent, and measured
     assert [r[5] for r in rows] == ["(RandomSampler)", "(TPESampler)"] * 2
+
+    # CPU per trial by role, ours then the peer for each row above
+    cpu = _rows(lines, "backend   run")
+    sides = [(r[0], side) for r in rows for side in ("ours", "optuna")]
+    assert [(r[0], r[1]) for r in cpu] == sides
+    for row, (backend, side) in zip(cpu, sides, strict=True):
+        server, workers, services, total, ceiling, rate = row[3:9]
+        assert (server == "-") == (side == "optuna")  # only ours has a server
+        parts = [float(x) for x in (server, workers, services) if x != "-"]
+        assert all(x >= 0 for x in parts) and float(workers) > 0
+        assert abs(float(total) - sum(parts)) <= 0.02
+        if backend == "fleet":
+            assert float(services) > 0  # PostgreSQL (and Redis) did the storing
+        else:
+            assert services == "-"  # SQLite stores in-process: no service to count
+        assert float(ceiling) > 0 and float(rate) > 0
 
 
 def test_growth_smoke_prints_both_windows_and_the_ratio() -> None:
