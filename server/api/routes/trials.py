@@ -135,9 +135,18 @@ async def finish_trial(
             return None if handed is None else spec_of(trial.study, handed)
 
     def unit() -> FinishOut:
-        # The finish's own transaction runs outside the scheduler's lock: only the
-        # refill (which numbers new trials) needs it, and at hundreds of finishes a
-        # second that lock is what bounds the service's throughput.
+        # On PostgreSQL the finish's own transaction runs outside the scheduler's lock:
+        # only the refill (which numbers new trials) needs it, and at hundreds of
+        # finishes a second that lock is what bounds the service's throughput. SQLite
+        # writes one transaction at a time anyway, and a writer that finds the file
+        # locked sleeps in SQLite's busy handler: there, finishes queue on the lock
+        # instead (measured ~10 % faster).
+        if not db.is_sqlite:
+            return finish_and_refill()
+        with scheduler.exclusive():
+            return finish_and_refill()
+
+    def finish_and_refill() -> FinishOut:
         try:
             out, study, repeated = finish()
             # Without a scheduling thread (tests that schedule by hand) nothing is
