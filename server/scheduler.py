@@ -34,12 +34,18 @@ from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
 __all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
-#: Built once: the hot path runs it on every finish (see server.history).
-_LAST_NUMBER = select(func.max(Trial.number)).where(Trial.study_id == bindparam("study_id"))
+# Built once: the hot path runs them on every finish (see server.history).
 _STUDIES = Study.__table__
 _TRIALS = Trial.__table__
 _INSERT = insert(_TRIALS).returning(_TRIALS.c.id, sort_by_parameter_order=True)
 _CLAIM = _STUDIES.update().where(_STUDIES.c.id == bindparam("b_id"), _STUDIES.c.status == "running")
+#: The claim before inserting trials, answering in the same round trip with the study's
+#: last trial number (NULL: none yet); no row when the study no longer runs.
+_CLAIM_NUMBERING = _CLAIM.values(status="running", updated_at=bindparam("b_now")).returning(
+    select(func.max(_TRIALS.c.number))
+    .where(_TRIALS.c.study_id == bindparam("b_id"))
+    .scalar_subquery()
+)
 
 
 class Scheduler:
@@ -256,9 +262,10 @@ class Scheduler:
             if exhausted and in_flight == 0 and self._claim(session, study, "completed"):
                 log.info("study %s completed with %d trial(s)", study.name, created)
             return []
-        if not self._claim(session, study, "running"):
+        first = self._claim_numbering(session, study)
+        if first is None:
             return []  # stopped while the strategy was thinking
-        return self._insert(session, study, suggestions, lease_to)
+        return self._insert(session, study, suggestions, first, lease_to)
 
     def suggest(self, session: Session, study: Study, count: int) -> list[int]:
         """Ids of up to ``count`` queued trials for an ask/tell caller: trials already
@@ -278,8 +285,9 @@ class Scheduler:
             want = min(count - len(ids), study.max_trials - history.created)
             if want > 0:
                 suggestions = self._strategy(study, history).ask(want)
-                if suggestions and self._claim(session, study, "running"):
-                    ids += [row["id"] for row in self._insert(session, study, suggestions)]
+                first = self._claim_numbering(session, study) if suggestions else None
+                if first is not None:
+                    ids += [row["id"] for row in self._insert(session, study, suggestions, first)]
             return ids
 
     def _insert(
@@ -287,13 +295,13 @@ class Scheduler:
         session: Session,
         study: Study,
         suggestions: Sequence[Suggestion],
+        next_number: int,
         lease_to: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Store suggestions as queued trials numbered after the study's last one; with
-        ``lease_to`` the first is stored already started by that worker (attempt 1).
-        Returns the rows as stored, each with its new ``id``."""
-        last = session.scalar(_LAST_NUMBER, {"study_id": study.id})
-        next_number = 0 if last is None else last + 1
+        """Store suggestions as queued trials numbered from ``next_number`` (from
+        :meth:`_claim_numbering`); with ``lease_to`` the first is stored already
+        started by that worker (attempt 1). Returns the rows as stored, each with its
+        new ``id``."""
         now = utcnow()
         rows: list[dict[str, Any]] = [
             {
@@ -347,6 +355,21 @@ class Scheduler:
             path, step = found.get(row["info"].get("parent"), (None, None))
             if path:
                 row["checkpoint"], row["checkpoint_step"] = path, step
+
+    @staticmethod
+    def _claim_numbering(session: Session, study: Study) -> int | None:
+        """:meth:`_claim` the running study before inserting trials, and in the same
+        statement read the number its next trial gets (after its last one); None when
+        the study no longer runs. The caller holds the scheduler's lock, so no other
+        insert can take that number before its own."""
+        row = (
+            session.connection()
+            .execute(_CLAIM_NUMBERING, {"b_id": study.id, "b_now": utcnow()})
+            .first()
+        )
+        if row is None:
+            return None
+        return 0 if row[0] is None else row[0] + 1
 
     @staticmethod
     def _claim(session: Session, study: Study, new_status: str) -> bool:
