@@ -8,7 +8,7 @@ waiting for a scheduler pass, the request refills that one study itself
 pass, so whatever it covers bounds the service's throughput. With ``lease_next`` the
 refill takes that one freed slot and its new trial goes straight to the finishing
 worker, already started (attempt 1), in the answer's ``next_trial``. The freed slot
-is held for that refill from before the finish commits (``Scheduler.hold_slot``), so
+is held for that refill from before the finish commits (``server.holds``), so
 neither a pass nor a concurrent finish's refill takes it in between.
 
 If that answer is lost, the worker repeats the finish (same attempt, same outcome).
@@ -53,7 +53,7 @@ def refill(
     ``study`` may come from the caller's finished session (its settings are only
     read; the claim on its row re-checks that it still runs). ``finishing``: the
     trial whose finish this refill follows; the slot held for it
-    (``Scheduler.hold_slot``) may be taken, those held for other finishes may not.
+    (``Scheduler.holds``) may be taken, those held for other finishes may not.
 
     With ``lease_to`` (and ``spec_of`` to describe it), the first new trial goes
     straight to that worker, started (attempt 1), and its spec is returned; it is

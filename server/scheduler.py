@@ -27,6 +27,7 @@ from search import Suggestion, make_strategy
 from search.space import SearchSpace
 from server.db import Database
 from server.history import HistoryCache, StudyHistory
+from server.holds import SlotHolds
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
 from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
@@ -73,10 +74,8 @@ class Scheduler:
         # refills, ask/tell suggestions: whatever numbers new trials). Reentrant: a
         # repeated finish holds it across its look-up and its refill (``exclusive``).
         self._lock = threading.RLock()
-        # Finishes on their way to a refill: trial id -> (study id, number). The
-        # slot each freed is kept for that finish's refill (see ``hold_slot``).
-        self._freeing: dict[int, tuple[int, int]] = {}
-        self._freeing_lock = threading.Lock()
+        # Slots freed by finishes on their way to their own refill (server.holds).
+        self.holds = SlotHolds()
         # Histories mirrored in memory: a pass reads only new and open trials (speed
         # only; checked against the database on every maintenance tick).
         self._histories = HistoryCache()
@@ -209,31 +208,6 @@ class Scheduler:
                 log.exception("enqueueing %d trial(s) of study %s failed", len(new_ids), study_id)
         return len(new_ids)
 
-    def hold_slot(self, trial_id: int, study_id: int, number: int) -> None:
-        """Keep the slot that trial ``trial_id`` (``number`` of study ``study_id``)
-        frees for its finish's own refill (``fill(finishing=trial_id)``): passes and
-        other refills leave it free until :meth:`release_slot`. Taken before the
-        finish commits, so that the refill, which runs after the commit and outside
-        any lock, finds its slot (and hands its trial to the finishing worker)
-        instead of a pass filling it in between."""
-        with self._freeing_lock:
-            self._freeing[trial_id] = (study_id, number)
-
-    def release_slot(self, trial_id: int) -> None:
-        """End :meth:`hold_slot` (after the refill, or when the finish failed)."""
-        with self._freeing_lock:
-            self._freeing.pop(trial_id, None)
-
-    def _held(self, history: StudyHistory, finishing: int | None) -> int:
-        """Slots of the study held for refills other than ``finishing``'s: those whose
-        trial has ended in ``history`` (one whose finish has not committed yet still
-        counts as in flight there, and must not count twice)."""
-        with self._freeing_lock:
-            return sum(
-                study == history.study_id and trial != finishing and number not in history.open
-                for trial, (study, number) in self._freeing.items()
-            )
-
     def fill(
         self,
         session: Session,
@@ -245,12 +219,12 @@ class Scheduler:
         """Top the study up to ``max_parallel`` in flight (or complete it) in
         ``session`` (committed by the caller, who then enqueues the rows not leased);
         the rows inserted (with their ``id``), the one leased to ``lease_to`` (if any)
-        first. Slots held for other finishes' refills (:meth:`hold_slot`) are left
+        first. Slots held for other finishes' refills (``self.holds``) are left
         free; ``finishing`` is the trial whose finish this refill is, whose slot it
         may take. The caller holds :meth:`exclusive` (numbers must not collide)."""
         history = self._histories.get(session, study.id)
         in_flight, created = history.in_flight, history.created
-        held = self._held(history, finishing)
+        held = self.holds.others(history, finishing)
         want = min(study.max_parallel - in_flight - held, study.max_trials - created)
         suggestions = []
         exhausted = created >= study.max_trials

@@ -255,7 +255,7 @@ def test_reconciler_reenqueues_queued_trials_no_job_holds_after_a_grace_period(
 
 def test_a_slot_held_for_a_finish_is_left_to_its_refill(db, make_spec) -> None:
     """A finish commits outside the scheduler's lock and refills after: the slot it
-    frees is held for that refill (``hold_slot``), so a pass in between fills it not,
+    frees is held for that refill (``server.holds``), so a pass in between fills it not,
     another finish's refill neither, and the finish's own refill does. A hold on a
     trial whose finish has not committed yet (still running in the database) takes
     nothing more: that slot is counted in flight already, not twice."""
@@ -264,7 +264,7 @@ def test_a_slot_held_for_a_finish_is_left_to_its_refill(db, make_spec) -> None:
     assert scheduler.run_once() == 2
     first, second = _trials(db, sid)
 
-    scheduler.hold_slot(first.id, sid, first.number)  # its finish is under way
+    scheduler.holds.hold(first.id, sid, first.number)  # its finish is under way
     with db.session() as session:
         session.get(Trial, second.id).status = "failed"  # the reaper ends another
     assert scheduler.run_once() == 1  # that slot is filled (number 2), first's not twice
@@ -276,10 +276,10 @@ def test_a_slot_held_for_a_finish_is_left_to_its_refill(db, make_spec) -> None:
         assert scheduler.fill(session, study, finishing=second.id) == []  # not its slot
         rows = scheduler.fill(session, study, finishing=first.id)  # the finish's refill
     assert [row["number"] for row in rows] == [3]
-    scheduler.release_slot(first.id)  # refilled: the request lets go
+    scheduler.holds.release(first.id)  # refilled: the request lets go
 
-    scheduler.hold_slot(rows[0]["id"], sid, 3)
-    scheduler.release_slot(rows[0]["id"])  # a finish that failed lets go too
+    scheduler.holds.hold(rows[0]["id"], sid, 3)
+    scheduler.holds.release(rows[0]["id"])  # a finish that failed lets go too
     _finish_all_running_or_queued(db, sid)
     assert scheduler.run_once() == 2  # nothing held: the pass fills both slots
     assert [t.number for t in _trials(db, sid)] == [0, 1, 2, 3, 4, 5]

@@ -124,7 +124,7 @@ async def finish_trial(
             trial, repeated = trials.finish_trial(session, trial_id, body)
             if not repeated and scheduler.active:
                 # before the commit: no pass fills the freed slot ahead of our refill
-                scheduler.hold_slot(trial.id, trial.study_id, trial.number)
+                scheduler.holds.hold(trial.id, trial.study_id, trial.number)
                 held.append(trial.id)
             return trial_public(trial, trial.study.name, FinishOut), trial.study, repeated
 
@@ -170,6 +170,6 @@ async def finish_trial(
             return out
         finally:
             for tid in held:
-                scheduler.release_slot(tid)
+                scheduler.holds.release(tid)
 
     return await run_in_threadpool(unit)
