@@ -218,15 +218,30 @@ def _worker_pids(service: Any, daemon: Any) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 onward:
+    ``[1]`` the parent, ``[11]``/``[12]`` user/system ticks, ``[13]``/``[14]`` those of
+    reaped children); None when it cannot be read (ended, or no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _seconds_of(fields: list[str], with_children: bool = False) -> float:
+    """User + system CPU seconds in ``_stat`` fields (and reaped children's)."""
+    used = (11, 12, 13, 14) if with_children else (11, 12)
+    return sum(int(fields[i]) for i in used) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of ``pids`` so far (Linux /proc; NaN elsewhere)."""
     total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = _stat(pid)
+        if fields is None:
             return float("nan")
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += _seconds_of(fields)
     return total
 
 
@@ -238,21 +253,19 @@ def service_cpu_seconds() -> float:
     roots = set(service_pids())
     if not roots:
         return float("nan")
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
     try:
         entries = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return float("nan")
+    total = 0.0
     for pid in entries:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended meanwhile
+        fields = _stat(pid)
+        if fields is None:  # ended meanwhile
             continue
-        if pid in roots:  # with its reaped children's time
-            total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / tick
+        if pid in roots:
+            total += _seconds_of(fields, with_children=True)
         elif int(fields[1]) in roots:
-            total += (int(fields[11]) + int(fields[12])) / tick
+            total += _seconds_of(fields)
     return total
 
 
