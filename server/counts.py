@@ -3,8 +3,8 @@
 Counting a study's trials (a trials page's ``X-Total-Count``, the study summary's
 counts, the median rule's finished count) is an index scan over all of them: 10-13 ms
 at 100,000 trials on PostgreSQL, on every call. The mirror re-reads only the rows that
-can have changed since it last looked: trials with a higher id than any it holds (new
-ones) and the ones it last saw queued or running; a terminal trial is counted once.
+can have changed since it last looked: trials numbered above any it holds (new ones)
+and the ones it last saw queued or running; a terminal trial is counted once.
 
 Contract: :func:`trial_counts` returns ``{status: n}`` (statuses with no trial left
 out) equal to a ``GROUP BY status`` over the study's trials as of a moment during the
@@ -13,8 +13,8 @@ cheap and answers from SQL where it cannot trust itself:
 
 1. a terminal status never changes (completed, pruned, failed, stopped are final);
 2. trials are deleted only with their study (a vanished open trial: rebuilt);
-3. a study's new trials get ids above its existing ones (the scheduler inserts them
-   under the study's row lock, so they commit in id order);
+3. a study's new trials get numbers above its existing ones (the scheduler numbers
+   them after the last under the study's row lock, so they commit in number order);
 4. trial numbers are unique per study and, as the scheduler assigns them, dense from 0
    (``dense``; a study that stops being dense between two looks is rebuilt);
 5. a trial's value is written with its terminal status and never changes (an open
@@ -38,7 +38,7 @@ from bisect import bisect_left, insort
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -64,6 +64,10 @@ VERIFY_SECONDS = 30.0
 MAX_STUDIES = 16
 
 
+#: What a refresh reads of a trial (the study's id first, to check it).
+_COLUMNS = (Trial.study_id, Trial.id, Trial.number, Trial.status, Trial.value)
+
+
 def _one_of(session: Session, ids: list[int]) -> ColumnElement[bool]:
     """``Trial.id IN ids``; on PostgreSQL as one array parameter (an IN list of 100
     parameters cost ~2 ms a call to render, send and parse)."""
@@ -82,8 +86,8 @@ def _sql_counts(session: Session, study_id: int) -> dict[str, int]:
 @dataclass
 class StudyCounts:
     """One study's mirror: ``settled`` counts terminal trials by status, ``open`` maps
-    the ids of trials last seen queued or running to that status. ``max_id`` is the
-    highest id held, ``max_number`` the highest number; ``total`` trials in all.
+    the ids of trials last seen queued or running to that status. ``max_number`` is
+    the highest number held; ``total`` trials in all.
     ``values`` holds ``(value, number)`` of the trials with a value, sorted: a value is
     written with the terminal status and never changes (``values_ok`` turns False, for
     good, when an open trial has one)."""
@@ -92,7 +96,6 @@ class StudyCounts:
     settled: Counter[str] = field(default_factory=Counter)
     open: dict[int, str] = field(default_factory=dict)
     total: int = 0
-    max_id: int = 0
     max_number: int = -1
     values: list[tuple[float, int]] = field(default_factory=list)
     values_ok: bool = True
@@ -113,7 +116,7 @@ class StudyCounts:
     def rebuild(self, session: Session) -> None:
         """Read the whole study (id, number, status, value)."""
         self.settled, self.open, self.values = Counter(), {}, []
-        self.total, self.max_id, self.max_number = 0, 0, -1
+        self.total, self.max_number = 0, -1
         rows = session.connection().execute(
             select(Trial.id, Trial.number, Trial.status, Trial.value)
             .where(Trial.study_id == self.study_id)
@@ -128,18 +131,20 @@ class StudyCounts:
         if not self.built:
             self.rebuild(session)
             return
-        moved = Trial.id > self.max_id
-        if self.open:
-            moved = or_(moved, _one_of(session, sorted(self.open)))
-        rows = (
-            session.connection()
-            .execute(
-                select(Trial.id, Trial.number, Trial.status, Trial.value).where(
-                    Trial.study_id == self.study_id, moved
-                )
-            )
-            .all()
+        # New trials by the (study_id, number) index; open ones by primary key alone, their
+        # study checked here. Not one ``id > ? OR id IN (...)`` under the study's id:
+        # SQLite answered that (and even ``id > ?`` alone) by reading every index entry
+        # of the study, on each call (~2 ms at 10,000 trials).
+        query = select(*_COLUMNS).where(
+            Trial.study_id == self.study_id, Trial.number > self.max_number
         )
+        if self.open:
+            query = union_all(query, select(*_COLUMNS).where(_one_of(session, sorted(self.open))))
+        rows = [
+            row[1:]
+            for row in session.connection().execute(query)
+            if row[0] == self.study_id  # an id of another study: as good as deleted
+        ]
         seen = {row[0] for row in rows}
         if any(trial_id not in seen for trial_id in self.open):  # deleted: (2) broken
             self.rebuild(session)
@@ -168,7 +173,6 @@ class StudyCounts:
                 del self.open[trial_id]
             else:
                 self.total += 1
-                self.max_id = max(self.max_id, trial_id)
                 self.max_number = max(self.max_number, number)
             if status in TERMINAL:
                 self.settled[status] += 1
