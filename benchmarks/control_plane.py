@@ -23,14 +23,17 @@ completion times come from the stored rows (our ``finished_at``, Optuna's
 
 from __future__ import annotations
 
+import itertools
+import math
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,8 +67,6 @@ _PEER_SAMPLER = {"random": "RandomSampler", "bayes": "TPESampler"}
 def objective_value(params: dict[str, Any]) -> float:
     """A cheap closed-form loss over :data:`SPACE` (the work is nil; only its shape
     matters to model-based strategies)."""
-    import math
-
     return (
         (math.log10(params["lr"]) + 2.5) ** 2
         + (math.log2(params["batch_size"]) - 6) ** 2 / 4
@@ -98,6 +99,10 @@ class Run:
     server_cpu: float = float("nan")
     worker_cpu: float = float("nan")
     service_cpu: float = float("nan")
+    #: (seconds since the start, server CPU seconds so far, workers' CPU seconds so
+    #: far) read while the run went on (the peer's server part is 0: its processes are
+    #: its workers). Empty where /proc is not readable.
+    cpu_samples: list[tuple[float, float, float]] = field(default_factory=list)
 
     def cpu_ms(self, seconds: float) -> float:
         """CPU milliseconds per completed trial."""
@@ -119,6 +124,37 @@ class Run:
         if first:
             return k / max(times[k], 1e-9)
         return k / max(times[-1] - times[-1 - k], 1e-9)
+
+    def window_cpu_ms(self, first: bool, share: float = 0.1, role: str = "all") -> float:
+        """CPU milliseconds per trial over the first (or last) ``share`` of the trials,
+        of the ``role`` (``server``, ``workers`` or ``all``), the CPU at each end of the
+        window interpolated between ``cpu_samples``. NaN without samples.
+
+        CPU per trial moves less with other load on the machine than a rate does, but
+        on a shared machine it still moves (the same work costs more CPU time while
+        other processes crowd the caches): the workers' share, the same work on every
+        trial, is the yardstick for that."""
+        if len(self.cpu_samples) < 2 or not self.finished:
+            return float("nan")
+        k = max(1, int(len(self.finished) * share))
+        times = [0.0, *self.finished]
+        lo, hi = (times[0], times[k]) if first else (times[-1 - k], times[-1])
+        columns = {"server": (1,), "workers": (2,), "all": (1, 2)}[role]
+        used = sum(_cpu_at(self.cpu_samples, hi, c) - _cpu_at(self.cpu_samples, lo, c)
+                   for c in columns)  # fmt: skip
+        return 1000 * used / k
+
+
+def _cpu_at(samples: list[tuple[float, float, float]], moment: float, column: int) -> float:
+    """CPU seconds in ``column`` at ``moment``, linear between the samples around it
+    (clamped to the first and last)."""
+    if moment <= samples[0][0]:
+        return samples[0][column]
+    for before, after in itertools.pairwise(samples):
+        if moment <= after[0]:
+            share = (moment - before[0]) / max(after[0] - before[0], 1e-9)
+            return before[column] + (after[column] - before[column]) * share
+    return samples[-1][column]
 
 
 def _spec(strategy: str, trials: int, workers: int) -> dict[str, Any]:
@@ -191,10 +227,14 @@ def _one_study(
     name = spec["name"] = f"{STUDY}-{strategy}"
     cpu0 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids), service_cpu_seconds()
     start = time.time()
+    samples = [(0.0, 0.0, 0.0)]
     client.create_study(spec)
     while client.get_study(name).status == "running":
         time.sleep(poll)
+        server, workers = _cpu_seconds([os.getpid()]), _cpu_seconds(pids)
+        samples.append((time.time() - start, server - cpu0[0], workers - cpu0[1]))
     cpu1 = _cpu_seconds([os.getpid()]), _cpu_seconds(pids), service_cpu_seconds()
+    samples.append((time.time() - start, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
     done = [r.finished_at for r in client.all_trials(name) if r.status == "completed"]
     return Run(
         f"ours ({strategy})",
@@ -204,6 +244,7 @@ def _one_study(
         server_cpu=cpu1[0] - cpu0[0],
         worker_cpu=cpu1[1] - cpu0[1],
         service_cpu=cpu1[2] - cpu0[2],
+        cpu_samples=[x for x in samples if not math.isnan(x[1] + x[2])],
     )
 
 
@@ -333,6 +374,16 @@ def run_optuna(strategy: str, trials: int, workers: int, url: str) -> Run:
     services0 = service_cpu_seconds()
     start = time.time()
     go.set()
+    samples = [(0.0, 0.0, 0.0)]
+    pids = [p.pid for p in procs if p.pid]
+    # Wait on the sentinels, which does not reap: an ended process stays readable in
+    # /proc (a zombie, its CPU times kept) until the joins below.
+    pending = [p.sentinel for p in procs]
+    while pending:
+        ended = mp_connection.wait(pending, 0.2)
+        pending = [s for s in pending if s not in ended]
+        used = _children_cpu_seconds() + _cpu_seconds(pids) - children0
+        samples.append((time.time() - start, 0.0, used))
     for proc in procs:
         proc.join()
     # joined (reaped): all their CPU is in our children's time now
@@ -347,6 +398,10 @@ def run_optuna(strategy: str, trials: int, workers: int, url: str) -> Run:
         _seconds(done, start),
         worker_cpu=children1 - children0,
         service_cpu=services1 - services0,
+        cpu_samples=[
+            *(x for x in samples if not math.isnan(x[2])),
+            (time.time() - start, 0.0, children1 - children0),
+        ],
     )
 
 

@@ -61,8 +61,17 @@ def test_growth_smoke_prints_both_windows_and_the_ratio() -> None:
     rows = _rows(lines, "run")
     assert [r[0] for r in rows] == ["ours", "optuna"]
     for row in rows:
-        trials, overall, first, last, growth = map(float, row[2:7])
+        trials, overall, first, last, growth, cpu_first, cpu_last, cpu_growth = map(
+            float, row[2:10]
+        )
         assert trials == 60 and overall > 0 and first > 0 and last > 0
         assert abs(growth - last / first) <= 0.01 * growth + 0.01
-    ratio_line = next(line for line in lines if line.startswith("growth ratio, ours / peer:"))
-    assert float(ratio_line.rsplit(":", 1)[1]) > 0
+        assert cpu_first > 0 and cpu_last > 0  # CPU was spent in both windows, and read
+        assert abs(cpu_growth - cpu_first / cpu_last) <= 0.01 * cpu_growth + 0.01
+    for label in ("growth ratio, ours / peer:", "cpu growth ratio, ours / peer:"):
+        line = next(line for line in lines if line.startswith(label))
+        assert float(line.rsplit(":", 1)[1]) > 0
+    server = next(line for line in lines if line.startswith("ours, server CPU / worker CPU"))
+    first, last, growth = (float(part.split()[-1]) for part in server.split(":", 1)[1].split(","))
+    assert first > 0 and last > 0
+    assert abs(growth - first / last) <= 0.01 * growth + 0.01
