@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search import BayesStrategy, OptionError, SearchSpace, TrialRecord, make_strategy
+from search import BayesStrategy, OptionError, SearchSpace, TrialRecord, gp, make_strategy
+from search.bayes import _refit_size
 from search.encoding import SpaceEncoder
 from search.gp import clear_cache
 
@@ -159,6 +160,53 @@ def test_same_seed_and_history_same_suggestions_with_or_without_cache() -> None:
     assert d != a
 
 
+def _fits(histories: list[list[TrialRecord]], **options: Any) -> int:
+    """Kernel fits (cache entries made) while asking once on each history, cold."""
+    clear_cache()
+    for history in histories:
+        BayesStrategy(BRANIN, history, seed=1, options={**FAST, **options}).ask(1)
+    return len(gp._cache)
+
+
+def test_hyperparameters_are_refitted_on_a_schedule_not_every_trial() -> None:
+    """Between two sizes of the schedule (a tenth more observations) the kernel is
+    fitted once; with ``refit_growth`` 0 on every ask. Past the next size, once more."""
+    full = history_on_branin(60)
+    last = _refit_size(60, FAST["n_initial_points"], 0.1)  # 57: the one before is 51
+    assert last < 58
+    assert _fits([full[:n] for n in range(last, 61)]) == 1
+    assert _fits([full[:n] for n in range(last, 61)], refit_growth=0) == 61 - last
+    assert _fits([full[:40], full[:60]]) == 2
+
+
+def test_a_history_gives_the_same_suggestions_whatever_was_asked_before() -> None:
+    """The refit schedule is a function of the history alone: a strategy asked cold
+    suggests what one asked after a run of smaller histories does."""
+    full = history_on_branin(50)
+    clear_cache()
+    cold = BayesStrategy(BRANIN, full, seed=3, options=FAST).ask(2)
+    clear_cache()
+    for n in range(44, 50):
+        BayesStrategy(BRANIN, full[:n], seed=3, options=FAST).ask(1)
+    warm = BayesStrategy(BRANIN, full, seed=3, options=FAST).ask(2)
+    assert warm == cold
+
+
+@pytest.mark.parametrize("growth", [0.0, 0.1, 0.5])
+def test_refit_sizes_grow_by_the_fraction(growth: float) -> None:
+    sizes = [_refit_size(n, 10, growth) for n in range(1, 400)]
+    assert sizes == sorted(sizes)  # never back
+    for n, size in zip(range(1, 400), sizes, strict=True):
+        assert size <= n
+        if growth == 0 or n <= 10:
+            assert size == min(n, 10) if growth else size == n
+        else:
+            assert n < max(size + 1, math.ceil(size * (1 + growth)))  # the next is above n
+    if growth:
+        steps = len(set(sizes[10:]))  # refits from 10 to 399 observations
+        assert steps < 2 + math.log(40) / math.log(1 + growth) + 10
+
+
 def test_maximize_is_minimize_of_the_negation() -> None:
     history = history_on_branin(10)
     negated = [TrialRecord(t.number, t.params, t.status, -t.value) for t in history]  # type: ignore[operator]
@@ -285,6 +333,9 @@ def test_features_match_scikit_optimize_transform() -> None:
         ({"n_restarts_optimizer": 21}, "options.n_restarts_optimizer"),
         ({"fit_maxiter": 0}, "options.fit_maxiter"),
         ({"liar": "median"}, "options.liar"),
+        ({"refit_growth": -0.1}, "options.refit_growth"),
+        ({"refit_growth": 11}, "options.refit_growth"),
+        ({"refit_growth": "often"}, "options.refit_growth"),
         ({"use_pruned": "yes"}, "options.use_pruned"),
         ({"acq": "EI"}, "options.acq"),
     ],
