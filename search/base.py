@@ -42,6 +42,8 @@ class TrialRecord:
 
     ``params`` may lie outside the current space (the study's space changed, or the
     user enqueued a trial by hand); strategies must ignore such trials, not crash.
+    Neither the record nor its mappings change once built (a changed trial is a new
+    record): strategies may remember what they derived from one by its identity.
     ``value`` is the final objective value (None until completed, or when the
     trial failed); ``intermediate`` maps step -> reported value; ``info`` is the
     ``Suggestion.info`` the trial was created with (rung, bracket, generation, parent).

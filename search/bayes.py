@@ -41,7 +41,7 @@ import numpy as np
 from scipy.stats import norm, qmc
 
 from search.base import OptionError, Strategy, Suggestion
-from search.encoding import PointKey, SpaceEncoder
+from search.encoding import PointKey, encoder_for
 from search.gp import Posterior, fit_kernel
 
 __all__ = ["ACQ_FUNCS", "DEFAULTS", "GENERATORS", "BayesStrategy"]
@@ -154,15 +154,16 @@ class BayesStrategy(Strategy):
         return out
 
     def _setup(self) -> None:
-        self._encoder = SpaceEncoder(self.space)
+        self._encoder = encoder_for(self.space)
         self._observed: list[tuple[dict[str, Any], float]] = []
         self._pending: list[dict[str, Any]] = []
         self._seen: set[PointKey] = set()
         for trial in self.history:
-            if not self.in_space(trial):
+            point = self._encoder.point_of(trial.params)
+            if point is None:  # not in the space
                 continue
-            params = dict(trial.params)
-            self._seen.add(self._encoder.key(params))
+            params, key = point
+            self._seen.add(key)
             value = self._told_value(trial.status, trial.value, trial.intermediate)
             if value is not None:
                 self._observed.append((params, self.loss(value)))
@@ -175,7 +176,7 @@ class BayesStrategy(Strategy):
     def observations(self) -> list[tuple[dict[str, Any], float]]:
         """What the model is told: ``(params, loss)`` per observed trial, in history
         order (loss = value, negated when maximizing)."""
-        return list(self._observed)
+        return [(dict(params), loss) for params, loss in self._observed]
 
     def _told_value(self, status: str, value: Any, intermediate: Mapping[int, Any]) -> float | None:
         """The value the model learns for a trial, or None when it learns nothing."""

@@ -18,7 +18,10 @@ whatever value an inactive parameter might have held.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,9 +32,12 @@ from skopt.utils import normalize_dimensions
 from search.params import CategoricalParam, FloatParam, IntParam
 from search.space import Param, SearchSpace
 
-__all__ = ["PointKey", "SpaceEncoder"]
+__all__ = ["PointKey", "SpaceEncoder", "encoder_for"]
 
 PointKey = tuple[tuple[str, Any], ...]
+#: Trials whose identity and membership an encoder remembers (least recently seen
+#: forgotten first): a study's history a few times over, ~1 kB each.
+MAX_REMEMBERED = 50_000
 
 
 def _dimension(param: Param) -> Real | Integer | Categorical | None:
@@ -100,8 +106,33 @@ class SpaceEncoder:
             for c, (_, p) in enumerate(self._dims)
             if isinstance(p, CategoricalParam)
         }
+        # point_of's memory: id(params) -> (params, point or None)
+        self._points: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- points -----------------------------------------------------------------
+
+    def point_of(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], PointKey] | None:
+        """A copy of ``params`` and its :meth:`key` when they are a point of the space,
+        else None; remembered by the identity of ``params``.
+
+        A strategy is rebuilt from the whole history for every ask, and checking and
+        keying every trial again cost ~20 us each, 40 ms at 2,000 trials: this keeps
+        that cost to the trials not seen before. Histories hand the same mapping
+        objects to every rebuild and never change one (they are treated as
+        immutable), so its identity stands for its contents; the entry holds the
+        mapping, so its identity cannot be reused while remembered."""
+        with self._lock:
+            hit = self._points.get(id(params))
+            if hit is not None and hit[0] is params:
+                self._points.move_to_end(id(params))
+                return hit[1]
+        point = (dict(params), self.key(params)) if self.space.contains(params) else None
+        with self._lock:
+            self._points[id(params)] = (params, point)
+            while len(self._points) > MAX_REMEMBERED:
+                self._points.popitem(last=False)
+        return point
 
     def key(self, params: Mapping[str, Any]) -> PointKey:
         """A hashable identity for a point, equal for JSON round trips of it."""
@@ -231,3 +262,12 @@ class SpaceEncoder:
         key = param.canonical(value)
         k = next(i for i, c in enumerate(param.choices) if param.canonical(c) == key)
         return (k + 0.5) / len(param.choices)
+
+
+@functools.lru_cache(maxsize=64)
+def encoder_for(space: SearchSpace) -> SpaceEncoder:
+    """The encoder of ``space``, built once per (equal) space: a strategy is rebuilt
+    for every ask, and building one (scikit-optimize's dimensions with their frozen
+    scipy distributions) cost ~10 ms, as much as the rest of a warm ask's set-up. An
+    encoder is immutable after construction, so sharing one changes nothing else."""
+    return SpaceEncoder(space)

@@ -207,6 +207,29 @@ def test_refit_sizes_grow_by_the_fraction(growth: float) -> None:
         assert steps < 2 + math.log(40) / math.log(1 + growth) + 10
 
 
+def test_a_rebuild_checks_only_the_trials_it_has_not_seen(monkeypatch) -> None:
+    """Rebuilt for every ask, the strategy checks and keys a trial once: the same
+    records again cost no membership check, a new record one; what it learns from
+    them (an out-of-space trial ignored included) is the same either way."""
+    checks = []
+    contains = SearchSpace.contains
+    monkeypatch.setattr(
+        SearchSpace, "contains", lambda space, params: checks.append(1) or contains(space, params)
+    )
+    outside = TrialRecord(12, {"x1": 99.0, "x2": 1.0}, "completed", 0.5)
+    history = [*history_on_branin(12), outside]
+    first = BayesStrategy(BRANIN, history, options=FAST).observations
+    assert len(checks) == 13 and len(first) == 12
+    checks.clear()
+    again = BayesStrategy(BRANIN, history, options=FAST).observations
+    assert checks == [] and again == first
+    new = TrialRecord(13, {"x1": 1.0, "x2": 2.0}, "completed", branin({"x1": 1.0, "x2": 2.0}))
+    grown = BayesStrategy(BRANIN, [*history, new], options=FAST).observations
+    assert len(checks) == 1 and grown == [*first, ({"x1": 1.0, "x2": 2.0}, new.value)]
+    grown[0][0]["x1"] = -1.0  # a caller's copy: the strategy's own view is unchanged
+    assert BayesStrategy(BRANIN, history, options=FAST).observations == first
+
+
 def test_maximize_is_minimize_of_the_negation() -> None:
     history = history_on_branin(10)
     negated = [TrialRecord(t.number, t.params, t.status, -t.value) for t in history]  # type: ignore[operator]
