@@ -42,7 +42,7 @@ from scipy.stats import norm, qmc
 
 from search.base import OptionError, Strategy, Suggestion
 from search.encoding import PointKey, encoder_for
-from search.gp import Posterior, fit_kernel
+from search.gp import Posterior, fit_kernel, fit_subset, normalized, refit_size
 
 __all__ = ["ACQ_FUNCS", "DEFAULTS", "GENERATORS", "BayesStrategy"]
 
@@ -265,9 +265,9 @@ class BayesStrategy(Strategy):
         normalized targets with the in-flight lies appended, the lie, and the five best
         observed points (anchors for local candidates)."""
         enc, opts = self._encoder, self.options
-        fit = _subset(self._observed, opts["max_fit_points"])
+        fit = fit_subset(self._observed, opts["max_fit_points"])
         losses = np.array([loss for _, loss in fit])
-        y = _normalized(losses)
+        y = normalized(losses)
         x = enc.features([p for p, _ in fit])
         kernel, noise = self._hyperparameters()
         lie = float({"min": y.min, "mean": y.mean, "max": y.max}[opts["liar"]]())
@@ -283,15 +283,15 @@ class BayesStrategy(Strategy):
         order, as many as the last size of the refit schedule (``refit_growth``) that
         the observations reached: the same fit, from the cache, until the next one."""
         enc, opts = self._encoder, self.options
-        size = _refit_size(len(self._observed), opts["n_initial_points"], opts["refit_growth"])
-        fit = _subset(self._observed[:size], opts["max_fit_points"])
+        size = refit_size(len(self._observed), opts["n_initial_points"], opts["refit_growth"])
+        fit = fit_subset(self._observed[:size], opts["max_fit_points"])
         losses = np.array([loss for _, loss in fit])
-        y = _normalized(losses)
+        y = normalized(losses)
         x = enc.features([p for p, _ in fit])
         # Hyperparameters from a smaller subset: the fit costs O(n^3) per L-BFGS step
         # (and scikit-learn's Matern gradient O(n^2 d) in memory), the posterior one
         # Cholesky, so the full fit set still conditions the model.
-        tune = _subset(list(range(len(fit))), opts["max_kernel_fit_points"], losses)
+        tune = fit_subset(list(range(len(fit))), opts["max_kernel_fit_points"], losses)
         fit_seed = int(np.random.SeedSequence([self.seed, len(fit)]).generate_state(1)[0])
         return fit_kernel(
             enc.skopt_space,
@@ -376,43 +376,6 @@ class BayesStrategy(Strategy):
         redraw = enc.categorical & (rng.random(base.shape) < 1.0 / max(1, enc.n_dims))
         unit = np.where(redraw, rng.random(base.shape), unit)
         return enc.decode_unit(unit)
-
-
-def _subset(items: list[Any], limit: int, losses: Any = None) -> list[Any]:
-    """At most ``limit`` of ``items`` (observations ``(params, loss)``, or indices into
-    ``losses``), in their order: the best half by loss, then the most recent. The best
-    points pin down the incumbent's region, the recent ones where the search is now;
-    this bounds the model's cubic cost at hundreds of trials."""
-    if len(items) <= limit:
-        return items
-    loss = [losses[i] for i in items] if losses is not None else [it[1] for it in items]
-    order = sorted(range(len(items)), key=lambda i: (loss[i], i))
-    keep = set(order[: limit // 2])
-    for i in range(len(items) - 1, -1, -1):
-        if len(keep) == limit:
-            break
-        keep.add(i)
-    return [items[i] for i in sorted(keep)]
-
-
-def _normalized(losses: np.ndarray) -> np.ndarray:
-    """Losses shifted to mean 0 and scaled to standard deviation 1 (when not constant)."""
-    return (losses - losses.mean()) / (float(losses.std()) or 1.0)
-
-
-def _refit_size(observed: int, first: int, growth: float) -> int:
-    """The largest size of the refit schedule not above ``observed``: ``first``, then
-    each size grown by the fraction ``growth`` (rounded up, by one at least). Early on
-    that is every size (the model changes most there, and fits are cheap); at
-    hundreds of observations a fit every tenth more instead of on every trial."""
-    size = min(first, observed)
-    if growth <= 0:
-        return observed
-    while True:
-        bigger = max(size + 1, math.ceil(size * (1 + growth)))
-        if bigger > observed:
-            return size
-        size = bigger
 
 
 def _argmax(values: np.ndarray, allowed: np.ndarray) -> int:

@@ -15,11 +15,16 @@ Fitted hyperparameters are cached by a digest of everything the fit depends on (
 seed, settings), so the cache changes speed, never results. The server rebuilds the
 strategy for every scheduling pass while the completed set rarely changes between
 passes (only the trials in flight do), so most asks skip the fit.
+
+What the fit sees is chosen here too (``fit_subset``, ``refit_size``): a bounded subset
+of the observations, and hyperparameters refitted on a schedule of sizes rather than on
+every new observation, both functions of the history alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import warnings
 from collections import OrderedDict
@@ -32,7 +37,15 @@ from sklearn.exceptions import ConvergenceWarning
 from skopt.space import Space
 from skopt.utils import cook_estimator
 
-__all__ = ["CACHE_SIZE", "Posterior", "clear_cache", "fit_kernel"]
+__all__ = [
+    "CACHE_SIZE",
+    "Posterior",
+    "clear_cache",
+    "fit_kernel",
+    "fit_subset",
+    "normalized",
+    "refit_size",
+]
 
 CACHE_SIZE = 64
 # Jitter added to the kernel diagonal, as scikit-learn's default ``alpha``.
@@ -163,3 +176,40 @@ class Posterior:
         u = cov / np.sqrt(denom)
         self.var = np.maximum(self.var - u * u, 1e-12)
         self._updates.append(u)
+
+
+def fit_subset(items: list[Any], limit: int, losses: Any = None) -> list[Any]:
+    """At most ``limit`` of ``items`` (observations ``(params, loss)``, or indices into
+    ``losses``), in their order: the best half by loss, then the most recent. The best
+    points pin down the incumbent's region, the recent ones where the search is now;
+    this bounds the model's cubic cost at hundreds of trials."""
+    if len(items) <= limit:
+        return items
+    loss = [losses[i] for i in items] if losses is not None else [it[1] for it in items]
+    order = sorted(range(len(items)), key=lambda i: (loss[i], i))
+    keep = set(order[: limit // 2])
+    for i in range(len(items) - 1, -1, -1):
+        if len(keep) == limit:
+            break
+        keep.add(i)
+    return [items[i] for i in sorted(keep)]
+
+
+def normalized(losses: np.ndarray) -> np.ndarray:
+    """Losses shifted to mean 0 and scaled to standard deviation 1 (when not constant)."""
+    return (losses - losses.mean()) / (float(losses.std()) or 1.0)
+
+
+def refit_size(observed: int, first: int, growth: float) -> int:
+    """The largest size of the refit schedule not above ``observed``: ``first``, then
+    each size grown by the fraction ``growth`` (rounded up, by one at least). Early on
+    that is every size (the model changes most there, and fits are cheap); at
+    hundreds of observations a fit every tenth more instead of on every trial."""
+    size = min(first, observed)
+    if growth <= 0:
+        return observed
+    while True:
+        bigger = max(size + 1, math.ceil(size * (1 + growth)))
+        if bigger > observed:
+            return size
+        size = bigger

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from search import BayesStrategy, OptionError, SearchSpace, TrialRecord, gp, make_strategy
-from search.bayes import _refit_size
 from search.encoding import SpaceEncoder
-from search.gp import clear_cache
+from search.gp import clear_cache, refit_size
 
 BRANIN = SearchSpace.from_dict(
     {"x1": {"type": "float", "low": -5, "high": 10}, "x2": {"type": "float", "low": 0, "high": 15}}
@@ -172,7 +171,7 @@ def test_hyperparameters_are_refitted_on_a_schedule_not_every_trial() -> None:
     """Between two sizes of the schedule (a tenth more observations) the kernel is
     fitted once; with ``refit_growth`` 0 on every ask. Past the next size, once more."""
     full = history_on_branin(60)
-    last = _refit_size(60, FAST["n_initial_points"], 0.1)  # 57: the one before is 51
+    last = refit_size(60, FAST["n_initial_points"], 0.1)  # 57: the one before is 51
     assert last < 58
     assert _fits([full[:n] for n in range(last, 61)]) == 1
     assert _fits([full[:n] for n in range(last, 61)], refit_growth=0) == 61 - last
@@ -194,7 +193,7 @@ def test_a_history_gives_the_same_suggestions_whatever_was_asked_before() -> Non
 
 @pytest.mark.parametrize("growth", [0.0, 0.1, 0.5])
 def test_refit_sizes_grow_by_the_fraction(growth: float) -> None:
-    sizes = [_refit_size(n, 10, growth) for n in range(1, 400)]
+    sizes = [refit_size(n, 10, growth) for n in range(1, 400)]
     assert sizes == sorted(sizes)  # never back
     for n, size in zip(range(1, 400), sizes, strict=True):
         assert size <= n
