@@ -269,5 +269,6 @@ def encoder_for(space: SearchSpace) -> SpaceEncoder:
     """The encoder of ``space``, built once per (equal) space: a strategy is rebuilt
     for every ask, and building one (scikit-optimize's dimensions with their frozen
     scipy distributions) cost ~10 ms, as much as the rest of a warm ask's set-up. An
-    encoder is immutable after construction, so sharing one changes nothing else."""
+    encoder's answers depend on its space alone (what it remembers of points only
+    saves work), so sharing one changes nothing else."""
     return SpaceEncoder(space)
