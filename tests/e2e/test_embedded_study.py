@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.signals import hear_ctrl_c
 
 from hpo.client import Client
 from hpo.embedded import EmbeddedService
@@ -184,6 +185,7 @@ def test_hpo_server_serves_the_api_and_openapi_docs(tmp_path: Path, wait, stop_s
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=hear_ctrl_c,  # the test's Ctrl-C must arrive
     )
     url = f"http://127.0.0.1:{port}"
 

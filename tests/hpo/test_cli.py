@@ -26,6 +26,7 @@ import pytest
 import typer
 import yaml
 from helpers.services import embedded_settings
+from helpers.signals import hear_ctrl_c
 from typer.testing import CliRunner, Result
 
 from hpo.cli.main import app
@@ -276,7 +277,12 @@ def test_watch_of_a_finished_study_exits_at_once(server, sdk, make_spec, wait) -
 def _spawn(server: EmbeddedService, *args: str) -> subprocess.Popen:
     env = {**os.environ, "HPO_SERVER_URL": server.url, "COLUMNS": "200"}
     return subprocess.Popen(
-        [HPO, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [HPO, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=hear_ctrl_c,  # the test's Ctrl-C must arrive
     )
 
 
