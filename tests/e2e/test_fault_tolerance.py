@@ -62,19 +62,27 @@ def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, 
     with EmbeddedService(fast_settings, workers=2) as service, Client(service.url) as client:
         client.create_study(spec)
         for kill in range(10):
-            # a random point: some reports in, training in full swing
-            running = wait(lambda: _running_pids(client, "kills"), timeout=60)
-            time.sleep(rng.uniform(0.2, 2.0))
-            running = _running_pids(client, "kills") or running
-            pid, trial_id = rng.choice(sorted(running.items()))
-            if kill % 2 == 0:
-                # every other kill lands after a checkpoint, however slow the machine
-                # is, so resuming is always exercised
-                def reported(tid: int = trial_id) -> bool:
-                    return bool(client.get_trial_by_id(tid).reports)
+            while True:
+                # a random point: some reports in, training in full swing
+                running = wait(lambda: _running_pids(client, "kills"), timeout=60)
+                time.sleep(rng.uniform(0.2, 2.0))
+                running = _running_pids(client, "kills") or running
+                pid, trial_id = rng.choice(sorted(running.items()))
+                if kill % 2 == 0:
+                    # every other kill lands after a checkpoint, however slow the
+                    # machine is, so resuming is always exercised
+                    def reported(tid: int = trial_id) -> bool:
+                        return bool(client.get_trial_by_id(tid).reports)
 
-                wait(reported, timeout=60)
-            os.kill(pid, signal.SIGKILL)
+                    wait(reported, timeout=60)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    break
+                except ProcessLookupError:
+                    # A worker killed before, still named on the trial it had just
+                    # been handed (its finish's next trial) until the reaper moves
+                    # that trial: choose again.
+                    continue
             killed_at = time.monotonic()
             killed_trials.add(trial_id)
 
