@@ -82,6 +82,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "liar": LIARS,
 }
 # Perturbation scales (unit-cube widths) of local candidates, cycled over.
+#: (fit, losses, x, y): observations the GP sees, their losses, features, targets.
+_FitData = tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]
 _LOCAL_SIGMAS = (0.02, 0.06, 0.15, 0.3)
 _REFINE_SIGMAS = (0.005, 0.015, 0.04)
 
@@ -265,11 +267,8 @@ class BayesStrategy(Strategy):
         normalized targets with the in-flight lies appended, the lie, and the five best
         observed points (anchors for local candidates)."""
         enc, opts = self._encoder, self.options
-        fit = fit_subset(self._observed, opts["max_fit_points"])
-        losses = np.array([loss for _, loss in fit])
-        y = normalized(losses)
-        x = enc.features([p for p, _ in fit])
-        kernel, noise = self._hyperparameters()
+        data = fit, losses, x, y = self._fit_data(len(self._observed))
+        kernel, noise = self._hyperparameters(data)
         lie = float({"min": y.min, "mean": y.mean, "max": y.max}[opts["liar"]]())
         flying = [*self._pending, *self._suggested]
         if flying:
@@ -278,16 +277,22 @@ class BayesStrategy(Strategy):
         best = sorted(range(len(fit)), key=lambda i: (losses[i], i))[:5]
         return kernel, noise, x, y, lie, [fit[i][0] for i in best]
 
-    def _hyperparameters(self) -> tuple[Any, float]:
+    def _fit_data(self, size: int) -> _FitData:
+        """``(fit, losses, x, y)`` of the first ``size`` observations: the bounded
+        subset the GP sees, its losses, features and normalized targets."""
+        fit = fit_subset(self._observed[:size], self.options["max_fit_points"])
+        losses = np.array([loss for _, loss in fit])
+        return fit, losses, self._encoder.features([p for p, _ in fit]), normalized(losses)
+
+    def _hyperparameters(self, data: _FitData) -> tuple[Any, float]:
         """The kernel and noise level, fitted on the first observations in history
         order, as many as the last size of the refit schedule (``refit_growth``) that
-        the observations reached: the same fit, from the cache, until the next one."""
+        the observations reached: the same fit, from the cache, until the next one.
+        ``data``: :meth:`_fit_data` of every observation, reused when the schedule is
+        at that size."""
         enc, opts = self._encoder, self.options
         size = refit_size(len(self._observed), opts["n_initial_points"], opts["refit_growth"])
-        fit = fit_subset(self._observed[:size], opts["max_fit_points"])
-        losses = np.array([loss for _, loss in fit])
-        y = normalized(losses)
-        x = enc.features([p for p, _ in fit])
+        fit, losses, x, y = data if size == len(self._observed) else self._fit_data(size)
         # Hyperparameters from a smaller subset: the fit costs O(n^3) per L-BFGS step
         # (and scikit-learn's Matern gradient O(n^2 d) in memory), the posterior one
         # Cholesky, so the full fit set still conditions the model.

@@ -205,9 +205,9 @@ def refit_size(observed: int, first: int, growth: float) -> int:
     each size grown by the fraction ``growth`` (rounded up, by one at least). Early on
     that is every size (the model changes most there, and fits are cheap); at
     hundreds of observations a fit every tenth more instead of on every trial."""
-    size = min(first, observed)
     if growth <= 0:
         return observed
+    size = min(first, observed)
     while True:
         bigger = max(size + 1, math.ceil(size * (1 + growth)))
         if bigger > observed:
