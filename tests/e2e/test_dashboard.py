@@ -33,7 +33,7 @@ space:
   units: {{type: int, low: 8, high: 64, log: true}}
   optimizer: {{type: categorical, choices: [adam, sgd]}}
 strategy: {{name: asha, seed: 7, options: {{max_budget: 4, eta: 2}}}}
-budget: {{max_trials: 200, max_parallel: 2, epochs: 4}}
+budget: {{max_trials: 5000, max_parallel: 2, epochs: 4}}
 train: {{model: mlp, dataset: synthetic}}
 """
 PLOTS = ("plot-history", "plot-curves", "plot-parallel", "plot-importance", "plot-slice")
@@ -147,8 +147,19 @@ def test_create_watch_sort_control_and_stop_a_study(server: EmbeddedService, pag
     page.click("#budget-button")
     page.wait_for_selector("#control-error:not([hidden])")
     assert "max_trials" in page.inner_text("#control-error")
+    # Trials keep finishing, so the live view re-renders the header: neither the error
+    # not yet read nor the budget being typed may vanish with it.
+    page.evaluate("document.getElementById('budget-input').dataset.seen = 'yes'")
+    page.wait_for_function(
+        "document.getElementById('budget-input').dataset.seen !== 'yes'", timeout=60_000
+    )
+    assert page.is_visible("#control-error")
+    assert "max_trials" in page.inner_text("#control-error")
+    assert page.input_value("#budget-input") == "1"
 
-    # Stop with the button (confirming the dialog): the database says stopped.
+    # Stop with the button (confirming the dialog): the database says stopped. The budget
+    # is far more than can run meanwhile, so the study is still running to be stopped.
+    assert _study_status(server, "browser-study") == "running"
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#stop-button")
     page.wait_for_selector("#study-header h1 .badge.stopped")

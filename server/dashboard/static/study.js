@@ -25,6 +25,7 @@
     if (action === "stop" && !window.confirm(`Stop study ${name}? Running trials are told to stop.`)) return;
     try {
       await HPO.api(`${base}/${action}`, { method: "POST" });
+      HPO.showError("control-error", "");
       await refreshHeader();
     } catch (err) {
       HPO.showError("control-error", err.message);
@@ -36,15 +37,31 @@
     const value = Number(document.getElementById("budget-input").value);
     try {
       await HPO.api(base, { method: "PATCH", json: { max_trials: value } });
-      await refreshHeader();
+      HPO.showError("control-error", "");
+      await refreshHeader({ keepTyped: false });
     } catch (err) {
       HPO.showError("control-error", err.message);
     }
   });
 
-  async function refreshHeader() {
+  // The header is re-rendered whenever the study changes, which would wipe a budget
+  // the user is typing and a control error they have not read yet: both carry over
+  // (``keepTyped: false`` after the budget was stored, so the input shows the new one).
+  async function refreshHeader({ keepTyped = true } = {}) {
     const response = await fetch(`/ui${base}/header`, { credentials: "same-origin" });
-    if (response.ok) header.innerHTML = await response.text();
+    if (!response.ok) return;
+    const html = await response.text();
+    const input = document.getElementById("budget-input");
+    const focused = input !== null && input === document.activeElement;
+    const typed = input !== null && keepTyped && (focused || input.value !== input.defaultValue)
+      ? input.value : null;
+    const box = document.getElementById("control-error");
+    const error = box !== null && !box.hidden ? box.textContent : "";
+    header.innerHTML = html;
+    const fresh = document.getElementById("budget-input");
+    if (fresh !== null && typed !== null) fresh.value = typed;
+    if (fresh !== null && focused) fresh.focus();
+    HPO.showError("control-error", error);
   }
 
   // -- plots ---------------------------------------------------------------------------
