@@ -9,8 +9,9 @@ budget (``--max-budget`` epochs) on scikit-learn's digits; its best validation a
 is the target. Then hyperband and asha (ours, promotions continuing from the parent's
 checkpoint) and, when optuna is installed, Optuna's TPE sampler with its HyperbandPruner
 (the peer, same space and epochs) run until a trial reaches the target, or until they
-have spent 3x random's epochs. Every method is driven in-process, one trial at a time,
-training real torch models through ``models/``.
+have spent 3x random's epochs. A trial counts with the value it ends with (at its budget,
+or the epoch the pruner stopped it), for every method. Every method is driven in-process,
+one trial at a time, training real torch models through ``models/``.
 
 Our strategies run with both samplers of new configurations, ``bayes`` (model-based as
 in BOHB) and ``random`` (plain Hyperband/ASHA): the row named after the strategy uses its
@@ -41,14 +42,23 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from search import SearchSpace, TrialRecord, get_strategy, make_strategy
+from search import SearchSpace, Strategy, TrialRecord, get_strategy, make_strategy
 
-__all__ = ["METHODS", "SPACES", "Outcome", "main", "run_seed"]
+__all__ = [
+    "METHODS",
+    "SPACES",
+    "Outcome",
+    "Trainer",
+    "hyperband_peer_study",
+    "main",
+    "run_ours",
+    "run_seed",
+]
 
 _COMMON: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-4, "high": 3e-1, "log": True},
@@ -94,8 +104,16 @@ class Trainer:
         initial weights); ``--trial-seeds`` gives each trial its own."""
         return seed + number if self.trial_seeds else seed
 
-    def run(self, params: Mapping[str, Any], budget: int, start: tuple[Any, int] | None, seed: int):
-        """Return (final validation accuracy, checkpoint, epochs actually trained)."""
+    def run(
+        self,
+        params: Mapping[str, Any],
+        budget: int,
+        start: tuple[Any, int] | None,
+        seed: int,
+        on_epoch: Callable[[Any], Any] | None = None,
+    ):
+        """Return (final validation accuracy, checkpoint, epochs actually trained);
+        ``on_epoch`` sees every epoch's metrics (``models.train``'s callback)."""
         from models import TrainConfig, build_model, build_optimizer, seed_everything, train
 
         seed_everything(seed)
@@ -112,7 +130,13 @@ class Trainer:
             return None, start, 0
         try:
             result = train(
-                model, self.dataset, config, seed=seed, start_epoch=first, optimizer=optimizer
+                model,
+                self.dataset,
+                config,
+                seed=seed,
+                start_epoch=first,
+                optimizer=optimizer,
+                on_epoch=on_epoch,
             )
         except Exception:  # diverged (NaN) or invalid: a failed trial that cost its epochs
             return None, None, budget - first + 1
@@ -153,16 +177,16 @@ def run_ours(
     seed: int,
     target: float,
     cap: int,
+    strategy: type[Strategy] | None = None,
 ) -> Outcome:
-    """Hyperband or ASHA, promotions resuming from the parent's checkpoint."""
+    """Hyperband or ASHA (or ``strategy``, a subclass of one), promotions resuming
+    from the parent's checkpoint; ``trainer`` is anything with :meth:`Trainer.run`."""
+    cls = strategy or get_strategy(name)
     history: list[TrialRecord] = []
     checkpoints: dict[int, tuple[Any, int]] = {}
     spent, saved, best, promoted = 0, 0, 0.0, 0
     while spent < cap:
-        strategy = make_strategy(
-            name, space, history, seed=seed, direction="maximize", options=options
-        )
-        s = strategy.ask(1)[0]
+        s = cls(space, history, direction="maximize", seed=seed, options=options).ask(1)[0]
         number = len(history)
         parent = s.info.get("parent")
         start = checkpoints.get(parent) if isinstance(parent, int) else None
@@ -191,16 +215,8 @@ def run_optuna(
 
     from models import TrainConfig, build_model, build_optimizer, seed_everything, train
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        # Named: HyperbandPruner picks a trial's bracket from a hash of the study name,
-        # and an unnamed study gets a random one, so reruns of a seed would differ.
-        study_name=f"multi-fidelity-{seed}",
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=budget, reduction_factor=eta
-        ),
+    study = hyperband_peer_study(
+        f"multi-fidelity-{seed}", optuna.samplers.TPESampler(seed=seed), budget, eta
     )
     state = {"spent": 0, "matched": None, "best": 0.0}
 
@@ -213,11 +229,15 @@ def run_optuna(
 
         def on_epoch(m) -> bool:
             state["spent"] += 1
-            state["best"] = max(state["best"], m.val_accuracy)
-            if state["matched"] is None and m.val_accuracy >= target:
-                state["matched"] = state["spent"]
             trial.report(m.val_accuracy, m.epoch)
-            return trial.should_prune() or state["matched"] is not None or state["spent"] >= cap
+            stop = trial.should_prune() or state["spent"] >= cap
+            if stop or m.epoch == budget:
+                # Credited like every other method: by the value the trial ends with (at
+                # its budget or where it was pruned), not one passed mid-trial.
+                state["best"] = max(state["best"], m.val_accuracy)
+                if state["matched"] is None and m.val_accuracy >= target:
+                    state["matched"] = state["spent"]
+            return stop
 
         try:
             result = train(
@@ -235,6 +255,25 @@ def run_optuna(
     while state["matched"] is None and state["spent"] < cap:
         study.optimize(objective, n_trials=1)
     return Outcome(state["matched"], state["spent"], 0, state["best"])
+
+
+def hyperband_peer_study(
+    name: str, sampler: Any, budget: int, eta: int, min_budget: int = 1
+) -> Any:
+    """The peer's Optuna study: maximize, ``sampler``, HyperbandPruner over epochs.
+    Named: the pruner picks a trial's bracket from a hash of the study name, and an
+    unnamed study gets a random one, so reruns of a seed would differ."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=name,
+        direction="maximize",
+        sampler=sampler,
+        pruner=optuna.pruners.HyperbandPruner(
+            min_resource=min_budget, max_resource=budget, reduction_factor=eta
+        ),
+    )
 
 
 def _optuna_params(trial: Any, space_dict: dict) -> dict[str, Any]:

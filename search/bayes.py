@@ -81,9 +81,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "initial_point_generator": GENERATORS,
     "liar": LIARS,
 }
-# Perturbation scales (unit-cube widths) of local candidates, cycled over.
 #: (fit, losses, x, y): observations the GP sees, their losses, features, targets.
 _FitData = tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]
+# Perturbation scales (unit-cube widths) of local candidates, cycled over.
 _LOCAL_SIGMAS = (0.02, 0.06, 0.15, 0.3)
 _REFINE_SIGMAS = (0.005, 0.015, 0.04)
 

@@ -1,0 +1,316 @@
+"""Multi-fidelity benchmark on recorded learning curves: many draws, no training noise.
+
+    python -m benchmarks.multi_fidelity_replay [--configs 300] [--draws 200]
+        [--random-trials 20,40,60,100] [--space mlp-cnn] [--max-budget 27] [--eta 3]
+        [--min-budget 1]
+        [--curves FILE] [--seed 0] [--smoke]
+
+``benchmarks.multi_fidelity`` trains every trial, so ten seeds take an hour and its
+medians swing with which configurations a seed happens to draw. This one trains
+``--configs`` random configurations of the space once, ``--max-budget`` epochs each with
+one training seed, and keeps every epoch's validation accuracy (``--curves``, reused
+when it already holds enough). Training resumes exactly (``models.train``: batches and
+dropout are seeded per epoch, the decay counts steps), so a configuration promoted from
+a checkpoint to budget *b* scores what its curve says at epoch *b*: for strategies that
+draw new configurations at random, running them against the table is the same as
+training, and costs milliseconds.
+
+Each draw samples configurations from the table (with replacement) for every method:
+random search with ``--random-trials`` full-budget trials (its best final accuracy is the
+target, its epochs until it first reached it the reference); our hyperband and asha with
+``sampler: random``, the real strategy classes, drawing new configurations from the
+table and asked one trial at a time; and the peer, Optuna's RandomSampler with its
+HyperbandPruner, which reports every epoch. Every method is credited by the value a
+trial ends with (at its budget, or where it was pruned), as in
+``benchmarks.multi_fidelity``: a value passed mid-trial and lost by its end is not
+what the trial returns. Every method is capped at 3x random's
+epochs; an unmatched draw counts at what it spent. Printed per random budget: median
+epochs to match, the ratio of medians to random's (the issue's target: <= 1/3), and how
+often each method matched.
+
+Model-based samplers propose configurations outside any table, so they are measured by
+``benchmarks.multi_fidelity`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.multi_fidelity import SPACES, Trainer, hyperband_peer_study, run_ours
+from search import SearchSpace, TrialRecord, get_strategy
+
+__all__ = ["main", "record_curves", "replay", "sample_params"]
+
+POOL_KEY = "__config__"
+PEER = "optuna-random+hyperband"
+METHODS = ("random", "hyperband", "asha", PEER)
+
+
+def record_curves(
+    space_name: str, configs: int, max_budget: int, seed: int, path: Path
+) -> list[list[float]]:
+    """The validation accuracy after each epoch of ``configs`` random configurations,
+    trained with training seed ``seed`` (a curve shorter than ``max_budget``: training
+    diverged in the epoch after its last); appended to ``path`` (one JSON line per
+    configuration) and reused from it when already there."""
+    curves = _read(path, space_name, max_budget, seed)
+    if len(curves) >= configs:
+        return curves[:configs]
+    trainer = Trainer()  # digits loaded once; training diverged -> the curve ends early
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        for index in range(len(curves), configs):
+            params = sample_params(space_name, seed, index)
+            curve: list[float] = []
+            trainer.run(
+                params, max_budget, None, seed, on_epoch=lambda m, c=curve: c.append(m.val_accuracy)
+            )
+            key = {"space": space_name, "max_budget": max_budget, "seed": seed}
+            out.write(json.dumps({**key, "index": index, "curve": curve}) + "\n")
+            out.flush()
+            curves.append(curve)
+    return curves
+
+
+def sample_params(space_name: str, seed: int, index: int) -> dict[str, Any]:
+    """Configuration ``index`` of the table recorded with ``seed``."""
+    space = SearchSpace.from_dict(SPACES[space_name])
+    return space.sample(np.random.default_rng([seed, index]))
+
+
+def _read(path: Path, space: str, max_budget: int, seed: int) -> list[list[float]]:
+    """The curves already in ``path`` recorded with the same space, budget and seed, in
+    index order up to the first one missing (lines of other settings are skipped)."""
+    if not path.exists():
+        return []
+    curves: dict[int, list[float]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if (row["space"], row["max_budget"], row["seed"]) == (space, max_budget, seed):
+            curves[row["index"]] = row["curve"]
+    ordered: list[list[float]] = []
+    while len(ordered) in curves:
+        ordered.append(curves[len(ordered)])
+    return ordered
+
+
+def _pooled(name: str, size: int) -> type:
+    """Strategy ``name`` whose new configurations are rows of the table, drawn with the
+    strategy's own seeded generator (as ``sampler: random`` draws from the space)."""
+    base = get_strategy(name)
+
+    class Pooled(base):  # type: ignore[misc, valid-type]
+        def new_params(self, rng, pending, start_budget):  # type: ignore[no-untyped-def]
+            return {POOL_KEY: int(rng.integers(size))}, "random"
+
+        def in_space(self, trial: TrialRecord) -> bool:
+            return True
+
+    return Pooled
+
+
+def _accuracy(curve: Sequence[float], epoch: int) -> float | None:
+    """The accuracy after ``epoch``; None when training diverged by then."""
+    return curve[epoch - 1] if epoch <= len(curve) else None
+
+
+def _random(
+    curves: Sequence[list[float]], rng: np.random.Generator, trials: int, budget: int
+) -> tuple[float, int]:
+    """Random search's (best final accuracy, epochs until it first reached it)."""
+    finals = [_accuracy(curves[k], budget) for k in rng.integers(len(curves), size=trials)]
+    scored = [f if f is not None else -1.0 for f in finals]
+    best = max(scored)
+    return best, budget * (scored.index(best) + 1)
+
+
+class _TableTrainer:
+    """:meth:`benchmarks.multi_fidelity.Trainer.run` answered from the table: a trial's
+    parameters name a row, its accuracy is the curve at its budget, and it costs the
+    epochs past its parent's budget (a diverged one: up to its budget)."""
+
+    def __init__(self, curves: Sequence[list[float]]) -> None:
+        self.curves = curves
+
+    def seed_for(self, seed: int, number: int) -> int:
+        return seed  # the table was trained with one seed
+
+    def run(self, params: Mapping[str, Any], budget: int, start: Any, seed: int):
+        done = 0 if start is None else int(start[1])
+        accuracy = _accuracy(self.curves[params[POOL_KEY]], budget)
+        return accuracy, None if accuracy is None else (None, budget), budget - done
+
+
+def _ours(
+    cls: type,
+    curves: Sequence[list[float]],
+    options: Mapping[str, Any],
+    seed: int,
+    target: float,
+    cap: int,
+) -> int | None:
+    """Epochs until a trial of the strategy reaches ``target`` (None: not within
+    ``cap``): the trained benchmark's loop, on the table."""
+    # Trials carry a row of the table, not parameters: the strategy's space is unused.
+    space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    outcome = run_ours(
+        _TableTrainer(curves), space, cls.name, dict(options), seed, target, cap, strategy=cls
+    )
+    return outcome.epochs_to_match
+
+
+def _peer(
+    curves: Sequence[list[float]],
+    seed: int,
+    target: float,
+    cap: int,
+    budget: int,
+    eta: int,
+    min_budget: int = 1,
+) -> int | None:
+    """Optuna's RandomSampler + HyperbandPruner over the table's configurations."""
+    import optuna
+
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    study = hyperband_peer_study(f"replay-{seed}", sampler, budget, eta, min_budget)
+    state: dict[str, Any] = {"spent": 0, "matched": None}
+
+    def objective(trial: optuna.Trial) -> float:
+        curve = curves[trial.suggest_int(POOL_KEY, 0, len(curves) - 1)]
+        value = 0.0
+        for epoch in range(1, budget + 1):
+            state["spent"] += 1
+            if epoch > len(curve):
+                return float("nan")  # diverged in this epoch: Optuna records a failure
+            value = curve[epoch - 1]
+            trial.report(value, epoch)
+            if trial.should_prune() or state["spent"] >= cap:
+                break
+        # Credited like every other method: by the value the trial ended with.
+        if state["matched"] is None and value >= target:
+            state["matched"] = state["spent"]
+        return value
+
+    while state["matched"] is None and state["spent"] < cap:
+        study.optimize(objective, n_trials=1)
+    return state["matched"]
+
+
+def replay(
+    curves: Sequence[list[float]],
+    random_trials: int,
+    draws: int,
+    budget: int,
+    eta: int,
+    seed: int = 0,
+    methods: Sequence[str] = METHODS,
+    min_budget: int = 1,
+) -> dict[str, list[tuple[int | None, int]]]:
+    """``(epochs to match or None, epochs counted)`` per method and draw."""
+    rng = np.random.default_rng([seed, random_trials])
+    options = {"max_budget": budget, "min_budget": min_budget, "eta": eta, "sampler": "random"}
+    strategies = {name: _pooled(name, len(curves)) for name in ("hyperband", "asha")}
+    rows: dict[str, list[tuple[int | None, int]]] = {m: [] for m in methods}
+    for _ in range(draws):
+        target, reference = _random(curves, rng, random_trials, budget)
+        rows["random"].append((reference, reference))
+        cap = 3 * random_trials * budget
+        draw_seed = int(rng.integers(2**31))
+        for name, cls in strategies.items():
+            if name in rows:
+                matched = _ours(cls, curves, options, draw_seed, target, cap)
+                rows[name].append((matched, cap if matched is None else matched))
+        if PEER in rows:
+            matched = _peer(curves, draw_seed, target, cap, budget, eta, min_budget)
+            rows[PEER].append((matched, cap if matched is None else matched))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", type=int, default=300, help="configurations recorded")
+    parser.add_argument("--draws", type=int, default=200, help="replays per random budget")
+    parser.add_argument("--random-trials", default="20,40,60,100")
+    parser.add_argument("--space", choices=sorted(SPACES), default="mlp-cnn")
+    parser.add_argument("--max-budget", type=int, default=27)
+    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--min-budget", type=int, default=1, help="epochs of the bottom rung")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the table")
+    parser.add_argument("--curves", type=Path, default=None, help="the table's file")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.configs, args.draws, args.max_budget, args.random_trials = 6, 3, 4, "3"
+    try:
+        budgets = [int(x) for x in args.random_trials.split(",") if x.strip()]
+    except ValueError:
+        parser.error("--random-trials: comma-separated positive integers")
+    if not budgets or min(budgets) < 1 or args.configs < 1 or args.draws < 1:
+        parser.error("--configs, --draws and every --random-trials must be >= 1")
+    if not 1 <= args.min_budget <= args.max_budget or args.eta < 2:
+        parser.error("--min-budget must be 1..--max-budget, and --eta >= 2")
+    path = args.curves or Path(
+        "test-artifacts", "curves", f"{args.space}-{args.max_budget}-{args.seed}.jsonl"
+    )
+    started = time.monotonic()
+    curves = record_curves(args.space, args.configs, args.max_budget, args.seed, path)
+    print(f"{len(curves)} recorded curves in {path} ({time.monotonic() - started:.0f}s)")
+    try:
+        import optuna  # noqa: F401
+
+        methods: tuple[str, ...] = METHODS
+    except ImportError:
+        print("optuna is not installed: the peer is left out", file=sys.stderr)
+        methods = METHODS[:-1]
+    print(_header(curves, args))
+    for trials in budgets:
+        rows = replay(
+            curves,
+            trials,
+            args.draws,
+            args.max_budget,
+            args.eta,
+            args.seed,
+            methods,
+            min_budget=args.min_budget,
+        )
+        print(_line(trials, rows))
+    return 0
+
+
+def _header(curves: Sequence[list[float]], args: argparse.Namespace) -> str:
+    finals = sorted(c[-1] for c in curves if len(c) == args.max_budget)
+    p90 = finals[int(0.9 * (len(finals) - 1))] if finals else float("nan")
+    return "\n".join(
+        [
+            f"multi-fidelity replay on digits ({args.space}), max_budget={args.max_budget}, "
+            f"eta={args.eta}, min_budget={args.min_budget}, {args.draws} draws per random "
+            "budget; final accuracy of the "
+            f"table: median {statistics.median(finals) if finals else float('nan'):.4f}, "
+            f"90th percentile {p90:.4f}, best {finals[-1] if finals else float('nan'):.4f}",
+            "random trials | median epochs to match (ratio to random's, matched share)",
+        ]
+    )
+
+
+def _line(trials: int, rows: Mapping[str, list[tuple[int | None, int]]]) -> str:
+    reference = statistics.median(counted for _, counted in rows["random"])
+    cells = []
+    for name, outcomes in rows.items():
+        median = statistics.median(counted for _, counted in outcomes)
+        matched = sum(m is not None for m, _ in outcomes) / len(outcomes)
+        cells.append(f"{name} {median:.0f} ({median / reference:.2f}x, {matched:.0%})")
+    return f"{trials:>13} | " + "  ".join(cells)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
