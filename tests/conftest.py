@@ -14,6 +14,7 @@ import pytest
 
 from hpo.client import Client
 from hpo.embedded import EmbeddedService
+from hpo.errors import InvalidRequest
 from hpo.settings import Settings
 
 # Real Redis and PostgreSQL servers (tests/service_fixtures.py; tests/ is on pythonpath).
@@ -118,3 +119,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
 @pytest.fixture
 def wait() -> Callable[..., Any]:
     return wait_until
+
+
+def close_budget(client: Client, name: str) -> int:
+    """Lower a study's ``max_trials`` to the trials created so far, so it completes once
+    they end, and return that count. A test that acts on running trials a set number
+    of times gives its study more trials than it can finish meanwhile, however fast
+    the machine, then closes it this way."""
+    for _ in range(100):
+        created = client.get_study(name).n_trials
+        try:
+            client.update_study(name, max_trials=created)
+            return created
+        except InvalidRequest:
+            time.sleep(0.05)  # the scheduler created another trial meanwhile
+    pytest.fail(f"study {name}: its budget could not be closed")
+
+
+@pytest.fixture(name="close_budget")
+def close_budget_fixture() -> Callable[[Client, str], int]:
+    return close_budget

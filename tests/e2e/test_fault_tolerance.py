@@ -48,13 +48,17 @@ def _running_pids(client: Client, name: str) -> dict[int, int]:
     }
 
 
-def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, wait) -> None:
+def test_kill_9_workers_mid_trial_ten_times(
+    fast_settings: Settings, make_spec, wait, close_budget
+) -> None:
     rng = random.Random(1234)
     max_retries = 3
     spec = make_spec(
         "kills",
         space={"lr": {"type": "float", "low": 0.005, "high": 0.02, "log": True}},
-        budget={"max_trials": 10, "max_parallel": 2, "epochs": 40, "max_retries": max_retries},
+        # More trials than run during ten kills (a fast machine finished ten first); the
+        # budget is closed after the last kill.
+        budget={"max_trials": 60, "max_parallel": 2, "epochs": 40, "max_retries": max_retries},
         train={"model": "mlp", "dataset": "synthetic", "params": {"batch_size": 16}},
     )
     latencies: list[float] = []
@@ -93,6 +97,7 @@ def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, 
             wait(moved_on, timeout=30, interval=0.05)
             latencies.append(time.monotonic() - killed_at)
 
+        created = close_budget(client, "kills")
         study = wait(
             lambda: (s := client.get_study("kills")).status == "completed" and s, timeout=300
         )
@@ -100,6 +105,7 @@ def test_kill_9_workers_mid_trial_ten_times(fast_settings: Settings, make_spec, 
         details = {t.id: client.get_trial_by_id(t.id) for t in trials if t.failures}
 
     assert study.counts.get("running", 0) == 0
+    assert sorted(t.number for t in trials) == list(range(created))
     assert {t.status for t in trials} <= {"completed", "failed"}
     assert all(t.attempt <= max_retries + 1 for t in trials)
     retried = [t for t in trials if t.id in killed_trials and t.failures >= 1]

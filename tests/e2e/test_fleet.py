@@ -493,16 +493,18 @@ def test_worker_token_scopes(fleet: Fleet) -> None:
 
 
 @pytest.mark.fast_reaper
-def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
+def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet, close_budget) -> None:
     rng = random.Random(99)
     max_retries = 4
     fleet.start_worker(slots=2)
     latencies = []
     with fleet.client() as client:
         # 150 epochs: an attempt runs ~6 s on a 2-core machine, long enough to be killed
-        # mid-trial (a kill lands at most ~1.5 s after the trial is seen running)
+        # mid-trial (a kill lands at most ~1.5 s after the trial is seen running). More
+        # trials than run during ten kills, however fast the machine; the budget is
+        # closed after the last kill.
         client.create_study(
-            _spec("kills", trials=8, parallel=2, epochs=150, max_retries=max_retries)
+            _spec("kills", trials=60, parallel=2, epochs=150, max_retries=max_retries)
         )
         for _ in range(10):
             deadline = time.monotonic() + 90
@@ -532,8 +534,9 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet) -> None:
                 assert time.monotonic() - killed < 30
                 time.sleep(0.05)
             latencies.append(time.monotonic() - killed)
+        created = close_budget(client, "kills")
         _wait_study(client, "kills", timeout=300)
-        trials = _assert_terminal_and_contiguous(client, "kills", 8)
+        trials = _assert_terminal_and_contiguous(client, "kills", created)
     assert all(t.attempt <= max_retries + 1 for t in trials)
     assert not any(t.status == "running" for t in trials)
     rounded = [round(x, 2) for x in latencies]
