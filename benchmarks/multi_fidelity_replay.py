@@ -2,7 +2,7 @@
 
     python -m benchmarks.multi_fidelity_replay [--configs 300] [--draws 200]
         [--random-trials 20,40,60,100] [--space mlp-cnn] [--max-budget 27] [--eta 3]
-        [--min-budget 1]
+        [--min-budget 1] [--methods hyperband,asha,...] [--jobs 1]
         [--curves FILE] [--seed 0] [--smoke]
 
 ``benchmarks.multi_fidelity`` trains every trial, so ten seeds take an hour and its
@@ -28,8 +28,13 @@ epochs; an unmatched draw counts at what it spent. Printed per random budget: me
 epochs to match, the ratio of medians to random's (the issue's target: <= 1/3), and how
 often each method matched.
 
-Model-based samplers propose configurations outside any table, so they are measured by
-``benchmarks.multi_fidelity`` only.
+The model-based variants (``sampler: bayes``, the strategies' default) run too, named
+``hyperband(bayes)`` and ``asha(bayes)``: the real sampler proposes a configuration of
+the space and it is snapped to the nearest configuration of the table not tried yet
+(model features, Euclidean); its random third draws a row as the random sampler does.
+A snap moves the proposal, so these figures understate what the model does when it
+trains its own proposals (``benchmarks.multi_fidelity`` measures that, with noise).
+Each of their asks fits a GP: ``--methods`` leaves them out of a quick run.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +54,20 @@ import numpy as np
 
 from benchmarks.multi_fidelity import SPACES, Trainer, hyperband_peer_study, run_ours
 from search import SearchSpace, TrialRecord, get_strategy
+from search.encoding import encoder_for
+from search.fidelity import budget_ladder
 
-__all__ = ["main", "record_curves", "replay", "sample_params"]
+__all__ = ["Table", "first_full_cost", "main", "record_curves", "replay", "sample_params"]
 
-POOL_KEY = "__config__"
 PEER = "optuna-random+hyperband"
-METHODS = ("random", "hyperband", "asha", PEER)
+#: Our strategies replayed, by method name: (strategy, sampler).
+OURS = {
+    "hyperband": ("hyperband", "random"),
+    "asha": ("asha", "random"),
+    "hyperband(bayes)": ("hyperband", "bayes"),
+    "asha(bayes)": ("asha", "bayes"),
+}
+METHODS = ("random", *OURS, PEER)
 
 
 def record_curves(
@@ -103,17 +118,50 @@ def _read(path: Path, space: str, max_budget: int, seed: int) -> list[list[float
     return ordered
 
 
-def _pooled(name: str, size: int) -> type:
-    """Strategy ``name`` whose new configurations are rows of the table, drawn with the
-    strategy's own seeded generator (as ``sampler: random`` draws from the space)."""
+class Table:
+    """The recorded configurations: each row's parameters and curve, the row of a
+    configuration, and the untried row nearest to a proposal."""
+
+    def __init__(self, space_name: str, seed: int, curves: Sequence[list[float]]) -> None:
+        self.space_name, self.seed = space_name, seed
+        self.space = SearchSpace.from_dict(SPACES[space_name])
+        self.curves = curves
+        self.params = [sample_params(space_name, seed, k) for k in range(len(curves))]
+        self._encoder = encoder_for(self.space)
+        self._rows = {self._encoder.key(p): k for k, p in enumerate(self.params)}
+        self._features = self._encoder.features(self.params)
+
+    def row(self, params: Mapping[str, Any]) -> int:
+        """The row of a configuration of the table."""
+        return self._rows[self._encoder.key(params)]
+
+    def nearest(self, params: Mapping[str, Any], tried: set[int]) -> int:
+        """The row nearest to ``params`` in model features, among rows not in ``tried``
+        (among all of them once every row was tried)."""
+        distance = ((self._features - self._encoder.features([params])[0]) ** 2).sum(axis=1)
+        if len(tried) < len(self.params):
+            distance[list(tried)] = np.inf
+        return int(np.argmin(distance))
+
+
+def _pooled(name: str, table: Table) -> type:
+    """Strategy ``name`` whose new configurations are rows of the table: a random one
+    drawn with the strategy's own seeded generator (as ``sampler: random`` draws from
+    the space), or the untried row nearest to its model's proposal."""
     base = get_strategy(name)
 
     class Pooled(base):  # type: ignore[misc, valid-type]
         def new_params(self, rng, pending, start_budget):  # type: ignore[no-untyped-def]
-            return {POOL_KEY: int(rng.integers(size))}, "random"
+            if self.options["sampler"] == "bayes":
+                params, source = super().new_params(rng, pending, start_budget)
+                if source == "model":
+                    tried = {table.row(t.params) for t in self.history}
+                    tried |= {table.row(p) for p in pending}
+                    return dict(table.params[table.nearest(params, tried)]), source
+            return dict(table.params[int(rng.integers(len(table.params)))]), "random"
 
         def in_space(self, trial: TrialRecord) -> bool:
-            return True
+            return True  # rows of the table, all drawn from the space
 
     return Pooled
 
@@ -138,21 +186,21 @@ class _TableTrainer:
     parameters name a row, its accuracy is the curve at its budget, and it costs the
     epochs past its parent's budget (a diverged one: up to its budget)."""
 
-    def __init__(self, curves: Sequence[list[float]]) -> None:
-        self.curves = curves
+    def __init__(self, table: Table) -> None:
+        self.table = table
 
     def seed_for(self, seed: int, number: int) -> int:
         return seed  # the table was trained with one seed
 
     def run(self, params: Mapping[str, Any], budget: int, start: Any, seed: int):
         done = 0 if start is None else int(start[1])
-        accuracy = _accuracy(self.curves[params[POOL_KEY]], budget)
+        accuracy = _accuracy(self.table.curves[self.table.row(params)], budget)
         return accuracy, None if accuracy is None else (None, budget), budget - done
 
 
 def _ours(
     cls: type,
-    curves: Sequence[list[float]],
+    table: Table,
     options: Mapping[str, Any],
     seed: int,
     target: float,
@@ -160,10 +208,8 @@ def _ours(
 ) -> int | None:
     """Epochs until a trial of the strategy reaches ``target`` (None: not within
     ``cap``): the trained benchmark's loop, on the table."""
-    # Trials carry a row of the table, not parameters: the strategy's space is unused.
-    space = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
     outcome = run_ours(
-        _TableTrainer(curves), space, cls.name, dict(options), seed, target, cap, strategy=cls
+        _TableTrainer(table), table.space, cls.name, dict(options), seed, target, cap, strategy=cls
     )
     return outcome.epochs_to_match
 
@@ -185,7 +231,7 @@ def _peer(
     state: dict[str, Any] = {"spent": 0, "matched": None}
 
     def objective(trial: optuna.Trial) -> float:
-        curve = curves[trial.suggest_int(POOL_KEY, 0, len(curves) - 1)]
+        curve = curves[trial.suggest_int("row", 0, len(curves) - 1)]
         value = 0.0
         for epoch in range(1, budget + 1):
             state["spent"] += 1
@@ -205,6 +251,57 @@ def _peer(
     return state["matched"]
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What every draw of one replay shares."""
+
+    curves: Sequence[list[float]]
+    space_name: str
+    seed: int
+    budget: int
+    eta: int
+    min_budget: int
+    cap: int
+
+
+_TABLE: list[Table] = []  # the last table built in this process
+
+
+def _draw(task: tuple[_Setting, Sequence[str], float, int]) -> dict[str, tuple[int | None, int]]:
+    """One draw of every method but random: ``(epochs to match or None, counted)``.
+    A module-level function, so draws can run in other processes (each builds the
+    table once: a task's curves arrive as a copy, equal to the last one's)."""
+    setting, methods, target, draw_seed = task
+    if not (
+        _TABLE
+        and (_TABLE[0].space_name, _TABLE[0].seed) == (setting.space_name, setting.seed)
+        and _TABLE[0].curves == setting.curves
+    ):
+        _TABLE[:] = [Table(setting.space_name, setting.seed, setting.curves)]
+    table = _TABLE[0]
+    options = {"max_budget": setting.budget, "min_budget": setting.min_budget, "eta": setting.eta}
+    cap = setting.cap
+    out: dict[str, tuple[int | None, int]] = {}
+    for method in methods:
+        if method == PEER:
+            matched = _peer(
+                setting.curves,
+                draw_seed,
+                target,
+                cap,
+                setting.budget,
+                setting.eta,
+                setting.min_budget,
+            )
+        else:
+            name, sampler = OURS[method]
+            cls = _pooled(name, table)
+            chosen = {**options, "sampler": sampler}
+            matched = _ours(cls, table, chosen, draw_seed, target, cap)
+        out[method] = (matched, cap if matched is None else matched)
+    return out
+
+
 def replay(
     curves: Sequence[list[float]],
     random_trials: int,
@@ -214,24 +311,31 @@ def replay(
     seed: int = 0,
     methods: Sequence[str] = METHODS,
     min_budget: int = 1,
+    space_name: str = "mlp-cnn",
+    jobs: int = 1,
 ) -> dict[str, list[tuple[int | None, int]]]:
-    """``(epochs to match or None, epochs counted)`` per method and draw."""
+    """``(epochs to match or None, epochs counted)`` per method and draw; ``curves``
+    are those of configurations ``sample_params(space_name, seed, k)``. Draws run in
+    ``jobs`` processes; the figures do not depend on it."""
     rng = np.random.default_rng([seed, random_trials])
-    options = {"max_budget": budget, "min_budget": min_budget, "eta": eta, "sampler": "random"}
-    strategies = {name: _pooled(name, len(curves)) for name in ("hyperband", "asha")}
-    rows: dict[str, list[tuple[int | None, int]]] = {m: [] for m in methods}
+    rows: dict[str, list[tuple[int | None, int]]] = {m: [] for m in ("random", *methods)}
+    plans = []
     for _ in range(draws):
         target, reference = _random(curves, rng, random_trials, budget)
         rows["random"].append((reference, reference))
-        cap = 3 * random_trials * budget
-        draw_seed = int(rng.integers(2**31))
-        for name, cls in strategies.items():
-            if name in rows:
-                matched = _ours(cls, curves, options, draw_seed, target, cap)
-                rows[name].append((matched, cap if matched is None else matched))
-        if PEER in rows:
-            matched = _peer(curves, draw_seed, target, cap, budget, eta, min_budget)
-            rows[PEER].append((matched, cap if matched is None else matched))
+        plans.append((target, int(rng.integers(2**31))))
+    setting = _Setting(
+        curves, space_name, seed, budget, eta, min_budget, 3 * random_trials * budget
+    )
+    others = [m for m in methods if m != "random"]
+    if jobs > 1 and draws > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            outcomes = list(pool.map(_draw, [(setting, others, *plan) for plan in plans]))
+    else:
+        outcomes = [_draw((setting, others, *plan)) for plan in plans]
+    for outcome in outcomes:
+        for method, counted in outcome.items():
+            rows[method].append(counted)
     return rows
 
 
@@ -246,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-budget", type=int, default=1, help="epochs of the bottom rung")
     parser.add_argument("--seed", type=int, default=0, help="training seed of the table")
     parser.add_argument("--curves", type=Path, default=None, help="the table's file")
+    parser.add_argument("--jobs", type=int, default=1, help="draws run in this many processes")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS[1:]), help="besides random (always run)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -254,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         budgets = [int(x) for x in args.random_trials.split(",") if x.strip()]
     except ValueError:
         parser.error("--random-trials: comma-separated positive integers")
-    if not budgets or min(budgets) < 1 or args.configs < 1 or args.draws < 1:
-        parser.error("--configs, --draws and every --random-trials must be >= 1")
+    if not budgets or min(budgets) < 1 or min(args.configs, args.draws, args.jobs) < 1:
+        parser.error("--configs, --draws, --jobs and every --random-trials must be >= 1")
     if not 1 <= args.min_budget <= args.max_budget or args.eta < 2:
         parser.error("--min-budget must be 1..--max-budget, and --eta >= 2")
     path = args.curves or Path(
@@ -264,14 +372,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     curves = record_curves(args.space, args.configs, args.max_budget, args.seed, path)
     print(f"{len(curves)} recorded curves in {path} ({time.monotonic() - started:.0f}s)")
-    try:
-        import optuna  # noqa: F401
-
-        methods: tuple[str, ...] = METHODS
-    except ImportError:
-        print("optuna is not installed: the peer is left out", file=sys.stderr)
-        methods = METHODS[:-1]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "random"]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {unknown}; choose from {list(METHODS)}")
+    if PEER in methods:
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            print("optuna is not installed: the peer is left out", file=sys.stderr)
+            methods.remove(PEER)
     print(_header(curves, args))
+    floor = first_full_cost(args.min_budget, args.max_budget, args.eta)
     for trials in budgets:
         rows = replay(
             curves,
@@ -282,8 +394,10 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             methods,
             min_budget=args.min_budget,
+            space_name=args.space,
+            jobs=args.jobs,
         )
-        print(_line(trials, rows))
+        print(_line(trials, rows, floor))
     return 0
 
 
@@ -297,14 +411,27 @@ def _header(curves: Sequence[list[float]], args: argparse.Namespace) -> str:
             "budget; final accuracy of the "
             f"table: median {statistics.median(finals) if finals else float('nan'):.4f}, "
             f"90th percentile {p90:.4f}, best {finals[-1] if finals else float('nan'):.4f}",
-            "random trials | median epochs to match (ratio to random's, matched share)",
+            "random trials | median epochs to match (ratio to random's, matched share); "
+            "floor: the epochs of the ladder's first full-budget result",
         ]
     )
 
 
-def _line(trials: int, rows: Mapping[str, list[tuple[int | None, int]]]) -> str:
+def first_full_cost(min_budget: int, max_budget: int, eta: int) -> int:
+    """Epochs Hyperband's most aggressive bracket, or ASHA, spends before its first
+    full-budget result: ``eta**(k - i)`` trials reach rung ``i`` of the ``k + 1``-rung
+    ladder, each paying the epochs past the rung below (checkpoints resume). A match
+    costs no less unless a lower rung's value already reaches random's best."""
+    ladder = budget_ladder(min_budget, max_budget, eta)
+    top = len(ladder) - 1
+    return sum(eta ** (top - i) * (b - ([0, *ladder][i])) for i, b in enumerate(ladder))
+
+
+def _line(
+    trials: int, rows: Mapping[str, list[tuple[int | None, int]]], floor: int | None = None
+) -> str:
     reference = statistics.median(counted for _, counted in rows["random"])
-    cells = []
+    cells = [] if floor is None else [f"[floor {floor} = {floor / reference:.2f}x]"]
     for name, outcomes in rows.items():
         median = statistics.median(counted for _, counted in outcomes)
         matched = sum(m is not None for m, _ in outcomes) / len(outcomes)

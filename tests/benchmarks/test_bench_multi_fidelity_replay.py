@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import multi_fidelity_replay as replay_bench
 from benchmarks.multi_fidelity import Trainer
+from search import TrialRecord
 
 
 def test_smoke_run_prints_every_method_and_reuses_the_table(
@@ -58,3 +60,60 @@ def test_the_peer_is_credited_by_the_value_its_trials_end_with() -> None:
     assert replay_bench._peer(peak_then_drop, 0, 0.9, 30, 3, 3) is None
     rising = [[0.5, 0.6, 0.95]]
     assert replay_bench._peer(rising, 0, 0.9, 30, 3, 3) is not None
+
+
+def test_a_proposal_snaps_to_the_nearest_untried_row() -> None:
+    table = replay_bench.Table("mlp-cnn", 3, [[0.5]] * 40)
+    for k in (0, 17, 39):
+        assert table.nearest(table.params[k], set()) == k
+    moved = table.nearest(table.params[17], {17})
+    assert moved != 17
+    # The runner-up is the nearest row once the exact one is tried.
+    features = table._features
+    distance = ((features - features[17]) ** 2).sum(axis=1)
+    distance[17] = float("inf")
+    assert moved == int(distance.argmin())
+    assert table.nearest(table.params[5], set(range(40))) == 5  # all tried: any row
+
+
+def test_the_model_sampler_proposes_untried_rows_of_the_table() -> None:
+    """With enough results the bayes sampler's proposals are table rows no trial holds
+    yet; the random third draws rows as the random sampler does."""
+    curves = [[0.1 + 0.8 * k / 60] * 3 for k in range(60)]
+    table = replay_bench.Table("mlp", 0, curves)
+    cls = replay_bench._pooled("asha", table)
+    history = [
+        TrialRecord(n, table.params[n], "completed", curves[n][0], info={"rung": 0, "budget": 1})
+        for n in range(20)
+    ]
+    options = {"max_budget": 3, "eta": 3, "sampler": "bayes"}
+    sources = []
+    for seed in range(12):
+        strategy = cls(table.space, history, direction="maximize", seed=seed, options=options)
+        rng = np.random.default_rng(seed)
+        params, source = strategy.new_params(rng, [], 1)
+        row = table.row(params)
+        sources.append(source)
+        if source == "model":
+            assert row >= 20  # never one tried already
+    assert "model" in sources and "random" in sources
+
+
+def test_draws_in_other_processes_give_the_same_figures() -> None:
+    rng = np.random.default_rng(4)
+    curves = [sorted(rng.uniform(0.2, 0.9, size=9).tolist()) for _ in range(30)]
+    methods = ("random", "hyperband", "asha")
+    alone = replay_bench.replay(curves, 4, 6, 9, 3, methods=methods)
+    pooled = replay_bench.replay(curves, 4, 6, 9, 3, methods=methods, jobs=2)
+    assert pooled == alone
+    assert len(alone["asha"]) == 6
+
+
+def test_the_floor_is_the_cost_of_the_first_full_budget_result() -> None:
+    # Ladder 1, 3, 9, 27: 27 x 1 + 9 x 2 + 3 x 6 + 1 x 18.
+    assert replay_bench.first_full_cost(1, 27, 3) == 81
+    # Ladder 1, 2, 4, 8: 8 x 1 + 4 x 1 + 2 x 2 + 1 x 4.
+    assert replay_bench.first_full_cost(1, 8, 2) == 20
+    assert replay_bench.first_full_cost(5, 5, 3) == 5  # one rung: a full trial
+    # The flat table of the charge test: asha's 21 epochs are this floor.
+    assert replay_bench.first_full_cost(1, 9, 3) == 21
