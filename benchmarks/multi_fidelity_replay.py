@@ -28,7 +28,7 @@ epochs; an unmatched draw counts at what it spent. Printed per random budget: me
 epochs to match, the ratio of medians to random's (the issue's target: <= 1/3), and how
 often each method matched.
 
-The model-based variants (``sampler: bayes``, the strategies' default) run too, named
+The model-based variants (``sampler: bayes``, asha's default) run too, named
 ``hyperband(bayes)`` and ``asha(bayes)``: the real sampler proposes a configuration of
 the space and it is snapped to the nearest configuration of the table not tried yet
 (model features, Euclidean); its random third draws a row as the random sampler does.
