@@ -123,7 +123,6 @@ class Table:
     configuration, and the untried row nearest to a proposal."""
 
     def __init__(self, space_name: str, seed: int, curves: Sequence[list[float]]) -> None:
-        self.space_name, self.seed = space_name, seed
         self.space = SearchSpace.from_dict(SPACES[space_name])
         self.curves = curves
         self.params = [sample_params(space_name, seed, k) for k in range(len(curves))]
@@ -262,42 +261,36 @@ class _Setting:
     eta: int
     min_budget: int
     cap: int
+    methods: tuple[str, ...]  # every method but random
 
 
-_TABLE: list[Table] = []  # the last table built in this process
+#: This process's replay: its setting, table and our strategies over the table.
+_SHARED: list[tuple[_Setting, Table, dict[str, type]]] = []
 
 
-def _draw(task: tuple[_Setting, Sequence[str], float, int]) -> dict[str, tuple[int | None, int]]:
-    """One draw of every method but random: ``(epochs to match or None, counted)``.
-    A module-level function, so draws can run in other processes (each builds the
-    table once: a task's curves arrive as a copy, equal to the last one's)."""
-    setting, methods, target, draw_seed = task
-    if not (
-        _TABLE
-        and (_TABLE[0].space_name, _TABLE[0].seed) == (setting.space_name, setting.seed)
-        and _TABLE[0].curves == setting.curves
-    ):
-        _TABLE[:] = [Table(setting.space_name, setting.seed, setting.curves)]
-    table = _TABLE[0]
-    options = {"max_budget": setting.budget, "min_budget": setting.min_budget, "eta": setting.eta}
-    cap = setting.cap
+def _prepare(setting: _Setting) -> None:
+    """Build the table and our table-backed strategies once per process (a pool's
+    initializer, so the curves travel once, not with every draw)."""
+    table = Table(setting.space_name, setting.seed, setting.curves)
+    names = {OURS[m][0] for m in setting.methods if m in OURS}
+    _SHARED[:] = [(setting, table, {name: _pooled(name, table) for name in names})]
+
+
+def _draw(plan: tuple[float, int]) -> dict[str, tuple[int | None, int]]:
+    """One draw ``(target, seed)`` of every method but random: ``(epochs to match or
+    None, counted)`` per method. Module-level, so draws can run in other processes."""
+    setting, table, classes = _SHARED[0]
+    target, draw_seed = plan
+    budget, eta, min_budget, cap = setting.budget, setting.eta, setting.min_budget, setting.cap
     out: dict[str, tuple[int | None, int]] = {}
-    for method in methods:
+    for method in setting.methods:
         if method == PEER:
-            matched = _peer(
-                setting.curves,
-                draw_seed,
-                target,
-                cap,
-                setting.budget,
-                setting.eta,
-                setting.min_budget,
-            )
+            matched = _peer(setting.curves, draw_seed, target, cap, budget, eta, min_budget)
         else:
             name, sampler = OURS[method]
-            cls = _pooled(name, table)
-            chosen = {**options, "sampler": sampler}
-            matched = _ours(cls, table, chosen, draw_seed, target, cap)
+            options = {"max_budget": budget, "min_budget": min_budget, "eta": eta}
+            options["sampler"] = sampler
+            matched = _ours(classes[name], table, options, draw_seed, target, cap)
         out[method] = (matched, cap if matched is None else matched)
     return out
 
@@ -324,15 +317,15 @@ def replay(
         target, reference = _random(curves, rng, random_trials, budget)
         rows["random"].append((reference, reference))
         plans.append((target, int(rng.integers(2**31))))
-    setting = _Setting(
-        curves, space_name, seed, budget, eta, min_budget, 3 * random_trials * budget
-    )
-    others = [m for m in methods if m != "random"]
+    others = tuple(m for m in methods if m != "random")
+    cap = 3 * random_trials * budget
+    setting = _Setting(curves, space_name, seed, budget, eta, min_budget, cap, others)
     if jobs > 1 and draws > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            outcomes = list(pool.map(_draw, [(setting, others, *plan) for plan in plans]))
+        with ProcessPoolExecutor(jobs, initializer=_prepare, initargs=(setting,)) as pool:
+            outcomes = list(pool.map(_draw, plans))
     else:
-        outcomes = [_draw((setting, others, *plan)) for plan in plans]
+        _prepare(setting)
+        outcomes = [_draw(plan) for plan in plans]
     for outcome in outcomes:
         for method, counted in outcome.items():
             rows[method].append(counted)
@@ -423,8 +416,9 @@ def first_full_cost(min_budget: int, max_budget: int, eta: int) -> int:
     ladder, each paying the epochs past the rung below (checkpoints resume). A match
     costs no less unless a lower rung's value already reaches random's best."""
     ladder = budget_ladder(min_budget, max_budget, eta)
+    below = [0, *ladder]
     top = len(ladder) - 1
-    return sum(eta ** (top - i) * (b - ([0, *ladder][i])) for i, b in enumerate(ladder))
+    return sum(eta ** (top - i) * (b - below[i]) for i, b in enumerate(ladder))
 
 
 def _line(
