@@ -35,6 +35,14 @@ the space and it is snapped to the nearest configuration of the table not tried 
 A snap moves the proposal, so these figures understate what the model does when it
 trains its own proposals (``benchmarks.multi_fidelity`` measures that, with noise).
 Each of their asks fits a GP: ``--methods`` leaves them out of a quick run.
+
+``hyperband(oracle)`` and ``asha(oracle)`` bound what better ranking could buy: the
+strategy (random sampler) ranks every trial of every rung by its configuration's *final*
+accuracy, as if low budgets predicted it perfectly, while it still pays and is credited
+as the others are. What an oracle row spends is the cost of the schedule itself (how
+many epochs each screened configuration costs, and the floor) with random
+configurations: a method whose figure is above the target even here can reach it only
+with a sampler that proposes better than random configurations, not by ranking better.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +68,14 @@ from search.fidelity import budget_ladder
 __all__ = ["Table", "first_full_cost", "main", "record_curves", "replay", "sample_params"]
 
 PEER = "optuna-random+hyperband"
-#: Our strategies replayed, by method name: (strategy, sampler).
+#: Our strategies replayed, by method name: (strategy, sampler, ranks by final accuracy).
 OURS = {
-    "hyperband": ("hyperband", "random"),
-    "asha": ("asha", "random"),
-    "hyperband(bayes)": ("hyperband", "bayes"),
-    "asha(bayes)": ("asha", "bayes"),
+    "hyperband": ("hyperband", "random", False),
+    "asha": ("asha", "random", False),
+    "hyperband(bayes)": ("hyperband", "bayes", False),
+    "asha(bayes)": ("asha", "bayes", False),
+    "hyperband(oracle)": ("hyperband", "random", True),
+    "asha(oracle)": ("asha", "random", True),
 }
 METHODS = ("random", *OURS, PEER)
 
@@ -143,13 +153,22 @@ class Table:
         return int(np.argmin(distance))
 
 
-def _pooled(name: str, table: Table) -> type:
+def _pooled(name: str, table: Table, oracle: bool = False) -> type:
     """Strategy ``name`` whose new configurations are rows of the table: a random one
     drawn with the strategy's own seeded generator (as ``sampler: random`` draws from
-    the space), or the untried row nearest to its model's proposal."""
+    the space), or the untried row nearest to its model's proposal. With ``oracle`` the
+    strategy sees every completed trial valued at its row's final accuracy (-1 for a
+    row whose training diverged), so it ranks rungs perfectly; what the trial scored,
+    costs and is credited with is unchanged (``run_ours`` keeps it)."""
     base = get_strategy(name)
 
     class Pooled(base):  # type: ignore[misc, valid-type]
+        def __init__(self, space, history=(), **kwargs):  # type: ignore[no-untyped-def]
+            if oracle:
+                end = kwargs["options"]["max_budget"]
+                history = [_valued_at(t, table, end) for t in history]
+            super().__init__(space, history, **kwargs)
+
         def new_params(self, rng, pending, start_budget):  # type: ignore[no-untyped-def]
             if self.options["sampler"] == "bayes":
                 params, source = super().new_params(rng, pending, start_budget)
@@ -163,6 +182,15 @@ def _pooled(name: str, table: Table) -> type:
             return True  # rows of the table, all drawn from the space
 
     return Pooled
+
+
+def _valued_at(trial: TrialRecord, table: Table, epoch: int) -> TrialRecord:
+    """A completed ``trial`` valued at its row's accuracy after ``epoch`` (-1 when
+    training diverged before)."""
+    if trial.status != "completed":
+        return trial
+    final = _accuracy(table.curves[table.row(trial.params)], epoch)
+    return replace(trial, value=-1.0 if final is None else final)
 
 
 def _accuracy(curve: Sequence[float], epoch: int) -> float | None:
@@ -272,8 +300,8 @@ def _prepare(setting: _Setting) -> None:
     """Build the table and our table-backed strategies once per process (a pool's
     initializer, so the curves travel once, not with every draw)."""
     table = Table(setting.space_name, setting.seed, setting.curves)
-    names = {OURS[m][0] for m in setting.methods if m in OURS}
-    _SHARED[:] = [(setting, table, {name: _pooled(name, table) for name in names})]
+    classes = {m: _pooled(OURS[m][0], table, OURS[m][2]) for m in setting.methods if m in OURS}
+    _SHARED[:] = [(setting, table, classes)]
 
 
 def _draw(plan: tuple[float, int]) -> dict[str, tuple[int | None, int]]:
@@ -287,10 +315,9 @@ def _draw(plan: tuple[float, int]) -> dict[str, tuple[int | None, int]]:
         if method == PEER:
             matched = _peer(setting.curves, draw_seed, target, cap, budget, eta, min_budget)
         else:
-            name, sampler = OURS[method]
             options = {"max_budget": budget, "min_budget": min_budget, "eta": eta}
-            options["sampler"] = sampler
-            matched = _ours(classes[name], table, options, draw_seed, target, cap)
+            options["sampler"] = OURS[method][1]
+            matched = _ours(classes[method], table, options, draw_seed, target, cap)
         out[method] = (matched, cap if matched is None else matched)
     return out
 

@@ -117,3 +117,35 @@ def test_the_floor_is_the_cost_of_the_first_full_budget_result() -> None:
     assert replay_bench.first_full_cost(5, 5, 3) == 5  # one rung: a full trial
     # The flat table of the charge test: asha's 21 epochs are this floor.
     assert replay_bench.first_full_cost(1, 9, 3) == 21
+
+
+def test_the_oracle_ranks_by_final_accuracy_but_is_credited_as_trained() -> None:
+    """Two configurations that swap places after epoch 1: plain asha promotes the one
+    ahead at epoch 1, the oracle the one ahead at the end; both are charged and
+    credited by what their trials actually scored."""
+    early, late = [0.9, 0.91, 0.92], [0.1, 0.5, 0.99]
+    table = replay_bench.Table("mlp", 0, [early, late, early])
+    options = {"max_budget": 3, "eta": 3, "sampler": "random"}
+    history = [
+        TrialRecord(
+            n, table.params[n], "completed", table.curves[n][0], info={"rung": 0, "budget": 1}
+        )
+        for n in range(3)
+    ]
+    chosen = {}
+    for oracle in (False, True):
+        cls = replay_bench._pooled("asha", table, oracle)
+        strategy = cls(table.space, history, direction="maximize", seed=0, options=options)
+        (suggestion,) = strategy.ask(1)
+        chosen[oracle] = table.row(suggestion.params)
+        assert [t.value for t in history] == [0.9, 0.1, 0.9]  # the caller's records kept
+    assert table.curves[chosen[False]] is early
+    assert chosen[True] == 1
+    # Replayed: plain asha never promotes the late bloomer (behind at epoch 1), so it
+    # misses a target of 0.99; the oracle matches every draw, and never later.
+    methods = ("random", "asha", "asha(oracle)")
+    rows = replay_bench.replay([early, late], 2, 30, 3, 3, methods=methods)
+    assert None in [matched for matched, _ in rows["asha"]]
+    for (plain, _), (oracle, _) in zip(rows["asha"], rows["asha(oracle)"], strict=True):
+        assert oracle is not None
+        assert plain is None or oracle <= plain
