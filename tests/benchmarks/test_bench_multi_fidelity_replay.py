@@ -149,3 +149,19 @@ def test_the_oracle_ranks_by_final_accuracy_but_is_credited_as_trained() -> None
     for (plain, _), (oracle, _) in zip(rows["asha"], rows["asha(oracle)"], strict=True):
         assert oracle is not None
         assert plain is None or oracle <= plain
+
+
+def test_the_ratio_interval_brackets_the_printed_ratio() -> None:
+    rng = np.random.default_rng(2)
+    random = rng.integers(1, 30, size=80).tolist()
+    assert replay_bench.ratio_interval(random, random) == (1.0, 1.0)
+    halved = [r / 2 for r in random]
+    assert replay_bench.ratio_interval(halved, random) == pytest.approx((0.5, 0.5))
+    # Lumpy epochs (a match after one bracket or the next): the point ratio lies inside
+    # an interval of real width, and the same seed gives the same interval.
+    lumpy = rng.choice([81, 159, 249], size=80).tolist()
+    low, high = replay_bench.ratio_interval(lumpy, random)
+    point = float(np.median(lumpy) / np.median(random))
+    assert low <= point <= high
+    assert high - low > 0.05
+    assert replay_bench.ratio_interval(lumpy, random) == (low, high)
