@@ -7,11 +7,16 @@ GPSampler, on the same 6-D mixed space and the same histories, in the same run.
 
 What is timed, per method and N (median over ``--repeats``):
 
-* ours (every strategy in ``search.STRATEGIES`` that builds with default options):
-  ``make_strategy(...)`` from the N trials plus ``ask(1)``, as the server does on every
-  scheduling pass. For ``bayes`` the kernel cache is cleared first (a cold fit: the
-  cost right after a trial completes); the ``bayes (warm)`` row is the next pass, with
-  the same completed trials and one more in flight, where the cached kernel is reused.
+* ours (every strategy in ``search.STRATEGIES``; Hyperband and ASHA with
+  ``max_budget: 27`` epochs, their only required option): ``make_strategy(...)`` from
+  the N trials plus ``ask(1)``, as the server does on every scheduling pass. The GP's
+  kernel cache is cleared first (a cold fit: the cost right after a trial completes);
+  the ``bayes (warm)`` row is the next pass, with the same completed trials and one
+  more in flight, where the cached kernel is reused. Hyperband and ASHA are timed on
+  histories they made themselves (``own_history``: rungs, promotions and their default
+  samplers, as in a study), cut where their next ask proposes a new configuration, from
+  the model where they have one (``costly_prefix``; at most N trials); the others on the
+  N random points every peer gets.
 * ``skopt-gp``: ``skopt.Optimizer(base_estimator="GP", acq_func="gp_hedge")`` told all
   N points in one ``tell(xs, ys)`` (one fit) then one ``ask()``. Its ``tell`` fits the GP
   and optimizes the acquisition; ``ask()`` alone just returns that cached point, so
@@ -42,7 +47,7 @@ import numpy as np
 from search import STRATEGIES, OptionError, SearchSpace, SpaceError, TrialRecord, make_strategy
 from search.gp import clear_cache
 
-__all__ = ["SPACE", "history", "main", "time_methods"]
+__all__ = ["OPTIONS", "SPACE", "costly_prefix", "history", "main", "own_history", "time_methods"]
 
 SPACE = SearchSpace.from_dict(
     {
@@ -56,6 +61,10 @@ SPACE = SearchSpace.from_dict(
 )
 SEED = 7
 Timer = Callable[[list[TrialRecord]], float]
+#: What a strategy needs besides the space: the multi-fidelity ones a budget in epochs.
+OPTIONS: dict[str, dict[str, Any]] = {"hyperband": {"max_budget": 27}, "asha": {"max_budget": 27}}
+#: Runs of the strategies in OPTIONS, by name (``own_history``).
+_OWN: dict[str, list[TrialRecord]] = {}
 
 
 def objective(p: dict[str, Any]) -> float:
@@ -77,12 +86,37 @@ def history(n: int) -> list[TrialRecord]:
     return [TrialRecord(i, p, "completed", objective(p)) for i, p in enumerate(points)]
 
 
+def own_history(name: str, n: int) -> list[TrialRecord]:
+    """The first ``n`` trials of a run of strategy ``name`` (with ``OPTIONS[name]``)
+    asked one at a time, each completed at once on ``objective`` plus ``1 / budget``
+    (longer training, lower loss): the history a multi-fidelity strategy meets in a
+    study. The run is kept and extended, so every size is a prefix of one run."""
+    trials = _OWN.setdefault(name, [])
+    while len(trials) < n:
+        options = OPTIONS.get(name, {})
+        s = make_strategy(name, SPACE, trials, seed=SEED, options=options).ask(1)[0]
+        value = objective(s.params) + 1.0 / int(s.info.get("budget", 1))
+        trials.append(TrialRecord(len(trials), s.params, "completed", value, info=s.info))
+    return trials[:n]
+
+
+def costly_prefix(name: str, n: int) -> list[TrialRecord]:
+    """The longest prefix, of at most ``n`` trials, of the strategy's own run after
+    which it proposes a new configuration, from its model where it used one: the
+    costly ask (a promotion only looks up a rung)."""
+    run = own_history(name, n + 1)  # run[k] is what the strategy asked after run[:k]
+    new = [k for k in range(1, n + 1) if "source" in run[k].info]
+    model = [k for k in new if run[k].info["source"] == "model"]
+    return run[: max(model or new or [n])]
+
+
 def _ours(name: str) -> Timer:
     def timed(trials: list[TrialRecord]) -> float:
-        if name == "bayes":
-            clear_cache()
+        if name in OPTIONS:
+            trials = costly_prefix(name, len(trials))
+        clear_cache()
         started = time.perf_counter()
-        make_strategy(name, SPACE, trials, seed=SEED).ask(1)
+        make_strategy(name, SPACE, trials, seed=SEED, options=OPTIONS.get(name, {})).ask(1)
         return time.perf_counter() - started
 
     return timed
@@ -153,7 +187,7 @@ def methods() -> tuple[dict[str, Timer], list[str]]:
     notes: list[str] = []
     for name in sorted(STRATEGIES):
         try:
-            make_strategy(name, SPACE, (), options={})
+            make_strategy(name, SPACE, (), options=OPTIONS.get(name, {}))
         except (OptionError, SpaceError) as err:
             notes.append(f"skipped {name}: {err}")
             continue

@@ -23,10 +23,35 @@ def test_smoke_prints_the_latency_table() -> None:
         name, cells = line[: line.index("  ")].strip(), line.split()[-4:]
         rows[name] = [float(c) for c in cells]
     ours = {name for name in STRATEGIES if f"skipped {name}:" not in out}
-    assert {"random", "grid", "bayes"} <= ours
+    assert set(STRATEGIES) == ours  # every strategy is timed, multi-fidelity ones too
     expected = ours | {"bayes (warm)", "skopt-gp"}
     if importlib.util.find_spec("optuna") is not None:
         expected.add("optuna-gp")
     assert set(rows) == expected
     assert rows["skopt-gp"][2:] == [1.0, 1.0]  # the reference of the ratio columns
     assert all(v >= 0 for cells in rows.values() for v in cells)
+
+
+def test_multi_fidelity_strategies_are_timed_on_histories_they_made() -> None:
+    """Hyperband and ASHA meet their own rungs and promotions, each size a prefix of
+    one run (so N=50 is what the strategy saw after 50 trials)."""
+    from benchmarks import suggest_latency
+
+    for name in ("asha", "hyperband"):
+        trials = suggest_latency.own_history(name, 40)
+        assert len(trials) == 40
+        assert any(isinstance(t.info.get("parent"), int) for t in trials)  # promotions
+        assert {t.info["budget"] for t in trials} >= {1, 3}
+        assert suggest_latency.own_history(name, 25) == trials[:25]
+        assert all(t.status == "completed" and t.value is not None for t in trials)
+
+
+def test_the_timed_prefix_ends_where_a_new_configuration_is_proposed() -> None:
+    from benchmarks import suggest_latency
+
+    for name, source in (("asha", "model"), ("hyperband", "random")):
+        prefix = suggest_latency.costly_prefix(name, 40)
+        assert 0 < len(prefix) <= 40
+        following = suggest_latency.own_history(name, len(prefix) + 1)[len(prefix)]
+        assert "parent" not in following.info
+        assert following.info["source"] == source  # asha's default sampler is the model
