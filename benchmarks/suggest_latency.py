@@ -91,9 +91,8 @@ def own_history(name: str, n: int) -> list[TrialRecord]:
     asked one at a time, each completed at once on ``objective`` plus ``1 / budget``
     (longer training, lower loss): the history a multi-fidelity strategy meets in a
     study. The run is kept and extended, so every size is a prefix of one run."""
-    trials = _OWN.setdefault(name, [])
+    trials, options = _OWN.setdefault(name, []), OPTIONS.get(name, {})
     while len(trials) < n:
-        options = OPTIONS.get(name, {})
         s = make_strategy(name, SPACE, trials, seed=SEED, options=options).ask(1)[0]
         value = objective(s.params) + 1.0 / int(s.info.get("budget", 1))
         trials.append(TrialRecord(len(trials), s.params, "completed", value, info=s.info))
