@@ -26,8 +26,8 @@ trial ends with (at its budget, or where it was pruned), as in
 what the trial returns. Every method is capped at 3x random's
 epochs; an unmatched draw counts at what it spent. Printed per random budget: median
 epochs to match, the ratio of medians to random's (the issue's target: <= 1/3) with its
-90 % bootstrap interval over the draws (``ratio_interval``), and how often each method
-matched.
+90 % bootstrap interval over the draws (``benchmarks.multi_fidelity_stats``), and how
+often each method matched.
 
 The model-based variants (``sampler: bayes``, asha's default) run too, named
 ``hyperband(bayes)`` and ``asha(bayes)``: the real sampler proposes a configuration of
@@ -62,15 +62,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.multi_fidelity import SPACES, Trainer, hyperband_peer_study, run_ours
+from benchmarks.multi_fidelity_stats import first_full_cost, ratio_interval
 from search import SearchSpace, TrialRecord, get_strategy
 from search.encoding import encoder_for
-from search.fidelity import budget_ladder
 
 __all__ = [
     "Table",
-    "first_full_cost",
     "main",
-    "ratio_interval",
     "record_curves",
     "replay",
     "sample_params",
@@ -445,33 +443,6 @@ def _header(curves: Sequence[list[float]], args: argparse.Namespace) -> str:
             "full-budget result",
         ]
     )
-
-
-def first_full_cost(min_budget: int, max_budget: int, eta: int) -> int:
-    """Epochs Hyperband's most aggressive bracket, or ASHA, spends before its first
-    full-budget result: ``eta**(k - i)`` trials reach rung ``i`` of the ``k + 1``-rung
-    ladder, each paying the epochs past the rung below (checkpoints resume). A match
-    costs no less unless a lower rung's value already reaches random's best."""
-    ladder = budget_ladder(min_budget, max_budget, eta)
-    below = [0, *ladder]
-    top = len(ladder) - 1
-    return sum(eta ** (top - i) * (b - below[i]) for i, b in enumerate(ladder))
-
-
-def ratio_interval(
-    method: Sequence[int], random: Sequence[int], rounds: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """The 5th and 95th percentiles of the ratio of medians ``method / random`` over
-    ``rounds`` bootstrap resamples of the draws (a draw keeps its pair: both methods
-    faced the same target). Where a method matches after one bracket or another, its
-    epochs are lumpy and the median jumps between brackets: the interval says how far
-    a printed ratio may be from the same replay with other draws."""
-    pairs = np.array([method, random], dtype=float)
-    picks = np.random.default_rng(seed).integers(len(method), size=(rounds, len(method)))
-    medians = np.median(pairs[:, picks], axis=2)
-    ratios = medians[0] / medians[1]
-    low, high = np.percentile(ratios, [5, 95])
-    return float(low), float(high)
 
 
 def _line(

@@ -109,16 +109,6 @@ def test_draws_in_other_processes_give_the_same_figures() -> None:
     assert len(alone["asha"]) == 6
 
 
-def test_the_floor_is_the_cost_of_the_first_full_budget_result() -> None:
-    # Ladder 1, 3, 9, 27: 27 x 1 + 9 x 2 + 3 x 6 + 1 x 18.
-    assert replay_bench.first_full_cost(1, 27, 3) == 81
-    # Ladder 1, 2, 4, 8: 8 x 1 + 4 x 1 + 2 x 2 + 1 x 4.
-    assert replay_bench.first_full_cost(1, 8, 2) == 20
-    assert replay_bench.first_full_cost(5, 5, 3) == 5  # one rung: a full trial
-    # The flat table of the charge test: asha's 21 epochs are this floor.
-    assert replay_bench.first_full_cost(1, 9, 3) == 21
-
-
 def test_the_oracle_ranks_by_final_accuracy_but_is_credited_as_trained() -> None:
     """Two configurations that swap places after epoch 1: plain asha promotes the one
     ahead at epoch 1, the oracle the one ahead at the end; both are charged and
@@ -149,19 +139,3 @@ def test_the_oracle_ranks_by_final_accuracy_but_is_credited_as_trained() -> None
     for (plain, _), (oracle, _) in zip(rows["asha"], rows["asha(oracle)"], strict=True):
         assert oracle is not None
         assert plain is None or oracle <= plain
-
-
-def test_the_ratio_interval_brackets_the_printed_ratio() -> None:
-    rng = np.random.default_rng(2)
-    random = rng.integers(1, 30, size=80).tolist()
-    assert replay_bench.ratio_interval(random, random) == (1.0, 1.0)
-    halved = [r / 2 for r in random]
-    assert replay_bench.ratio_interval(halved, random) == pytest.approx((0.5, 0.5))
-    # Lumpy epochs (a match after one bracket or the next): the point ratio lies inside
-    # an interval of real width, and the same seed gives the same interval.
-    lumpy = rng.choice([81, 159, 249], size=80).tolist()
-    low, high = replay_bench.ratio_interval(lumpy, random)
-    point = float(np.median(lumpy) / np.median(random))
-    assert low <= point <= high
-    assert high - low > 0.05
-    assert replay_bench.ratio_interval(lumpy, random) == (low, high)
