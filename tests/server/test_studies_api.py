@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from search import STRATEGIES
+
 
 def _post(api: httpx.Client, spec: dict[str, Any]) -> httpx.Response:
     # json.dumps writes NaN/Infinity literals, as a careless client would.
@@ -32,6 +34,32 @@ def test_create_get_list_study(api: httpx.Client, make_spec) -> None:
     assert got.json()["id"] == body["id"]
     names = [s["name"] for s in api.get("/studies").json()]
     assert names == ["alpha"]
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_strategy_is_selectable_by_name(
+    api: httpx.Client, make_spec, wait, strategy: str
+) -> None:
+    """A study names any registered strategy; the service creates its trials with it
+    (a multi-fidelity one gets its max_budget from budget.epochs and hands its first
+    trial the bottom rung's epochs), a caller runs one, and the study goes on."""
+    budget = {"max_trials": 3, "max_parallel": 1, "epochs": 3}
+    spec = make_spec("pick", strategy={"name": strategy, "seed": 3}, budget=budget)
+    created = _post(api, spec)
+    assert created.status_code == 201, created.text
+    assert created.json()["strategy"] == strategy
+    (lease,) = wait(lambda: api.post("/studies/pick/suggest").json())
+    (row,) = api.get("/studies/pick/trials").json()
+    assert lease["epochs"] == row["info"].get("budget", 3)
+    if strategy in ("asha", "hyperband"):
+        assert created.json()["spec"]["strategy"]["options"]["max_budget"] == 3
+        assert row["info"]["rung"] == 0 and lease["epochs"] == 1
+    done = api.post(
+        f"/trials/{lease['trial_id']}/finish",
+        json={"attempt": 1, "status": "completed", "value": 0.5},
+    )
+    assert done.status_code == 200, done.text
+    assert wait(lambda: api.get("/studies/pick").json()["n_trials"] >= 2)
 
 
 def test_missing_seed_is_drawn_and_stored(api: httpx.Client, make_spec) -> None:
