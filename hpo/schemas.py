@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from hpo.artifacts import relative_key
 from hpo.spec import Objective, TrainSpec, check_json_text
 
 __all__ = [
@@ -133,7 +134,11 @@ class TrialSpec(BaseModel):
     heartbeat_interval: float = Field(description="Seconds between heartbeats.")
     timeout: float = Field(description="Seconds this attempt may run.")
     checkpoint: str | None = Field(
-        default=None, description="Checkpoint of an earlier attempt to resume from."
+        default=None,
+        description=(
+            "Checkpoint to resume from (an earlier attempt's, or a promoted trial's "
+            "parent's): a key of the artifact store, relative to its root."
+        ),
     )
     checkpoint_step: int | None = Field(default=None, description="Step the checkpoint ends.")
     report_interval: float = Field(
@@ -169,7 +174,13 @@ class ReportIn(_In):
         default_factory=dict, max_length=1000
     )
     checkpoint: str | None = Field(
-        default=None, max_length=4096, description="Path of a checkpoint saved at this step."
+        default=None,
+        max_length=4096,
+        description=(
+            "A checkpoint saved at this step: its path relative to the trial's own "
+            "artifact folder (e.g. 'checkpoint.pt'). Absolute paths and '..' are refused: "
+            "a checkpoint lives only in the trial's folder."
+        ),
     )
 
     @field_validator("metrics", "checkpoint")
@@ -177,6 +188,11 @@ class ReportIn(_In):
     def _storable(cls, value: Any, info: Any) -> Any:
         check_json_text(value, info.field_name)
         return value
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _inside_the_trial(cls, value: str | None) -> str | None:
+        return None if value is None else relative_key(value)
 
 
 class ReportBatchIn(_In):
@@ -244,8 +260,10 @@ class ReportOut(BaseModel):
 
 
 class FinishIn(_In):
-    """A worker ends an attempt. ``completed`` needs a finite ``value``; otherwise the
-    trial is stored as ``failed`` with the reason."""
+    """A worker ends an attempt. ``completed`` takes ``value``, or without one the
+    trial's last reported objective value (of any attempt: a retry that resumed at the
+    last step has nothing left to report); with neither, or a value that is not finite,
+    the trial is stored as ``failed`` with the reason."""
 
     attempt: StrictInt = Field(ge=1, le=1_000_000)
     status: Literal["completed", "failed", "pruned"]

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from hpo.artifacts import resolve_key
 from hpo.client import Client, Conflict
 from hpo.schemas import FinishIn, ReportIn, TrialSpec
 from hpo.settings import Settings, get_settings
@@ -108,21 +109,42 @@ def _attempt(
         def want_next() -> bool:
             return not SHUTDOWN.is_set() and chain(spec)
 
+    resume_from = _resume_from(artifacts, spec)
     with Lease(client, spec, patience=settings.server_patience, want_next=want_next) as lease:
         try:
             if spec.train.entrypoint:
                 ckpt_dir = checkpoint_dir_for(artifacts, spec)
-                status = _run_entrypoint(lease, spec, device, ckpt_dir)
+                status = _run_entrypoint(lease, spec, device, ckpt_dir, resume_from)
             else:
                 ckpt = checkpoint_path(artifacts, spec)
-                status = _run(lease, spec, device, ckpt, settings.checkpoint_interval)
+                every = settings.checkpoint_interval
+                status = _run(lease, spec, device, ckpt, resume_from, every)
         except Fenced as err:
             log.warning("trial %s attempt %s fenced off: %s", spec.trial_id, spec.attempt, err)
             return "superseded", None
     return status, lease.next_trial
 
 
-def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: float) -> str:
+def _resume_from(artifacts: Path, spec: TrialSpec) -> Path | None:
+    """Where the spec's checkpoint (a key of the artifact store) lies on this worker;
+    None when there is none, or it would lie outside the store (never read that)."""
+    if not spec.checkpoint:
+        return None
+    try:
+        return resolve_key(artifacts, spec.checkpoint)
+    except ValueError as err:
+        log.warning("trial %s: not resuming: %s", spec.trial_id, err)
+        return None
+
+
+def _run(
+    lease: Lease,
+    spec: TrialSpec,
+    device: str | None,
+    ckpt: Path,
+    resume_from: Path | None,
+    every: float,
+) -> str:
     """The built-in bridge: checkpoints at most every ``every`` seconds, at the last
     epoch, and at the epoch where the attempt stops to hand the trial back."""
 
@@ -150,6 +172,7 @@ def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: f
             on_epoch,
             device=device,
             checkpoint_to=ckpt,
+            resume_from=resume_from,
             checkpoint_every=every,
             checkpoint_now=SHUTDOWN.is_set,
         )
@@ -169,7 +192,9 @@ def _run(lease: Lease, spec: TrialSpec, device: str | None, ckpt: Path, every: f
     return _conclude(lease, spec, result.stopped_early, value)
 
 
-def _run_entrypoint(lease: Lease, spec: TrialSpec, device: str | None, ckpt_dir: Path) -> str:
+def _run_entrypoint(
+    lease: Lease, spec: TrialSpec, device: str | None, ckpt_dir: Path, resume_from: Path | None
+) -> str:
     """The user's training function (``train.entrypoint``) in place of the bridge."""
 
     def send(report: ReportIn) -> bool:
@@ -177,7 +202,14 @@ def _run_entrypoint(lease: Lease, spec: TrialSpec, device: str | None, ckpt_dir:
             raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
         return lease.report(report) or SHUTDOWN.is_set()
 
-    outcome = run_entrypoint(spec, send, device=device, checkpoint_dir=ckpt_dir)
+    outcome = run_entrypoint(
+        spec,
+        send,
+        device=device,
+        checkpoint_dir=ckpt_dir,
+        resume_from=resume_from,
+        acknowledged=lambda: lease.checkpoint_acked,
+    )
     if outcome.error is not None:
         return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=outcome.error))
     return _conclude(lease, spec, outcome.stopped, outcome.value)
@@ -187,9 +219,11 @@ def _conclude(lease: Lease, spec: TrialSpec, stopped: bool, value: float | None)
     """End an attempt whose training returned: hand back on shutdown, else finish."""
     if stopped and SHUTDOWN.is_set() and not lease.stop_requested.is_set():
         return lease.release("worker shutting down")
-    if value is None or not math.isfinite(value):
+    if value is not None and not math.isfinite(value):
         return lease.finish(
             FinishIn(attempt=spec.attempt, status="failed", error="no finite objective value")
         )
+    # A value of None completes with the trial's last reported objective (the server's
+    # part: an attempt that resumed at the last step reports nothing of its own).
     status = "pruned" if stopped else "completed"
     return lease.finish(FinishIn(attempt=spec.attempt, status=status, value=value))

@@ -91,6 +91,9 @@ class Lease:
         self.next_trial: TrialSpec | None = None
         self.stop_requested = threading.Event()
         self.fenced = threading.Event()
+        #: The step of the newest checkpoint the server has stored for this trial (a
+        #: report carrying it was delivered); older checkpoints may be removed.
+        self.checkpoint_acked: int | None = spec.checkpoint_step
         self._pending: deque[ReportIn] = deque()
         self._lock = threading.Lock()  # one call at a time on the shared client
         # One flush at a time: the trial's thread and the heartbeat thread both send.
@@ -185,8 +188,14 @@ class Lease:
                 raise
             for _ in batch:
                 self._pending.popleft()
+            self._acknowledge(batch)
             if answer.decision == "stop":
                 self.stop_requested.set()
+
+    def _acknowledge(self, delivered: list[ReportIn]) -> None:
+        steps = [r.step for r in delivered if r.checkpoint is not None]
+        if steps and (self.checkpoint_acked is None or max(steps) > self.checkpoint_acked):
+            self.checkpoint_acked = max(steps)
 
     def _send(self, batch: list[ReportIn]):  # type: ignore[no-untyped-def]
         """One request: the report alone, or the held ones together."""
@@ -213,6 +222,7 @@ class Lease:
             except Conflict as err:
                 self.fenced.set()
                 raise Fenced(err.message) from None
+            self._acknowledge(finish.reports)
             self._pending.clear()
             self._held_since = None
         self.next_trial = trial.next_trial

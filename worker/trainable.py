@@ -43,6 +43,7 @@ from hpo.spec import ENTRYPOINT_PATTERN
 from models import seed_everything, select_device
 from worker.bridge import checkpoint_path
 from worker.lease import Fenced
+from worker.snapshots import Snapshots, fingerprint
 
 __all__ = [
     "EntrypointError",
@@ -116,60 +117,42 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-def prepare_checkpoint_dir(spec: TrialSpec, directory: Path) -> int | None:
-    """Make ``directory`` hold exactly what this attempt may resume from, and return the
-    step it ends at (None: start from scratch, and the folder is empty).
+def prepare_checkpoint_dir(
+    directory: Path, source: Path | None, step: int | None, *, trial: int | str = "?"
+) -> int | None:
+    """Make the working folder ``directory`` hold exactly what this attempt may resume
+    from, and return the step it ends at (None: start from scratch, and the folder is
+    empty).
 
-    A retry finds its own earlier files in place. A promoted configuration (Hyperband/
-    ASHA) has its parent's folder as ``spec.checkpoint``: it gets a copy, so its own
-    folder is the only one the function needs to know. Files that no report ever
-    announced (an attempt that died before reporting them) are removed, so the
-    function never mistakes them for a resumable state.
+    ``source`` is the checkpoint the server stored for the trial (resolved in the
+    artifact store), ``step`` its step: a snapshot of the trial's own (a retry) or of
+    its parent's (a Hyperband/ASHA promotion). The folder gets a copy of it, so
+    whatever was written after the last report (an attempt that died before reporting
+    it) is gone, and the function never mistakes it for a resumable state; the trial's
+    other snapshots are removed. A source that is the working folder itself (trials
+    stored before snapshots) is kept as it is.
     """
-    source = Path(spec.checkpoint) if spec.checkpoint else None
-    step = spec.checkpoint_step
+    snapshots = Snapshots(directory)
     if source is not None and step is not None:
         try:
             if source.is_dir() and any(source.iterdir()):
                 if source.resolve() != directory.resolve():
                     _clear(directory)
                     shutil.copytree(source, directory, dirs_exist_ok=True)
+                snapshots.keep_only(source)
                 return step
-            log.warning("trial %s: checkpoint %s is gone; starting over", spec.trial_id, source)
+            log.warning("trial %s: checkpoint %s is gone; starting over", trial, source)
         except OSError as err:
-            log.warning("trial %s: cannot resume from %s (%s)", spec.trial_id, source, err)
+            log.warning("trial %s: cannot resume from %s (%s)", trial, source, err)
     _clear(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    snapshots.keep_only(None)
     return None
 
 
 def _clear(directory: Path) -> None:
     if directory.exists():
         shutil.rmtree(directory)
-
-
-def _fingerprint(directory: Path) -> tuple[tuple[str, int, int, int, int], ...]:
-    """What is in the folder now (name, size, times and inode of each file): a change
-    between two reports means the function saved a checkpoint in that step. The inode
-    catches a write-then-rename within one tick of a coarse file-system clock."""
-    entries = []
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(root, name)
-            try:
-                stat = os.stat(path)
-            except OSError:  # removed while we looked
-                continue
-            entries.append(
-                (
-                    os.path.relpath(path, directory),
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                    stat.st_ctime_ns,
-                    stat.st_ino,
-                )
-            )
-    return tuple(sorted(entries))
 
 
 def _one_line(err: BaseException) -> str:
@@ -213,6 +196,7 @@ class Reporter:
         device: str,
         checkpoint_dir: Path,
         resume_step: int | None = None,
+        acknowledged: Callable[[], int | None] | None = None,
     ) -> None:
         self.study = spec.study
         self.trial_number = spec.number
@@ -224,7 +208,9 @@ class Reporter:
         self.resume_step = resume_step
         self.metric = spec.objective.metric
         self._send = send
-        self._seen = _fingerprint(checkpoint_dir) if checkpoint_dir.exists() else ()
+        self._acknowledged = acknowledged
+        self._snapshots = Snapshots(checkpoint_dir)
+        self._seen = fingerprint(checkpoint_dir) if checkpoint_dir.exists() else {}
         self.last_step: int | None = None
         self.last_value: float | None = None
         self.stopped = False
@@ -265,8 +251,10 @@ class Reporter:
         value = float(value)  # type: ignore[arg-type]
         if not math.isfinite(value):
             self._fail(f"objective {self.metric!r} is {value} at step {step}: training diverged")
-        now = _fingerprint(self.checkpoint_dir) if self.checkpoint_dir.exists() else ()
-        saved = str(self.checkpoint_dir) if now and now != self._seen else None
+        now = fingerprint(self.checkpoint_dir) if self.checkpoint_dir.exists() else {}
+        saved = None
+        if now and now != self._seen:  # saved in this step: freeze it as the step's
+            saved = self._snapshots.relative(self._snapshots.take(step, now))
         try:
             body = ReportIn(
                 attempt=self.attempt, step=step, value=value, metrics=values, checkpoint=saved
@@ -279,6 +267,11 @@ class Reporter:
             self.fenced = True
             raise
         self._seen = now
+        if saved is not None:
+            # Without a way to ask, a send that returned is a delivered report.
+            acked = step if self._acknowledged is None else self._acknowledged()
+            if acked is not None:
+                self._snapshots.prune(keep_from=acked)
         self.last_step, self.last_value = step, value
         if stop:
             self.stopped = True
@@ -293,8 +286,9 @@ class Reporter:
 @dataclass(frozen=True)
 class Outcome:
     """How the function's run ended: ``error`` set means the trial failed; otherwise
-    ``value`` is the objective (None when nothing was reported) and ``stopped`` says
-    whether a report answered stop."""
+    ``value`` is the objective (None: this attempt resumed from a checkpoint and
+    reported nothing, so the trial's value is the one reported before) and ``stopped``
+    says whether a report answered stop."""
 
     value: float | None = None
     stopped: bool = False
@@ -312,22 +306,38 @@ def device_name(device: str | None) -> str:
 
 
 def run_entrypoint(
-    spec: TrialSpec, send: Send, *, device: str | None, checkpoint_dir: Path
+    spec: TrialSpec,
+    send: Send,
+    *,
+    device: str | None,
+    checkpoint_dir: Path,
+    resume_from: Path | None = None,
+    acknowledged: Callable[[], int | None] | None = None,
 ) -> Outcome:
     """Import ``spec.train.entrypoint``, call it with the trial's parameters and a
-    :class:`Reporter`, and say how it ended. Never raises for the function's own
-    failures; raises :class:`~worker.lease.Fenced` when the attempt was superseded."""
+    :class:`Reporter`, and say how it ended. ``resume_from`` is where the spec's
+    checkpoint lies in this worker's artifact store; ``acknowledged`` tells the newest
+    checkpoint step the server has (older snapshots are removed). Never raises for the
+    function's own failures; raises :class:`~worker.lease.Fenced` when the attempt was
+    superseded."""
     entrypoint = spec.train.entrypoint or ""
     try:
         function = load_entrypoint(entrypoint)
         where = device_name(device)
     except (EntrypointError, ValueError) as err:
         return Outcome(error=str(err))
-    resume_step = prepare_checkpoint_dir(spec, checkpoint_dir)
+    resume_step = prepare_checkpoint_dir(
+        checkpoint_dir, resume_from, spec.checkpoint_step, trial=spec.trial_id
+    )
     if resume_step is not None:
         log.info("trial %s resumes after step %d", spec.trial_id, resume_step)
     reporter = Reporter(
-        spec, send, device=where, checkpoint_dir=checkpoint_dir, resume_step=resume_step
+        spec,
+        send,
+        device=where,
+        checkpoint_dir=checkpoint_dir,
+        resume_step=resume_step,
+        acknowledged=acknowledged,
     )
     seed_everything(spec.seed)
     result: Any = None
@@ -369,9 +379,12 @@ def _conclude(entrypoint: str, reporter: Reporter, result: Any) -> Outcome:
         value = float(final)
         if not math.isfinite(value):
             return Outcome(error=f"final objective {metric!r} is {value}: training diverged")
-    if value is None:
+    if value is None and reporter.resume_step is None:
         return Outcome(
             error=f"{entrypoint} reported no {metric!r} (the study's objective): call "
             f"reporter.report(step, {metric}=...) or return {{{metric!r}: ...}}"
         )
+    # None after a resume: the attempt resumed at a step with nothing left to train
+    # (an earlier attempt reported it, then died); the server takes the value that
+    # earlier attempt reported.
     return Outcome(value=value, stopped=reporter.stopped)

@@ -43,8 +43,10 @@ def _saves(tmp_path: Path, epochs: int, **kwargs) -> list[int]:  # type: ignore[
     def on_epoch(metrics: EpochMetrics, path: str | None) -> bool:
         if path is not None:
             saved.append(metrics.epoch)
-            # the file holds this very epoch when the report names it
-            assert torch.load(path, weights_only=True)["epoch"] == metrics.epoch
+            # the file holds this very epoch when the report names it (by its path
+            # relative to the trial's folder, where it lies)
+            assert path == "c.pt"
+            assert torch.load(tmp_path / path, weights_only=True)["epoch"] == metrics.epoch
         return False
 
     run_training(_spec(epochs), on_epoch, checkpoint_to=tmp_path / "c.pt", **kwargs)
@@ -77,7 +79,7 @@ def test_a_run_resumes_after_the_saved_epoch(tmp_path: Path) -> None:
     first: list[int] = []
     run_training(_spec(2), lambda m, p: first.append(m.epoch) or False, checkpoint_to=path)
     later: list[int] = []
-    run_training(_spec(4, checkpoint=str(path)), lambda m, p: later.append(m.epoch) or False)
+    run_training(_spec(4), lambda m, p: later.append(m.epoch) or False, resume_from=path)
     assert first == [1, 2] and later == [3, 4]
 
 
@@ -103,12 +105,13 @@ def test_a_checkpoint_at_the_final_epoch_finishes_without_training(
     weights = torch.load(path, weights_only=True)["model"]
     reported: list[tuple[EpochMetrics, str | None]] = []
     result = run_training(
-        _spec(3, checkpoint=str(path), checkpoint_step=3 if server_has_it else 2),
+        _spec(3, checkpoint="s/trial-0/c.pt", checkpoint_step=3 if server_has_it else 2),
         lambda m, p: reported.append((m, p)) or False,
         checkpoint_to=path,
+        resume_from=path,
     )
     assert result.final == final and not result.stopped_early and result.epochs_run == 0
-    assert reported == ([] if server_has_it else [(final, str(path))])
+    assert reported == ([] if server_has_it else [(final, "c.pt")])
     after = torch.load(path, weights_only=True)["model"]
     assert all(torch.equal(weights[k], after[k]) for k in weights)
 
@@ -123,6 +126,43 @@ def test_a_final_checkpoint_without_metrics_trains_from_scratch(tmp_path: Path) 
     del state["metrics"]
     torch.save(state, path)
     again: list[EpochMetrics] = []
-    run_training(_spec(3, checkpoint=str(path)), lambda m, p: again.append(m) or False)
+    run_training(_spec(3), lambda m, p: again.append(m) or False, resume_from=path)
     assert [m.epoch for m in again] == [1, 2, 3]
     assert again[-1].val_loss == whole[-1].val_loss
+
+
+@pytest.mark.parametrize("server_has_it", [True, False])
+def test_a_checkpoint_ahead_of_the_server_reports_its_epoch_first(
+    tmp_path: Path, server_has_it: bool
+) -> None:
+    """Killed between the save of epoch 2 and its report: the server's checkpoint step
+    is 1, the file holds epoch 2. The retry reports epoch 2 from the saved metrics
+    before training epoch 3, so no step goes missing (and none is reported twice)."""
+    path = tmp_path / "c.pt"
+    whole = _trained(path, 2)
+    reported: list[tuple[int, str | None]] = []
+    run_training(
+        _spec(4, checkpoint="s/trial-0/c.pt", checkpoint_step=2 if server_has_it else 1),
+        lambda m, p: reported.append((m.epoch, p)) or False,
+        checkpoint_to=path,
+        resume_from=path,
+        checkpoint_every=0,
+    )
+    caught_up = [] if server_has_it else [(2, "c.pt")]
+    assert reported == [*caught_up, (3, "c.pt"), (4, "c.pt")]
+    assert whole[-1].epoch == 2
+
+
+def test_a_parents_checkpoint_is_not_reported_as_the_childs(tmp_path: Path) -> None:
+    """A promoted trial resumes from its parent's file: it trains on from there and
+    never reports the parent's epoch as its own."""
+    parent = tmp_path / "parent.pt"
+    _trained(parent, 2)
+    reported: list[int] = []
+    run_training(
+        _spec(4, checkpoint="s/trial-9/parent.pt", checkpoint_step=2),
+        lambda m, p: reported.append(m.epoch) or False,
+        checkpoint_to=tmp_path / "child.pt",
+        resume_from=parent,
+    )
+    assert reported == [3, 4]

@@ -18,7 +18,7 @@ import torch
 
 from hpo.client import Client
 from hpo.embedded import EmbeddedService
-from hpo.schemas import Objective, ReportIn, TrainSpec, TrialSpec
+from hpo.schemas import FinishIn, Objective, ReportIn, TrainSpec, TrialSpec
 from hpo.settings import Settings
 from worker.job import SHUTDOWN, run_trial
 from worker.lease import Fenced
@@ -133,7 +133,60 @@ def test_a_report_carries_the_checkpoint_folder_only_after_it_changed(tmp_path) 
     rep.report(2, score=0.2)  # nothing new saved
     save("3")  # same size, same clock tick maybe: still seen as new
     rep.report(3, score=0.3)
-    assert [r.checkpoint for r in sent.reports] == [str(folder), None, str(folder)]
+    # Each names a frozen copy of the folder, relative to the trial's own folder.
+    assert [r.checkpoint for r in sent.reports] == ["snapshots/step-1", None, "snapshots/step-3"]
+    snapshot = folder.parent / "snapshots" / "step-3"
+    assert (snapshot / "model.bin").read_text() == "3"
+    # Delivered (the send returned): the older snapshot is gone.
+    assert not (folder.parent / "snapshots" / "step-1").exists()
+
+
+def test_a_snapshot_holds_the_reported_state_whatever_comes_after(tmp_path) -> None:
+    """Files written after a report never reach its snapshot: the function saved step
+    2 and died before reporting it, and what a retry gets is step 1's state."""
+    rep = reporter(tmp_path, Sent())
+    folder = rep.checkpoint_dir
+    (folder / "model.bin").write_text("step 1")
+    (folder / "big.bin").write_text("unchanged")
+    rep.report(1, score=0.1)
+    (folder / "model.bin").write_text("step 2")  # in place: the same inode, rewritten
+    (folder / "extra.bin").write_text("step 2 only")
+    snapshot = folder.parent / "snapshots" / "step-1"
+    assert (snapshot / "model.bin").read_text() == "step 1"
+    resumed = prepare_checkpoint_dir(folder, snapshot, 1)
+    assert resumed == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["big.bin", "model.bin"]
+    assert (folder / "model.bin").read_text() == "step 1"
+
+
+def test_unchanged_files_are_linked_not_copied(tmp_path) -> None:
+    rep = reporter(tmp_path, Sent())
+    folder = rep.checkpoint_dir
+    (folder / "big.bin").write_text("weights")
+    (folder / "step.txt").write_text("1")
+    rep.report(1, score=0.1)
+    (folder / "step.txt").write_text("2")
+    rep.report(2, score=0.2)
+    snapshots = folder.parent / "snapshots"
+    assert os.stat(snapshots / "step-2" / "big.bin").st_nlink == 1  # step-1 is pruned
+    assert (snapshots / "step-2" / "step.txt").read_text() == "2"
+    assert os.stat(folder / "big.bin").st_ino != os.stat(snapshots / "step-2" / "big.bin").st_ino
+
+
+def test_snapshots_are_kept_until_the_server_has_a_newer_one(tmp_path) -> None:
+    acked: list[int | None] = [None]
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    rep = Reporter(
+        trial_spec(), Sent(), device="cpu", checkpoint_dir=folder, acknowledged=lambda: acked[0]
+    )
+    snapshots = folder.parent / "snapshots"
+    for step in (1, 2, 3):
+        (folder / "state").write_text(str(step))
+        if step == 3:
+            acked[0] = 2  # the server stored step 2's report; step 3's is on its way
+        rep.report(step, score=step / 10)
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-2", "step-3"]
 
 
 def test_fenced_is_remembered_even_when_user_code_swallows_it(tmp_path) -> None:
@@ -164,33 +217,46 @@ def test_a_fresh_attempt_gets_an_empty_folder(tmp_path) -> None:
     assert folder == tmp_path / "s" / "trial-0" / "checkpoint"
     folder.mkdir(parents=True)
     (folder / "stale.bin").write_text("from an attempt that never reported it")
-    assert prepare_checkpoint_dir(spec, folder) is None
+    (folder.parent / "snapshots" / "step-1").mkdir(parents=True)
+    assert prepare_checkpoint_dir(folder, None, None) is None
     assert folder.is_dir() and not any(folder.iterdir())
+    assert not any((folder.parent / "snapshots").iterdir())
 
 
-def test_a_retry_keeps_its_folder_and_learns_the_step(tmp_path) -> None:
+def test_a_retry_gets_its_snapshot_and_loses_newer_ones(tmp_path) -> None:
+    folder = tmp_path / "trial-0" / "checkpoint"
+    folder.mkdir(parents=True)
+    (folder / "model.bin").write_text("epoch 5, never reported")
+    snapshots = tmp_path / "trial-0" / "snapshots"
+    for step in (3, 4, 5):
+        (snapshots / f"step-{step}").mkdir(parents=True)
+        (snapshots / f"step-{step}" / "model.bin").write_text(f"epoch {step}")
+    assert prepare_checkpoint_dir(folder, snapshots / "step-4", 4) == 4
+    assert (folder / "model.bin").read_text() == "epoch 4"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-4"]
+
+
+def test_a_checkpoint_that_is_the_folder_itself_is_kept(tmp_path) -> None:
+    """Trials stored before snapshots name the working folder: kept as it is."""
     folder = tmp_path / "trial-0" / "checkpoint"
     folder.mkdir(parents=True)
     (folder / "model.bin").write_text("epoch 4")
-    spec = trial_spec(attempt=2, checkpoint=str(folder), checkpoint_step=4)
-    assert prepare_checkpoint_dir(spec, folder) == 4
+    assert prepare_checkpoint_dir(folder, folder, 4) == 4
     assert (folder / "model.bin").read_text() == "epoch 4"
 
 
-def test_a_promoted_trial_starts_from_a_copy_of_its_parents_folder(tmp_path) -> None:
-    parent = tmp_path / "trial-2" / "checkpoint"
+def test_a_promoted_trial_starts_from_a_copy_of_its_parents_snapshot(tmp_path) -> None:
+    parent = tmp_path / "trial-2" / "snapshots" / "step-3"
     (parent / "sub").mkdir(parents=True)
     (parent / "sub" / "model.bin").write_text("epoch 3")
     child = tmp_path / "trial-9" / "checkpoint"
-    spec = trial_spec(number=9, checkpoint=str(parent), checkpoint_step=3)
-    assert prepare_checkpoint_dir(spec, child) == 3
+    assert prepare_checkpoint_dir(child, parent, 3) == 3
     assert (child / "sub" / "model.bin").read_text() == "epoch 3"
     assert (parent / "sub" / "model.bin").exists()  # the parent's stays
 
 
 def test_a_vanished_checkpoint_means_starting_over(tmp_path) -> None:
-    spec = trial_spec(checkpoint=str(tmp_path / "gone"), checkpoint_step=3)
-    assert prepare_checkpoint_dir(spec, tmp_path / "mine") is None
+    assert prepare_checkpoint_dir(tmp_path / "mine", tmp_path / "gone", 3) is None
 
 
 # -- loading entrypoints -------------------------------------------------------------------
@@ -367,6 +433,46 @@ def test_a_stop_decision_reaches_the_function(sdk: Client, study, wait, tmp_path
     if function == "curve":  # it saw the stop and returned
         marker = tmp_path / "artifacts" / name / "trial-0" / "checkpoint" / "stopped_at.txt"
         assert int(marker.read_text()) == reports[-1].step
+
+
+def test_a_retry_resuming_at_the_last_step_completes_with_the_reported_value(
+    sdk: Client, study, wait
+) -> None:
+    """The first attempt reported (and checkpointed) the last step, then its worker
+    left before the finish. The retry resumes at that step with nothing left to train
+    and reports nothing: the trial completes with the value reported at that step."""
+    study("last", "interrupted", epochs=3, interrupt_at=3)
+    trial_id = queued(sdk, wait, "last")
+    try:
+        assert run_trial(trial_id, client=sdk) == "released"
+    finally:
+        SHUTDOWN.clear()
+    assert run_trial(queued(sdk, wait, "last"), client=sdk) == "completed"
+    trial = sdk.get_trial("last", 0)
+    assert trial.status == "completed" and trial.attempt == 2
+    assert trial.value == pytest.approx(0.3)  # step 3 of attempt 1: 3 / 10
+    assert [(r.attempt, r.step) for r in trial.reports] == [(1, 1), (1, 2), (1, 3)]
+
+
+def test_a_report_naming_a_path_outside_the_trial_is_refused(sdk: Client, study, wait) -> None:
+    """A report names its checkpoint inside the trial's own folder; a path elsewhere
+    (which a later attempt would copy) is a 422 naming the field, and nothing is
+    stored."""
+    import httpx
+
+    study("escape", "curve")
+    spec = sdk.start_trial(queued(sdk, wait, "escape"), worker="w")
+    url = f"{sdk.server_url}/api/v1/trials/{spec.trial_id}/reports"
+    for path in ("/etc", "../../other-study/trial-0/checkpoint", "a/../../b", "C:\\x", ""):
+        body = {"attempt": spec.attempt, "step": 1, "value": 0.5, "checkpoint": path}
+        answer = httpx.post(url, json=body)
+        assert answer.status_code == 422, path
+        assert answer.json()["detail"][0]["field"] == "checkpoint"
+    assert sdk.get_trial("escape", 0).reports == []
+    sdk.report(spec.trial_id, ReportIn(attempt=1, step=1, value=0.5, checkpoint="./snap/a"))
+    sdk.finish_trial(spec.trial_id, FinishIn(attempt=1, status="completed", value=0.5))
+    follow = sdk.get_trial("escape", 0)
+    assert [r.step for r in follow.reports] == [1]
 
 
 def test_a_retried_trial_resumes_from_its_checkpoint(sdk: Client, study, wait) -> None:
