@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from hpo.artifacts import checkpoint_key
 from hpo.schemas import (
     FinishIn,
     HeartbeatIn,
@@ -26,7 +27,7 @@ from hpo.schemas import (
 )
 from hpo.spec import Objective, TrainSpec
 from server.db import insert_ignore
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Invalid, NotFound
 from server.stopping import stopping_decision
 from server.tables import Report, Study, Trial, utcnow
 
@@ -207,15 +208,17 @@ def _finite_or_none(value: Any) -> Any:
 ADVANCED = ("last_step", "checkpoint", "checkpoint_step")
 
 
-def _advance(state: dict[str, Any], body: ReportIn) -> None:
+def _advance(state: dict[str, Any], body: ReportIn, trial: Trial) -> None:
     """Advance ``state`` (the trial's :data:`ADVANCED` values) past a stored report:
-    its step, and its checkpoint when it carries one."""
+    its step, and its checkpoint when it carries one (filed under the trial's own
+    artifact folder: the report names it relative to that folder)."""
     if state["last_step"] is None or body.step > state["last_step"]:
         state["last_step"] = body.step
     if body.checkpoint and (
         state["checkpoint_step"] is None or body.step >= state["checkpoint_step"]
     ):
-        state["checkpoint"], state["checkpoint_step"] = body.checkpoint, body.step
+        key = checkpoint_key(trial.study.name, trial.number, body.checkpoint)
+        state["checkpoint"], state["checkpoint_step"] = key, body.step
 
 
 def _store_report(session: Session, trial: Trial, body: ReportIn) -> None:
@@ -223,7 +226,7 @@ def _store_report(session: Session, trial: Trial, body: ReportIn) -> None:
     last step and checkpoint."""
     _insert_report(session, trial, body)
     state = {key: getattr(trial, key) for key in ADVANCED}
-    _advance(state, body)
+    _advance(state, body, trial)
     for key, value in state.items():
         if value != getattr(trial, key):
             setattr(trial, key, value)
@@ -246,14 +249,62 @@ def _insert_report(session: Session, trial: Trial, body: ReportIn) -> None:
     )
 
 
-def record_report(session: Session, trial_id: int, body: ReportIn) -> ReportOut:
-    """Store one step's report (once) and answer continue or stop."""
+def _objective(trial: Trial, body: ReportIn, field: str) -> tuple[ReportIn, str | None]:
+    """The report with its objective value, and why the trial diverged (else None).
+
+    A report without ``value`` takes ``metrics[<the study's metric>]``; with neither,
+    Invalid names ``field``. A value that is not finite (NaN, inf) is a diverged
+    training: the report is stored (its value as null) and the trial fails."""
+    metric = trial.study.metric
+    value = body.value
+    if value is None:
+        given = body.metrics.get(metric)
+        if isinstance(given, bool) or not isinstance(given, int | float):
+            raise Invalid(
+                f"{field}: missing: send the objective {metric!r} (the study's metric) "
+                f"as 'value' or in 'metrics'",
+                field=field,
+            )
+        value = float(given)
+        body = body.model_copy(update={"value": value})
+    if not math.isfinite(value):
+        return body, f"objective {metric!r} is {value} at step {body.step}: training diverged"
+    return body, None
+
+
+def _fail_attempt(session: Session, trial: Trial, error: str) -> None:
+    """End the running attempt as failed, fenced on it still running (a reaper that
+    took it first wins: Conflict)."""
+    ended = {"status": "failed", "value": None, "error": error, "finished_at": utcnow()}
+    ended |= {key: getattr(trial, key) for key in ADVANCED}
+    written = (
+        session.connection()
+        .execute(_END.values(ended), {"b_trial_id": trial.id, "b_attempt": trial.attempt})
+        .rowcount
+    )
+    if written != 1:
+        raise Conflict(f"attempt {trial.attempt} of trial {trial.id} ended meanwhile")
+    for key, stored in ended.items():
+        set_committed_value(trial, key, stored)
+
+
+def record_report(
+    session: Session, trial_id: int, body: ReportIn, *, field: str = "value"
+) -> ReportOut:
+    """Store one step's report (once) and answer continue or stop. A report whose
+    objective is not finite fails the trial (``training diverged``) and answers stop;
+    one without an objective is Invalid, naming ``field``."""
     trial = get_trial(session, trial_id)
     _check_attempt(trial, body.attempt)
     if trial.status != "running":
         raise Conflict(f"trial {trial_id} is {trial.status}; reports are closed")
+    body, diverged = _objective(trial, body, field)
     _store_report(session, trial, body)
     trial.heartbeat_at = utcnow()
+    if diverged is not None:
+        session.flush()
+        _fail_attempt(session, trial, diverged)
+        return ReportOut(decision="stop", reason=diverged)
     decision = _decision(trial)
     if decision.decision == "continue":
         session.flush()  # the report just stored counts toward this trial's best so far
@@ -267,10 +318,12 @@ def record_reports(session: Session, trial_id: int, body: ReportBatchIn) -> Repo
     """Store several reports in order (each once); the answer is ``stop`` when any of
     them was answered ``stop`` (the first such reason), else ``continue``."""
     answer = ReportOut(decision="continue")
-    for report in body.reports:
-        decided = record_report(session, trial_id, report)
+    for i, report in enumerate(body.reports):
+        decided = record_report(session, trial_id, report, field=f"reports.{i}.value")
         if decided.decision == "stop" and answer.decision == "continue":
             answer = decided
+        if get_trial(session, trial_id).status != "running":  # it diverged: the rest is moot
+            break
     return answer
 
 
@@ -291,13 +344,19 @@ class Finish(NamedTuple):
     repeated: bool
 
 
-def _outcome(body: FinishIn, study_stopped: bool) -> tuple[str, float | None, str | None]:
-    """The (status, value, error) a finish stores: ``completed`` without a finite value
-    becomes ``failed`` with the reason, ``pruned`` in a stopped study ``stopped``.
-    Pure, so a repeated finish can be compared with what its first one stored."""
+def _outcome(
+    body: FinishIn, study_stopped: bool, reported: float | None = None
+) -> tuple[str, float | None, str | None]:
+    """The (status, value, error) a finish stores: ``completed`` without a value takes
+    ``reported`` (the trial's last reported objective, of any attempt), and without
+    that either becomes ``failed`` with the reason; a value that is not finite fails;
+    ``pruned`` in a stopped study becomes ``stopped``. Pure, so a repeated finish can
+    be compared with what its first one stored."""
     status, value, error = body.status, body.value, body.error
     if value is not None and not math.isfinite(value):
         status, error, value = "failed", error or f"objective value is not finite: {value}", None
+    elif status == "completed" and value is None:
+        value = reported
     if status == "completed" and value is None:
         status, error = "failed", error or "completed without an objective value"
     if status == "failed" and not error:
@@ -305,6 +364,23 @@ def _outcome(body: FinishIn, study_stopped: bool) -> tuple[str, float | None, st
     if status == "pruned" and study_stopped:
         status = "stopped"
     return status, value, error
+
+
+def _last_reported(session: Session, trial: Trial, body: FinishIn) -> float | None:
+    """The trial's last reported objective value, over all its attempts (the report of
+    the highest step; of two attempts at one step, the later), when ``body`` completes
+    without a value of its own; else None without a query.
+
+    An attempt that resumes from a checkpoint of the trial's last step has nothing left
+    to train or report: the value an earlier attempt reported there is the trial's."""
+    if body.status != "completed" or body.value is not None:
+        return None
+    return session.scalar(
+        select(Report.value)
+        .where(Report.trial_id == trial.id, Report.value.is_not(None))
+        .order_by(Report.step.desc(), Report.attempt.desc())
+        .limit(1)
+    )
 
 
 def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Finish:
@@ -320,17 +396,25 @@ def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Finish:
         # "stopped" is what a pruned finish stores in a stopped study: compare with the
         # outcome it had then, whatever the study's status is now.
         stored = (trial.status, trial.value, trial.error)
-        return Finish(trial, stored == _outcome(body, study_stopped=trial.status == "stopped"))
+        asked = _outcome(body, trial.status == "stopped", _last_reported(session, trial, body))
+        return Finish(trial, stored == asked)
     if trial.status != "running":
         raise Conflict(f"trial {trial_id} is {trial.status}; it was never started")
     # The trial object is not touched until the write below: a change to it would be
     # flushed (a unit of work) before the next statement.
     state = {key: getattr(trial, key) for key in ADVANCED}
-    for report in body.reports:  # batched reports travel with the finish
+    diverged = None
+    for i, report in enumerate(body.reports):  # batched reports travel with the finish
         _check_attempt(trial, report.attempt)
+        report, why = _objective(trial, report, f"reports.{i}.value")
         _insert_report(session, trial, report)
-        _advance(state, report)
-    status, value, error = _outcome(body, trial.study.status == "stopped")
+        _advance(state, report, trial)
+        diverged = diverged or why
+    status, value, error = _outcome(
+        body, trial.study.status == "stopped", _last_reported(session, trial, body)
+    )
+    if diverged is not None:
+        status, value, error = "failed", None, diverged
     ended = {"status": status, "value": value, "error": error, "finished_at": utcnow(), **state}
     # One Core UPDATE, fenced on the attempt still running, instead of a unit-of-work
     # flush (a finish is the hottest write: the flush cost ~5 % of the server's time).

@@ -113,18 +113,97 @@ def test_finish_without_a_finite_value_fails_the_trial_with_the_reason(
     assert out["error"]
 
 
-def test_nan_report_value_is_stored_as_null(api, make_spec, wait) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"attempt": 1, "step": 1, "value": NaN, "metrics": {"val_loss": NaN}}',
+        '{"attempt": 1, "step": 1, "value": Infinity}',
+        '{"attempt": 1, "step": 1, "metrics": {"val_accuracy": NaN}}',
+    ],
+)
+def test_a_report_that_is_not_finite_fails_the_trial_as_diverged(
+    api, make_spec, wait, body
+) -> None:
+    """The REST path keeps the README's promise: NaN/inf fails the trial as ``training
+    diverged`` (the report is kept, its value null) and the runner is told to stop."""
     trial = _first_trial(api, make_spec, wait)
     api.post(f"/trials/{trial['id']}/start", json={})
     response = api.post(
         f"/trials/{trial['id']}/reports",
-        content='{"attempt": 1, "step": 1, "value": NaN, "metrics": {"val_loss": NaN}}',
+        content=body,
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 200
+    answer = response.json()
+    assert answer["decision"] == "stop" and "training diverged" in answer["reason"]
+    detail = api.get(f"/trials/{trial['id']}").json()
+    assert detail["status"] == "failed" and "training diverged" in detail["error"]
+    assert [r["value"] for r in detail["reports"]] == [None]
+    assert _report(api, trial["id"], 1, 2).status_code == 409  # closed
+    finish = {"attempt": 1, "status": "failed", "error": "diverged"}
+    assert api.post(f"/trials/{trial['id']}/finish", json=finish).status_code == 200
+
+
+def test_a_report_without_a_value_takes_the_objective_from_its_metrics(
+    api, make_spec, wait
+) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    body = {"attempt": 1, "step": 1, "metrics": {"val_accuracy": 0.75, "val_loss": 0.4}}
+    assert api.post(f"/trials/{trial['id']}/reports", json=body).status_code == 200
     report = api.get(f"/trials/{trial['id']}").json()["reports"][0]
-    assert report["value"] is None
-    assert report["metrics"] == {"val_loss": None}
+    assert report["value"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("reports", {"attempt": 1, "step": 1, "metrics": {"val_loss": 0.4}}, "value"),
+        ("reports", {"attempt": 1, "step": 1}, "value"),
+        (
+            "reports/batch",
+            {"reports": [{"attempt": 1, "step": 1, "value": 0.5}, {"attempt": 1, "step": 2}]},
+            "reports.1.value",
+        ),
+        (
+            "finish",
+            {
+                "attempt": 1,
+                "status": "completed",
+                "value": 0.5,
+                "reports": [{"attempt": 1, "step": 1}],
+            },
+            "reports.0.value",
+        ),
+    ],
+)
+def test_a_report_with_no_objective_is_422_naming_the_field(
+    api, make_spec, wait, path, body, field
+) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    response = api.post(f"/trials/{trial['id']}/{path}", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == field
+    detail = api.get(f"/trials/{trial['id']}").json()
+    assert detail["reports"] == [] and detail["status"] == "running"  # nothing half-written
+
+
+def test_a_finish_carrying_a_diverged_report_fails_the_trial(api, make_spec, wait) -> None:
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    payload = (
+        '{"attempt": 1, "status": "completed", "value": 0.5, "reports": '
+        '[{"attempt": 1, "step": 1, "value": 0.5}, {"attempt": 1, "step": 2, "value": NaN}]}'
+    )
+    response = api.post(
+        f"/trials/{trial['id']}/finish",
+        content=payload,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
+    assert "training diverged" in response.json()["error"]
 
 
 def test_stopped_study_answers_stop_and_pruned_finish_becomes_stopped(api, make_spec, wait) -> None:
