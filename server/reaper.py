@@ -24,8 +24,15 @@ from server.tables import LIVE_STUDY_STATUSES, Study, Trial
 __all__ = ["reap_stale", "unheld_queued"]
 
 
-def reap_stale(session: Session, now: datetime, heartbeat_timeout: float) -> list[int]:
-    """Retry or fail every stale running trial; return the ids to enqueue again."""
+def reap_stale(
+    session: Session, now: datetime, heartbeat_timeout: float, listening_since: datetime
+) -> list[int]:
+    """Retry or fail every stale running trial; return the ids to enqueue again.
+
+    Silence is counted from the last heartbeat or from ``listening_since`` (when this
+    server started to answer), whichever is later: a worker cannot be heard while no
+    server runs, and one that comes back within the timeout of a restart keeps its
+    attempt (its buffered reports and finish are then accepted, not refused)."""
     cutoff = now - timedelta(seconds=heartbeat_timeout)
     rows = session.execute(
         select(
@@ -48,13 +55,14 @@ def reap_stale(session: Session, now: datetime, heartbeat_timeout: float) -> lis
         beat = _aware(beat)
         started = _aware(started)
         timed_out = started is not None and (now - started).total_seconds() > timeout
-        silent = beat is None or beat < cutoff
+        heard = listening_since if beat is None else max(beat, listening_since)
+        silent = heard < cutoff
         if not (silent or timed_out):
             continue  # a live trial of a stopped study: it hears "stop" at its next report
         if timed_out:
             reason = f"attempt {attempt} ran past the trial timeout of {timeout:g}s"
         else:
-            quiet = (now - beat).total_seconds() if beat else heartbeat_timeout
+            quiet = (now - heard).total_seconds()
             reason = f"attempt {attempt} lost: no heartbeat for {quiet:.1f}s"
         if study_status not in LIVE_STUDY_STATUSES:
             values = {"status": "stopped", "finished_at": now, "error": f"{reason}; study stopped"}

@@ -67,6 +67,9 @@ class Scheduler:
         self.heartbeat_timeout = heartbeat_timeout
         self.reconcile_interval = reconcile_interval
         self._next_maintenance = 0.0
+        #: When this process began to listen for workers: the reaper counts silence
+        #: from here at the earliest (reset by ``start``).
+        self.listening_since = utcnow()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,6 +86,7 @@ class Scheduler:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Recover what a previous process left behind, then run passes in a thread."""
+        self.listening_since = utcnow()
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="hpo-scheduler", daemon=True)
         self._thread.start()
@@ -160,7 +164,7 @@ class Scheduler:
         """
         with self._lock:
             with self.db.session() as session:
-                reaped = reap_stale(session, utcnow(), self.heartbeat_timeout)
+                reaped = reap_stale(session, utcnow(), self.heartbeat_timeout, self.listening_since)
                 self._histories.verify(session)
             if reaped:
                 log.warning("re-enqueueing %d trial(s) whose worker was lost", len(reaped))

@@ -171,6 +171,17 @@ def _age(
             trial.queued_at = now - timedelta(seconds=queued_s)
 
 
+def _listening_for_an_hour(scheduler: Scheduler) -> Scheduler:
+    """A scheduler of a server that has run for a while (the reaper counts silence
+    from the server's start at the earliest)."""
+    from datetime import timedelta
+
+    from server.tables import utcnow
+
+    scheduler.listening_since = utcnow() - timedelta(hours=1)
+    return scheduler
+
+
 def _run_all(db: Database, study_id: int) -> None:
     with db.session() as session:
         for trial in session.scalars(select(Trial).where(Trial.study_id == study_id)):
@@ -183,7 +194,7 @@ def test_reaper_retries_silent_trials_then_fails_them_past_max_retries(db, make_
     )
     sid = _create(db, spec)
     queue = NullQueue()
-    scheduler = Scheduler(db, queue, heartbeat_timeout=5)
+    scheduler = _listening_for_an_hour(Scheduler(db, queue, heartbeat_timeout=5))
     scheduler.run_once()
     for round_ in (1, 2):
         _run_all(db, sid)
@@ -205,6 +216,36 @@ def test_reaper_retries_silent_trials_then_fails_them_past_max_retries(db, make_
     assert queue.enqueued.count(trial.id) == 3  # first enqueue + two retries
 
 
+def test_a_restarted_server_counts_silence_from_its_own_start(db, make_spec) -> None:
+    """The server was down for longer than the heartbeat timeout: a lease silent since
+    before this server started is not reaped at once. It keeps its attempt when its
+    worker is heard within the timeout of the start, and is reaped only once the
+    timeout has passed since then with no word."""
+    from datetime import timedelta
+
+    from server.tables import utcnow
+
+    spec = make_spec("outage", budget={"max_trials": 2, "max_parallel": 2, "epochs": 1})
+    sid = _create(db, spec)
+    Scheduler(db, NullQueue()).run_once()
+    _run_all(db, sid)
+    _age(db, sid, heartbeat_s=30)  # the last word came 30 s ago, before the restart
+    restarted = Scheduler(db, NullQueue(), heartbeat_timeout=5)
+    restarted.listening_since = utcnow() - timedelta(seconds=2)  # up for 2 s
+    assert restarted.maintain() == ([], [])
+    assert [t.status for t in _trials(db, sid)] == ["running", "running"]
+    back, silent = _trials(db, sid)
+    with db.session() as session:  # one worker comes back: its heartbeat lands
+        session.get(Trial, back.id).heartbeat_at = utcnow()
+    restarted.listening_since = utcnow() - timedelta(seconds=6)  # 6 s later
+    reaped, _ = restarted.maintain()
+    assert reaped == [silent.id]
+    after = {t.id: t for t in _trials(db, sid)}
+    assert after[back.id].status == "running" and after[back.id].attempt == 1
+    assert after[silent.id].status == "queued"
+    assert "no heartbeat for 6" in after[silent.id].error
+
+
 def test_reaper_ends_attempts_past_the_trial_timeout(db, make_spec) -> None:
     budget = {
         "max_trials": 1,
@@ -214,7 +255,7 @@ def test_reaper_ends_attempts_past_the_trial_timeout(db, make_spec) -> None:
         "trial_timeout": 10,
     }
     sid = _create(db, make_spec("slow", budget=budget))
-    scheduler = Scheduler(db, NullQueue(), heartbeat_timeout=60)
+    scheduler = _listening_for_an_hour(Scheduler(db, NullQueue(), heartbeat_timeout=60))
     scheduler.run_once()
     _run_all(db, sid)
     _age(db, sid, heartbeat_s=1, started_s=11)
@@ -226,7 +267,7 @@ def test_reaper_ends_attempts_past_the_trial_timeout(db, make_spec) -> None:
 
 def test_reaper_stops_silent_trials_of_a_stopped_study(db, make_spec) -> None:
     sid = _create(db, make_spec("gone", budget={"max_trials": 1, "max_parallel": 1, "epochs": 1}))
-    scheduler = Scheduler(db, NullQueue(), heartbeat_timeout=5)
+    scheduler = _listening_for_an_hour(Scheduler(db, NullQueue(), heartbeat_timeout=5))
     scheduler.run_once()
     _run_all(db, sid)
     with db.session() as session:
