@@ -35,6 +35,7 @@ from search.params import CategoricalParam
 
 __all__ = [
     "ENTRYPOINT_PATTERN",
+    "NAME_PATTERN",
     "Budget",
     "Objective",
     "SpecFieldError",

@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse
 from threadpoolctl import threadpool_limits
 
 from hpo.settings import Settings, get_settings
-from server.api.routes import health, insights, studies, tokens, trials, workers
+from server.api.routes import docs, health, insights, studies, tokens, trials, workers
 from server.auth import auth_required
 from server.db import Database
 from server.errors import ServiceError
-from server.limits import BodySizeLimit
+from server.limits import BodySizeLimit, NulGuard
 from server.queue import NullQueue, TrialQueue
 from server.scheduler import Scheduler
 from server.stopping import CacheWarmUp
@@ -111,6 +111,10 @@ def create_app(
         version="0.1.0",
         description="Hyperparameter optimization: studies, trials, strategies, workers.",
         lifespan=lifespan,
+        # Served by server.api.routes.docs instead, behind the token like the API.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.auth_on = auth_required(
@@ -120,6 +124,7 @@ def create_app(
     app.state.db = db
     app.state.scheduler = scheduler
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(studies.router, prefix=API_PREFIX)
     app.include_router(insights.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
@@ -130,6 +135,7 @@ def create_app(
     install_dashboard(app)
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NulGuard)
     return app
 
 

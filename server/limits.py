@@ -1,18 +1,69 @@
-"""Request limits enforced before any route runs: the body size (413 beyond it).
+"""Request checks enforced before any route runs, as pure ASGI middlewares.
 
-A pure ASGI middleware: a declared ``Content-Length`` over the limit is refused at once;
-a chunked body is counted as it streams and refused as soon as it passes the limit, so
-a hostile client cannot make the server buffer more than ``max_bytes``.
+* :class:`BodySizeLimit`: the body size (413 beyond it). A declared ``Content-Length``
+  over the limit is refused at once; a chunked body is counted as it streams and refused
+  as soon as it passes the limit, so a hostile client cannot make the server buffer more
+  than ``max_bytes``.
+* :class:`NulGuard`: a NUL character in the URL. PostgreSQL refuses NUL in text (a
+  driver error, a 500, where SQLite simply finds nothing), so it is answered here, the
+  same on every database: 404 in the path (no study, trial or page has such a name),
+  422 naming the parameter in the query string.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
-__all__ = ["BodySizeLimit"]
+__all__ = ["BodySizeLimit", "NulGuard"]
 
 Scope = dict[str, Any]
+
+
+async def _answer(send: Any, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class NulGuard:
+    """Answer requests whose path or query string holds a NUL character."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", ""):
+            detail = "not found: the path contains a NUL character"
+            await _answer(send, 404, {"detail": detail})
+            return
+        query = scope.get("query_string") or b""
+        if b"%00" in query or b"\x00" in query:
+            for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                if "\x00" in key or "\x00" in value:
+                    field = key.replace("\x00", "") or "query"
+                    item = {
+                        "loc": ["query", field],
+                        "field": field,
+                        "msg": "must not contain NUL characters",
+                        "type": "value_error",
+                    }
+                    await _answer(send, 422, {"detail": [item]})
+                    return
+        await self.app(scope, receive, send)
 
 
 class BodySizeLimit:

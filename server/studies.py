@@ -6,6 +6,7 @@ commits or rolls back the whole request, so a rejected request writes nothing.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpo.schemas import StudyPublic, TrialPublic
-from hpo.spec import StudySpec
+from hpo.spec import NAME_PATTERN, StudySpec
 from server.convert import trial_public
 from server.counts import trial_counts, value_rank
 from server.errors import Conflict, Invalid, NotFound
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 ACTIVE = ("queued", "running")
+_NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def create_study(session: Session, spec: StudySpec) -> Study:
@@ -71,6 +73,11 @@ def create_study(session: Session, spec: StudySpec) -> Study:
 
 
 def get_study(session: Session, name: str) -> Study:
+    """The study named ``name``; NotFound when there is none (a name no study can have,
+    as the spec's name pattern says, is not looked up: the same answer on every
+    database, whatever the text holds)."""
+    if _NAME.fullmatch(name) is None:
+        raise NotFound(f"no study named {name!r}")
     study = session.scalar(select(Study).where(Study.name == name))
     if study is None:
         raise NotFound(f"no study named {name!r}")

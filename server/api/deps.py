@@ -49,8 +49,9 @@ async def in_session(request: Request, work: Callable[[Session], T]) -> T:
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 SchedulerDep = Annotated[Scheduler, Depends(_scheduler)]
 
-#: Largest id a database integer column holds (SQLite and PostgreSQL BIGINT): larger
-#: path values are answered 422 instead of overflowing the driver.
-MAX_ID = 2**63 - 1
+#: Largest id or trial number: the columns are 32-bit integers (PostgreSQL INTEGER;
+#: two billion trials is more than any study needs). A larger path value is answered
+#: 422 naming the parameter, on every database alike, instead of reaching the driver.
+MAX_ID = 2**31 - 1
 TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="Trial id.")]
 TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="Trial number in its study.")]

@@ -103,6 +103,32 @@ def test_every_route_refuses_missing_wrong_and_too_small_tokens(
         assert client.get("/login").status_code == 200
 
 
+def test_the_api_docs_are_behind_the_token(secured: EmbeddedService) -> None:
+    """The schema needs a token (any scope) or the dashboard's session cookie; the docs
+    pages send a browser to the login page first."""
+    with httpx.Client(base_url=secured.url) as client:
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/openapi.json", headers=_bearer("not-a-token")).status_code == 401
+        for token in (ADMIN, WORKER):
+            schema = client.get("/openapi.json", headers=_bearer(token))
+            assert schema.status_code == 200 and "/api/v1/studies" in schema.json()["paths"]
+        for page in ("/docs", "/redoc"):
+            answer = client.get(page, follow_redirects=False)
+            assert answer.status_code == 303, page
+            assert answer.headers["location"] == f"/login?next={page}"
+        signed_in = client.post(
+            "/login", data={"token": ADMIN, "next": "/docs"}, follow_redirects=False
+        )
+        assert signed_in.status_code == 303
+        assert client.get("/docs").status_code == 200  # the cookie now
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_api_docs_are_open_with_auth_off(live_server: EmbeddedService) -> None:
+    for page in ("/docs", "/redoc", "/openapi.json"):
+        assert httpx.get(f"{live_server.url}{page}").status_code == 200, page
+
+
 def test_tokens_are_shown_once_stored_hashed_and_revocable(secured: EmbeddedService) -> None:
     with httpx.Client(base_url=f"{secured.url}/api/v1") as client:
         created = client.post(
