@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]
-StudyStatus = Literal["running", "paused", "completed", "stopped"]
+StudyStatus = Literal["running", "paused", "completed", "failed", "stopped"]
 Decision = Literal["continue", "stop"]
 #: Columns a list of trials sorts by (``duration``: finished minus started).
 TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
@@ -100,6 +100,13 @@ class StudyPublic(BaseModel):
     counts: dict[str, int] = Field(description="Number of trials per status.")
     n_trials: int
     best_trial: TrialPublic | None = None
+    runner: Literal["workers", "external"] = Field(
+        default="workers", description="Who evaluates the trials: workers, or ask/tell callers."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the study ended failed, with its trials' most common failure reasons.",
+    )
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None

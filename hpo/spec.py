@@ -113,6 +113,15 @@ class Budget(_Strict):
     trial_timeout: float = Field(
         default=86_400.0, gt=0, le=30 * 86_400.0, description="Seconds one attempt may run."
     )
+    max_consecutive_failures: int = Field(
+        default=10,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Fail fast: after this many trials in a row ended failed, the study stops as "
+            "failed and says why (0: never)."
+        ),
+    )
 
 
 class StoppingSpec(_Strict):
@@ -164,6 +173,14 @@ class StudySpec(_Strict):
     budget: Budget = Field(default_factory=Budget)
     stopping: StoppingSpec | None = Field(default=None, description="Early stopping rule.")
     train: TrainSpec = Field(default_factory=TrainSpec)
+    runner: Literal["workers", "external"] = Field(
+        default="workers",
+        description=(
+            "Who evaluates the trials: 'workers' (the service queues them to its workers, "
+            "which run 'train') or 'external' (ask/tell: only callers of "
+            "POST /studies/{name}/suggest lease them; no worker ever runs one)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _semantic_checks(self) -> StudySpec:

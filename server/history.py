@@ -57,6 +57,11 @@ class StudyHistory:
     open: set[int] = field(default_factory=set)
     #: the study's parsed search space, kept by the scheduler (it never changes)
     space: SearchSpace | None = None
+    #: how many of the trials held are failed, and that count when the scheduler
+    #: last looked at failing fast (:mod:`server.outcome`): it looks again only
+    #: after another trial failed
+    failed: int = 0
+    failed_checked: int = 0
     _index: dict[int, int] = field(default_factory=dict)  # number -> position in records
 
     @property
@@ -86,7 +91,9 @@ class StudyHistory:
                 self._index[number] = len(self.records)
                 self.records.append(record)
             else:
+                self.failed -= self.records[at].status == "failed"
                 self.records[at] = record
+            self.failed += status == "failed"
             if status in TERMINAL:
                 self.open.discard(number)
             else:
@@ -98,6 +105,7 @@ class StudyHistory:
         self.records.clear()
         self.open.clear()
         self._index.clear()
+        self.failed = self.failed_checked = 0
 
     def verify(self, session: Session) -> bool:
         """True when the mirror holds as many trials as the database (a cheap check of

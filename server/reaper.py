@@ -7,8 +7,9 @@ resumes from the last checkpoint) or, past ``max_retries``, ``failed`` with the 
 Each change is a compare-and-set on (status, attempt), so a heartbeat that lands first wins.
 
 *Reconciler*: a ``queued`` trial that no live job holds (Redis flushed or restarted, an
-enqueue that failed) is handed to the queue again. Both only compute ids; the scheduler
-commits and enqueues.
+enqueue that failed) is handed to the queue again. Trials of ask/tell studies
+(``runner: external``) never go to the queue: retried, they wait for the next suggest.
+Both only compute ids; the scheduler commits and enqueues.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def reap_stale(
             Study.status,
             Study.max_retries,
             Study.trial_timeout,
+            Study.runner,
         )
         .join(Study, Study.id == Trial.study_id)
         # Every running trial (as many as there are busy workers): the per-study trial
@@ -51,7 +53,7 @@ def reap_stale(
         .where(Trial.status == "running")
     ).all()
     requeue: list[int] = []
-    for tid, attempt, failures, beat, started, study_status, max_retries, timeout in rows:
+    for tid, attempt, failures, beat, started, study_status, max_retries, timeout, runner in rows:
         beat = _aware(beat)
         started = _aware(started)
         timed_out = started is not None and (now - started).total_seconds() > timeout
@@ -86,7 +88,8 @@ def reap_stale(
             .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
-        if changed == 1 and values["status"] == "queued":
+        # An ask/tell study's trial waits in queued for its next suggest, never a worker.
+        if changed == 1 and values["status"] == "queued" and runner == "workers":
             requeue.append(tid)
     return requeue
 
@@ -94,13 +97,14 @@ def reap_stale(
 def unheld_queued(
     session: Session, now: datetime, grace: float, live: Collection[int]
 ) -> list[int]:
-    """Queued trials of running studies, queued for over ``grace`` seconds, that no
-    live job holds."""
+    """Queued trials of running studies run by workers, queued for over ``grace``
+    seconds, that no live job holds (an ask/tell study's wait for their suggest)."""
     cutoff = now - timedelta(seconds=grace)
     ids = session.scalars(
         select(Trial.id)
         .join(Study, Study.id == Trial.study_id)
         .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY_STATUSES))
+        .where(Study.runner == "workers")
         .where(or_(Trial.queued_at.is_(None), Trial.queued_at < cutoff))
         .order_by(Trial.id)
     ).all()

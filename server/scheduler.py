@@ -28,6 +28,7 @@ from search.space import SearchSpace
 from server.db import Database
 from server.history import HistoryCache, StudyHistory
 from server.holds import SlotHolds
+from server.outcome import common_reasons, end_failed, failing_fast
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
 from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
@@ -137,9 +138,11 @@ class Scheduler:
         with self.db.session() as session:
             if self.queue.owns_workers:
                 running_studies = select(Study.id).where(Study.status.in_(LIVE_STUDY_STATUSES))
+                # An external runner's lease is not ours to end: the reaper judges it.
+                worker_studies = running_studies.where(Study.runner == "workers")
                 session.execute(
                     update(Trial)
-                    .where(Trial.status == "running", Trial.study_id.in_(running_studies))
+                    .where(Trial.status == "running", Trial.study_id.in_(worker_studies))
                     .values(status="queued")
                 )
                 session.execute(
@@ -151,6 +154,7 @@ class Scheduler:
                 select(Trial.id)
                 .join(Study, Study.id == Trial.study_id)
                 .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY_STATUSES))
+                .where(Study.runner == "workers")
                 .order_by(Trial.id)
             ).all()
         if ids:
@@ -228,8 +232,16 @@ class Scheduler:
         may take. The caller holds :meth:`exclusive` (numbers must not collide)."""
         history = self._histories.get(session, study.id)
         in_flight, created = history.in_flight, history.created
+        if history.failed > history.failed_checked:  # another trial failed: fail fast?
+            history.failed_checked = history.failed
+            reason = failing_fast(session, study)
+            if reason is not None and end_failed(session, study, reason):
+                log.warning("study %s failed: %s", study.name, reason)
+                return []
         held = self.holds.others(history, finishing)
         want = min(study.max_parallel - in_flight - held, study.max_trials - created)
+        if study.runner == "external":  # ask/tell: only suggest creates its trials
+            want = 0
         suggestions = []
         exhausted = created >= study.max_trials
         if want > 0:
@@ -237,13 +249,24 @@ class Scheduler:
             suggestions = strategy.ask(want)
             exhausted = strategy.exhausted or not suggestions
         if not suggestions:
-            if exhausted and in_flight == 0 and self._claim(session, study, "completed"):
-                log.info("study %s completed with %d trial(s)", study.name, created)
+            if exhausted and in_flight == 0:
+                self._end(session, study, history)
             return []
         first = self._claim_numbering(session, study)
         if first is None:
             return []  # stopped while the strategy was thinking
         return self._insert(session, study, suggestions, first, lease_to)
+
+    def _end(self, session: Session, study: Study, history: StudyHistory) -> None:
+        """A study with its budget spent and nothing in flight: ``completed``, or
+        ``failed`` with the reasons when not one of its trials gave a value."""
+        if any(r.status in ("completed", "pruned") for r in history.records):
+            if self._claim(session, study, "completed"):
+                log.info("study %s completed with %d trial(s)", study.name, history.created)
+            return
+        reason = f"every trial failed; {common_reasons(session, study)}"
+        if end_failed(session, study, reason):
+            log.warning("study %s failed: %s", study.name, reason)
 
     def suggest(self, session: Session, study: Study, count: int) -> list[int]:
         """Ids of up to ``count`` queued trials for an ask/tell caller: trials already

@@ -62,6 +62,7 @@ def create_study(session: Session, spec: StudySpec) -> Study:
         max_parallel=spec.budget.max_parallel,
         max_retries=spec.budget.max_retries,
         trial_timeout=spec.budget.trial_timeout,
+        runner=spec.runner,
         spec=spec.model_dump(mode="json"),
     )
     session.add(study)
@@ -125,6 +126,8 @@ def study_public(session: Session, study: Study) -> StudyPublic:
         counts=counts,
         n_trials=sum(counts.values()),
         best_trial=trial_public(best, study.name) if best else None,
+        runner=study.runner,  # type: ignore[arg-type]
+        reason=study.reason,
         spec=study.spec,
         created_at=study.created_at,
         finished_at=study.finished_at,
@@ -231,9 +234,12 @@ def update_study(
 ) -> Study:
     """Change a study's budget. ``max_trials`` may not drop below the trials already
     created (422 naming the field); raising it reopens a completed study. A stopped
-    study keeps its budget (Conflict): stopping is final."""
-    if study.status == "stopped":
-        raise Conflict(f"study {study.name!r} is stopped: its budget can no longer change")
+    or failed study keeps its budget (Conflict): both are final."""
+    if study.status in ("stopped", "failed"):
+        raise Conflict(
+            f"study {study.name!r} is {study.status}: its budget can no longer change"
+            + (f" ({study.reason})" if study.reason else "")
+        )
     spec = dict(study.spec)
     budget = dict(spec.get("budget") or {})
     if max_trials is not None:
@@ -264,8 +270,8 @@ def stop_study(session: Session, study: Study) -> Study:
     stopping a completed one is a Conflict."""
     if study.status == "stopped":
         return study
-    if study.status == "completed":
-        raise Conflict(f"study {study.name!r} is already completed")
+    if study.status in ("completed", "failed"):
+        raise Conflict(f"study {study.name!r} is already {study.status}")
     now = utcnow()
     study.status = "stopped"
     study.finished_at = now

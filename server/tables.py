@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "ENDED_STUDY_STATUSES",
     "LIVE_STUDY_STATUSES",
     "Base",
     "Report",
@@ -37,6 +38,9 @@ __all__ = [
 #: Study statuses whose trials still run (a paused study creates no new trials, but the
 #: ones it has queued or running go on, are retried and are reaped like any other).
 LIVE_STUDY_STATUSES = ("running", "paused")
+#: Study statuses that are over: nothing runs; raising the budget of a completed or
+#: failed study runs it again, a stopped one stays stopped.
+ENDED_STUDY_STATUSES = ("completed", "failed", "stopped")
 
 
 def utcnow() -> datetime:
@@ -81,6 +85,12 @@ class Study(Base):
     max_retries: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     trial_timeout: Mapped[float] = mapped_column(Float, default=86400.0, server_default="86400")
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Who evaluates its trials: "workers" (the scheduler queues them) or "external"
+    #: (only ask/tell callers lease them, through suggest).
+    runner: Mapped[str] = mapped_column(String(16), default="workers", server_default="workers")
+    #: Why a study ended failed (fail-fast, or every trial failed), with the most
+    #: common reasons of its failed trials.
+    reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -123,6 +133,8 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
         Index("ix_trials_study_status", "study_id", "status"),
+        # The study's trials in the order they ended (fail-fast reads the last few).
+        Index("ix_trials_study_finished", "study_id", "finished_at"),
         Index("ix_trials_status", "status"),
         # Pages of a study's trials by value, either way with nulls last, and its best
         # trial: index-only scans (status included for the status filter).

@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 TERMINAL = frozenset({"completed", "pruned", "failed", "stopped"})
+#: Study statuses whose running trials are told to stop (stopped by a user, or failed:
+#: fail-fast); their queued trials never start.
+HALTED = ("stopped", "failed")
 
 
 def get_trial(session: Session, trial_id: int) -> Trial:
@@ -88,10 +91,10 @@ def start_trial(
     trial's course (the study has no early-stopping rule); with a rule it is 0."""
     trial = get_trial(session, trial_id)
     study = trial.study
-    if study.status == "stopped" and trial.status == "queued":
-        trial.status, trial.finished_at, trial.error = "stopped", utcnow(), "study stopped"
+    if study.status in HALTED and trial.status == "queued":
+        trial.status, trial.finished_at, trial.error = "stopped", utcnow(), f"study {study.status}"
         session.commit()  # keep the stop even though the request is refused
-        raise Conflict(f"trial {trial_id} is stopped: its study was stopped")
+        raise Conflict(f"trial {trial_id} is stopped: its study {study.status}")
     if trial.status != "queued":
         raise Conflict(f"trial {trial_id} is {trial.status} (attempt {trial.attempt})")
     now = utcnow()
@@ -164,8 +167,8 @@ def _check_attempt(trial: Trial, attempt: int) -> None:
 
 
 def _decision(trial: Trial) -> ReportOut:
-    if trial.study.status == "stopped":
-        return ReportOut(decision="stop", reason="study stopped")
+    if trial.study.status in HALTED:
+        return ReportOut(decision="stop", reason=f"study {trial.study.status}")
     return ReportOut(decision="continue")
 
 
@@ -189,8 +192,9 @@ def release_trial(session: Session, trial_id: int, body: ReleaseIn) -> Trial:
     _check_attempt(trial, body.attempt)
     if trial.status != "running":
         return trial
-    if trial.study.status == "stopped":
-        trial.status, trial.finished_at, trial.error = "stopped", utcnow(), "study stopped"
+    if trial.study.status in HALTED:
+        trial.status, trial.finished_at = "stopped", utcnow()
+        trial.error = f"study {trial.study.status}"
         return trial
     trial.status = "queued"
     trial.queued_at = utcnow()

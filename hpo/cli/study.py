@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 
 from hpo.cli.common import JsonOpt, ServerOpt, StatusOpt, TokenOpt, YesOpt, make_client
 from hpo.cli.output import (
@@ -108,6 +109,8 @@ def show(
             f"best: trial #{best.number}  {study.objective.metric} = "
             f"[bold green]{format_value(best.value)}[/]  {format_params(best.params)}"
         )
+    if study.reason:
+        console.print(f"[bold red]{study.status}:[/] {escape(study.reason)}")
     console.print(trials_table(study, trials))
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -36,7 +37,7 @@ from hpo.schemas import StudyPublic, TrialPublic
 __all__ = ["ENDED", "Snapshot", "poll", "render", "watch"]
 
 #: Study statuses after which watching ends.
-ENDED = ("completed", "stopped")
+ENDED = ("completed", "failed", "stopped")
 #: How long an unreachable server is tolerated (a restart) before giving up.
 PATIENCE_S = 30.0
 MAX_RUNNING_ROWS = 20
@@ -101,6 +102,8 @@ def render(snap: Snapshot, note: str = "") -> RenderableType:
                 f"[bold green]{format_value(s.best_trial.value)}[/]"
             )
         )
+    if s.reason:
+        parts.append(Text(f"{s.status}: {s.reason}", style="bold red"))
     if snap.running:
         parts.append(trials_table(s, snap.running, detail=True, title="Running"))
     if snap.best:
@@ -168,6 +171,8 @@ def _follow_live(client: Client, name: str, top: int, interval: float, snap: Sna
         f"study [bold]{snap.study.name}[/] is {snap.study.status}"
         + (f"; best trial #{best.number}: {format_value(best.value)}" if best else "")
     )
+    if snap.study.reason:
+        console.print(f"[red]{escape(snap.study.reason)}[/]")
 
 
 def _follow_json(client: Client, name: str, top: int, interval: float, snap: Snapshot) -> None:

@@ -31,7 +31,6 @@ def study_view(session: Session, study: Study) -> dict[str, Any]:
     return {
         "public": public,
         "finished": finished,
-        "progress": min(100.0, 100.0 * finished / max(1, public.max_trials)),
         "running": [
             {"number": n, "worker": w, "last_step": step, "budget": (info or {}).get("budget")}
             for n, w, step, info in running

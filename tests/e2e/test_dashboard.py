@@ -240,3 +240,36 @@ def test_with_a_token_pages_ask_for_it_first(tmp_path: Path, chromium: Any, page
         page.click("#create-button")
         page.wait_for_url(re.compile(r"/studies/signed-in$"))
         assert _study_status(service, "signed-in") == "running"
+
+
+def test_a_study_whose_trials_all_fail_reads_failed_with_the_reasons(
+    server: EmbeddedService, page: Any
+) -> None:
+    """Fail-fast ends a study whose trials keep failing: its page and the studies list
+    show a red 'failed' badge and bar, never a green 'completed', and say why."""
+    spec = {
+        "name": "broken-study",
+        "objective": {"metric": "score", "direction": "maximize"},
+        "space": {"lr": {"type": "float", "low": 0.001, "high": 0.1}},
+        "budget": {"max_trials": 40, "max_parallel": 2, "epochs": 1, "max_consecutive_failures": 3},
+        "train": {"entrypoint": "not_installed_anywhere.train:fit"},
+    }
+    with httpx.Client(base_url=server.url + "/api/v1") as client:
+        assert client.post("/studies", json=spec).status_code == 201
+    page.goto(server.url + "/studies/broken-study")
+    page.wait_for_selector("section.header[data-status='failed']", timeout=60_000)
+    header = page.locator("section.header")
+    assert header.locator(".badge.failed").count() >= 1
+    assert header.locator(".badge.completed").count() == 0
+    reason = page.inner_text("#study-reason")
+    assert "fail-fast" in reason and "not_installed_anywhere.train:fit" in reason
+    assert header.locator(".bar span.failed").count() == 1
+    assert header.locator(".bar span.completed").count() == 0
+    assert page.locator("#stop-button").count() == 0  # nothing left to stop
+    assert page.locator("#budget-form").count() == 0  # failed is final
+    _shot(page, "study-failed")
+    page.goto(server.url + "/")
+    row = page.locator("tr[data-study='broken-study']")
+    row.locator(".badge.failed").wait_for()
+    assert "fail-fast" in (row.locator("td").nth(1).get_attribute("title") or "")
+    assert _study_status(server, "broken-study") == "failed"

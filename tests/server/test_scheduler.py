@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hpo.spec import StudySpec
 from server.db import Database
@@ -109,7 +109,7 @@ def test_failed_trials_count_against_the_budget(db, make_spec) -> None:
         for trial in session.scalars(select(Trial).where(Trial.study_id == sid)):
             trial.status, trial.error = "failed", "boom"
     assert scheduler.run_once() == 0
-    assert _study_status(db, sid) == "completed"
+    assert _study_status(db, sid) == "failed"  # its budget is spent, and no trial gave a value
 
 
 def test_recover_reenqueues_queued_and_orphaned_running_trials(db, make_spec) -> None:
@@ -324,3 +324,80 @@ def test_a_slot_held_for_a_finish_is_left_to_its_refill(db, make_spec) -> None:
     _finish_all_running_or_queued(db, sid)
     assert scheduler.run_once() == 2  # nothing held: the pass fills both slots
     assert [t.number for t in _trials(db, sid)] == [0, 1, 2, 3, 4, 5]
+
+
+def _end_open_trials(db: Database, study_id: int, outcomes: list[tuple[str, str | None]]) -> None:
+    """End the study's open trials in number order, one outcome each (status, error),
+    a second apart: the order they end in."""
+    from datetime import timedelta
+
+    from server.tables import utcnow
+
+    start = utcnow()
+    with db.session() as session:
+        open_trials = session.scalars(
+            select(Trial)
+            .where(Trial.study_id == study_id, Trial.status.in_(("queued", "running")))
+            .order_by(Trial.number)
+        ).all()
+        for i, (trial, (status, error)) in enumerate(zip(open_trials, outcomes, strict=False)):
+            trial.status, trial.error = status, error
+            trial.value = 0.5 if status == "completed" else None
+            trial.finished_at = start + timedelta(seconds=i)
+
+
+def test_a_study_whose_trials_fail_in_a_row_fails_fast_with_the_reasons(db, make_spec) -> None:
+    budget = {"max_trials": 50, "max_parallel": 4, "epochs": 1, "max_consecutive_failures": 4}
+    sid = _create(db, make_spec("broken", budget=budget))
+    scheduler = Scheduler(db, NullQueue())
+    scheduler.run_once()
+    crash = ("failed", "training crashed: ImportError: no module named 'foo' (attempt 1)")
+    _end_open_trials(db, sid, [("completed", None), crash, crash, crash])
+    scheduler.run_once()  # 3 failures in a row: not yet
+    assert _study_status(db, sid) == "running"
+    lost = ("failed", "attempt 3 lost: no heartbeat for 6.1s; no retries left")
+    _end_open_trials(db, sid, [crash, lost, crash])  # the fourth stays queued
+    scheduler.run_once()
+    with db.session() as session:
+        study = session.get(Study, sid)
+        assert study.status == "failed" and study.finished_at is not None
+        assert study.reason.startswith("fail-fast: the last 4 trials failed in a row")
+        # grouped with the numbers set aside, most frequent first
+        assert "5 x training crashed: ImportError" in study.reason
+        assert "1 x attempt 3 lost" in study.reason
+        counts = {
+            status: n
+            for status, n in session.execute(
+                select(Trial.status, func.count())
+                .where(Trial.study_id == sid)
+                .group_by(Trial.status)
+            )
+        }
+    assert counts.get("queued", 0) == 0 and counts.get("running", 0) == 0
+    assert counts["stopped"] == 1  # the queued one never starts
+    assert scheduler.run_once() == 0  # a failed study gets no new trials
+
+
+def test_failures_between_successes_never_fail_fast(db, make_spec) -> None:
+    budget = {"max_trials": 12, "max_parallel": 4, "epochs": 1, "max_consecutive_failures": 2}
+    sid = _create(db, make_spec("flaky", budget=budget))
+    scheduler = Scheduler(db, NullQueue())
+    crash = ("failed", "out of memory")
+    for _ in range(3):
+        scheduler.run_once()
+        _end_open_trials(db, sid, [crash, ("completed", None), crash, ("completed", None)])
+    scheduler.run_once()
+    assert _study_status(db, sid) == "completed"
+
+
+def test_fail_fast_off_and_every_trial_failed_ends_failed(db, make_spec) -> None:
+    budget = {"max_trials": 3, "max_parallel": 3, "epochs": 1, "max_consecutive_failures": 0}
+    sid = _create(db, make_spec("hopeless", budget=budget))
+    scheduler = Scheduler(db, NullQueue())
+    scheduler.run_once()
+    _end_open_trials(db, sid, [("failed", "boom")] * 3)
+    scheduler.run_once()
+    with db.session() as session:
+        study = session.get(Study, sid)
+        assert study.status == "failed"
+        assert study.reason == "every trial failed; most common reasons: 3 x boom"

@@ -237,10 +237,10 @@
   document.getElementById("next-page").addEventListener("click", () => { table.offset += PAGE; loadTable(); });
 
   // -- live ----------------------------------------------------------------------------
-  HPO.watch(base, async (summary, first) => {
+  HPO.watch(base, async (summary) => {
     space = (summary.spec && summary.spec.space) || {};
-    const work = [drawPlots(), loadTable()];
-    if (!first) work.push(refreshHeader());
-    await Promise.all(work);
+    // The first answer too: the study may have changed between the page's rendering
+    // and this poll (a study that fails fast does in well under a second).
+    await Promise.all([drawPlots(), loadTable(), refreshHeader()]);
   });
 })();
