@@ -127,12 +127,20 @@ def suggest(
         str, Query(min_length=1, max_length=200, description="Who runs them (shown as worker).")
     ] = "ask-tell",
 ) -> list[TrialSpec]:
-    """Ask/tell for runners the service does not control: lease up to ``count`` trials
-    (queued ones first, then new suggestions; fewer once the budget is spent). Run each,
+    """Ask/tell for runners the service does not control, on a study created with
+    ``runner: external`` (409 otherwise: its trials go to workers): lease up to
+    ``count`` trials (queued ones first, such as retries of expired leases, then new
+    suggestions; fewer once the budget is spent). No worker ever runs them. Run each,
     then ``POST /trials/{trial_id}/reports`` per step, ``/heartbeat`` while it runs and
     ``/finish`` at the end with the attempt number given here. A lease expires like a
     worker's: silent past the heartbeat timeout, the trial is retried or failed."""
     study = studies.get_study(session, name)
+    if study.runner != "external":
+        raise Conflict(
+            f"runner: study {name!r} is run by the service's workers (runner: workers); "
+            "create it with 'runner: external' to lease its trials through suggest",
+            field="runner",
+        )
     if study.status != "running":
         raise Conflict(f"study {name!r} is {study.status}: only a running study suggests")
     interval = request.app.state.settings.heartbeat_interval

@@ -70,12 +70,13 @@ async def release_trial(
 ) -> TrialPublic:
     """Hand the trial back unfinished (worker shutting down); it is queued again."""
 
-    def work(session: Session) -> TrialPublic:
+    def work(session: Session) -> tuple[TrialPublic, str]:
         trial = trials.release_trial(session, trial_id, body)
-        return trial_public(trial, trial.study.name)
+        return trial_public(trial, trial.study.name), trial.study.runner
 
-    out = await in_session(request, work)
-    if out.status == "queued":  # committed: now it may travel
+    out, runner = await in_session(request, work)
+    # Committed: now it may travel (an ask/tell study's waits for the next suggest).
+    if out.status == "queued" and runner == "workers":
         scheduler.queue.enqueue([out.id])
     return out
 
