@@ -20,6 +20,11 @@ The record layout (one flat ``dict`` per trial, the same columns for every row):
 ``finished_at``           when it finished (or None)
 ``duration_s``            ``finished_at - started_at`` in seconds (None until finished)
 ``last_step``             the last reported step
+``budget``                epochs this trial trains (Hyperband/ASHA; else None)
+``rung``                  its rung (Hyperband/ASHA; else None)
+``parent``                the trial it continues from (a promotion; else None)
+``best``                  True for the study's best trial (at the full budget in a
+                          multi-fidelity study, once one trained it), else False
 ``error``                 why it failed or was stopped (or None)
 ``param_<name>``          one column per parameter, in the search space's order; None
                           where a conditional parameter was inactive
@@ -67,6 +72,10 @@ BASE_COLUMNS: tuple[str, ...] = (
     "finished_at",
     "duration_s",
     "last_step",
+    "budget",
+    "rung",
+    "parent",
+    "best",
     "error",
 )
 
@@ -100,8 +109,10 @@ def trial_records(
 ) -> list[dict[str, Any]]:
     """One flat dict per trial (layout in the module docstring), in the given order."""
     names = param_names(study, trials)
+    best = study.best_trial.number if study is not None and study.best_trial else None
     rows = []
     for t in trials:
+        info = t.info or {}
         duration = (
             (t.finished_at - t.started_at).total_seconds()
             if t.started_at is not None and t.finished_at is not None
@@ -119,6 +130,10 @@ def trial_records(
             "finished_at": t.finished_at,
             "duration_s": duration,
             "last_step": t.last_step,
+            "budget": info.get("budget"),
+            "rung": info.get("rung"),
+            "parent": info.get("parent"),
+            "best": t.number == best,
             "error": t.error,
         }
         for name in names:

@@ -99,7 +99,21 @@ class StudyPublic(BaseModel):
     max_parallel: int
     counts: dict[str, int] = Field(description="Number of trials per status.")
     n_trials: int
-    best_trial: TrialPublic | None = None
+    best_trial: TrialPublic | None = Field(
+        default=None,
+        description=(
+            "The completed trial with the best value; in a multi-fidelity study, the best "
+            "at the full budget (full_budget) once one has it, else the best so far at any "
+            "budget (best_budget then says which)."
+        ),
+    )
+    full_budget: int | None = Field(
+        default=None,
+        description="Epochs of a full-fidelity trial (Hyperband, ASHA); None otherwise.",
+    )
+    best_budget: int | None = Field(
+        default=None, description="Epochs the best trial trained (multi-fidelity studies)."
+    )
     runner: Literal["workers", "external"] = Field(
         default="workers", description="Who evaluates the trials: workers, or ask/tell callers."
     )

@@ -20,6 +20,7 @@ from search.space import SearchSpace
 
 __all__ = [
     "STRATEGIES",
+    "full_budget",
     "get_strategy",
     "make_strategy",
     "strategy_names",
@@ -89,3 +90,14 @@ def validate_strategy(
     except OptionError as err:
         raise OptionError(f"strategy.{err.field}", err.message) from err
     return validated
+
+
+def full_budget(name: str, options: Mapping[str, Any] | None) -> int | None:
+    """The budget (epochs) of a study's full-fidelity trials when strategy ``name`` gives
+    each trial its own (Hyperband, ASHA: ``max_budget`` of its validated ``options``);
+    None for a strategy whose every trial trains the study's whole budget."""
+    cls = STRATEGIES.get(name)
+    if cls is None or not cls.budget_option or not options:
+        return None
+    budget = options.get(cls.budget_option)
+    return int(budget) if isinstance(budget, int | float) and not isinstance(budget, bool) else None

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hpo.schemas import StudyPublic, TrialPublic
 from hpo.spec import NAME_PATTERN, StudySpec
+from search.registry import full_budget
 from server.convert import trial_public
 from server.counts import trial_counts, value_rank
 from server.errors import Conflict, Invalid, NotFound
@@ -35,6 +36,7 @@ __all__ = [
     "resume_study",
     "status_counts",
     "stop_study",
+    "study_full_budget",
     "study_public",
     "update_study",
 ]
@@ -95,10 +97,22 @@ def status_counts(session: Session, study: Study) -> dict[str, int]:
     return trial_counts(session, study)[0]
 
 
+def study_full_budget(study: Study) -> int | None:
+    """The epochs of the study's full-fidelity trials when its strategy gives each
+    trial its own budget (Hyperband, ASHA); None when every trial has the whole budget."""
+    options = (study.spec.get("strategy") or {}).get("options") or {}
+    return full_budget(study.strategy, options)
+
+
 def best_trial(session: Session, study: Study) -> Trial | None:
-    """The completed trial with the best value (ties: the earliest)."""
+    """The completed trial with the best value (ties: the earliest).
+
+    In a multi-fidelity study (Hyperband, ASHA) values at different budgets do not
+    compare (a 3-epoch value can beat its own 9-epoch continuation), so the best is
+    taken among the trials that trained the full budget; only while none has is it the
+    best at any budget (its ``info["budget"]`` then says which)."""
     order = Trial.value.desc() if study.direction == "maximize" else Trial.value.asc()
-    return session.scalar(
+    query = (
         select(Trial)
         .where(
             Trial.study_id == study.id,
@@ -110,11 +124,24 @@ def best_trial(session: Session, study: Study) -> Trial | None:
         .order_by(Trial.value.is_(None), order, Trial.number)
         .limit(1)
     )
+    full = study_full_budget(study)
+    if full is not None:
+        # Read in value order from the same index, skipping the lower rungs' trials.
+        at_full = session.scalar(query.where(Trial.info["budget"].as_integer() == full))
+        if at_full is not None:
+            return at_full
+    return session.scalar(query)
+
+
+def _budget_of(trial: Trial, full: int) -> int:
+    budget = (trial.info or {}).get("budget")
+    return int(budget) if isinstance(budget, int | float) else full
 
 
 def study_public(session: Session, study: Study) -> StudyPublic:
     counts = status_counts(session, study)
     best = best_trial(session, study)
+    full = study_full_budget(study)
     return StudyPublic(
         id=study.id,
         name=study.name,
@@ -126,6 +153,8 @@ def study_public(session: Session, study: Study) -> StudyPublic:
         counts=counts,
         n_trials=sum(counts.values()),
         best_trial=trial_public(best, study.name) if best else None,
+        full_budget=full,
+        best_budget=None if best is None or full is None else _budget_of(best, full),
         runner=study.runner,  # type: ignore[arg-type]
         reason=study.reason,
         spec=study.spec,

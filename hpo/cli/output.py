@@ -154,9 +154,24 @@ def studies_table(studies: Sequence[StudyPublic]) -> Table:
             f"{s.objective.direction} {s.objective.metric}",
             _progress(s),
             str(s.counts.get("running", 0)),
-            f"{format_value(best.value)} (#{best.number})" if best else "—",
+            f"{format_value(best.value)} (#{best.number}{best_budget_note(s, short=True)})"
+            if best
+            else "—",
         )
     return table
+
+
+def best_budget_note(study: StudyPublic, *, short: bool = False) -> str:
+    """For a multi-fidelity study whose best trial has not trained the full budget
+    (none has yet): at how many epochs it was found; else empty."""
+    if study.full_budget is None or study.best_budget in (None, study.full_budget):
+        return ""
+    if short:
+        return f", {study.best_budget}/{study.full_budget} epochs"
+    return (
+        f"  (at {study.best_budget} of {study.full_budget} epochs: "
+        "no trial has trained the full budget yet)"
+    )
 
 
 STATUS_STYLE = {
@@ -184,6 +199,16 @@ def _duration(trial: TrialPublic) -> float | None:
     return max((end - trial.started_at).total_seconds(), 0.0)
 
 
+def _fidelity_cells(trial: TrialPublic) -> list[str]:
+    info = trial.info or {}
+    parent = info.get("parent")
+    return [
+        str(info.get("budget", "—")),
+        str(info.get("rung", "—")),
+        f"#{parent}" if isinstance(parent, int) else "—",
+    ]
+
+
 def trials_table(
     study: StudyPublic,
     trials: Sequence[TrialPublic],
@@ -204,6 +229,10 @@ def trials_table(
     table.add_column(study.objective.metric, justify="right")
     for name in names:
         table.add_column(name, justify="right")
+    fidelity = study.full_budget is not None
+    if fidelity:  # Hyperband, ASHA: which rung a trial is on, and what it continues
+        for column in ("budget", "rung", "parent"):
+            table.add_column(column, justify="right")
     if detail:
         table.add_column("attempt", justify="right")
         table.add_column("worker")
@@ -225,6 +254,7 @@ def trials_table(
             f"[{style}]{t.status}[/]" if style else t.status,
             format_value(t.value),
             *cells,
+            *(_fidelity_cells(t) if fidelity else []),
             *([str(t.attempt), t.worker or "—", format_duration(_duration(t))] if detail else []),
             t.error or "",
             style="bold" if mark else None,

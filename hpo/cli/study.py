@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from hpo.cli.common import JsonOpt, ServerOpt, StatusOpt, TokenOpt, YesOpt, make_client
 from hpo.cli.output import (
+    best_budget_note,
     confirm,
     console,
     fail,
@@ -108,6 +109,7 @@ def show(
         console.print(
             f"best: trial #{best.number}  {study.objective.metric} = "
             f"[bold green]{format_value(best.value)}[/]  {format_params(best.params)}"
+            + best_budget_note(study)
         )
     if study.reason:
         console.print(f"[bold red]{study.status}:[/] {escape(study.reason)}")

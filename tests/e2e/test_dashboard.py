@@ -207,6 +207,13 @@ def test_trial_and_workers_pages(server: EmbeddedService, page: Any) -> None:
 
     page.goto(server.url + "/studies/pages-study")
     page.wait_for_selector("#trials-rows tr[data-number='0'] .badge.completed", timeout=90_000)
+    # ASHA: every trial shows its budget, rung and parent; the best is starred and its
+    # budget named in the header.
+    headings = page.locator("#trials thead th").all_inner_texts()
+    assert [h.strip().lower() for h in headings[3:6]] == ["budget", "rung", "parent"]
+    assert page.locator("#trials-rows tr[data-number='0'] td.budget").inner_text() == "1"
+    page.wait_for_selector("#trials-rows .star")
+    assert "of 4 epochs" in page.inner_text("#best-budget")
     page.click("#trials-rows tr[data-number='0'] a")
     page.wait_for_url(re.compile(r"/studies/pages-study/trials/0$"))
     page.wait_for_function(
@@ -273,3 +280,40 @@ def test_a_study_whose_trials_all_fail_reads_failed_with_the_reasons(
     row.locator(".badge.failed").wait_for()
     assert "fail-fast" in (row.locator("td").nth(1).get_attribute("title") or "")
     assert _study_status(server, "broken-study") == "failed"
+
+
+def test_parallel_coordinates_draw_every_trial_of_a_conditional_space(
+    server: EmbeddedService, page: Any
+) -> None:
+    """An inactive conditional parameter has a level of its own ("inactive"), so every
+    completed trial is a whole line: no dimension holds a NaN (Plotly drops those)."""
+    spec = {
+        "name": "conditional-study",
+        "objective": {"metric": "val_accuracy"},
+        "space": {
+            "lr": {"type": "float", "low": 0.001, "high": 0.3, "log": True},
+            "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+            "momentum": {"type": "float", "low": 0.1, "high": 0.9, "when": {"optimizer": "sgd"}},
+        },
+        "strategy": {"name": "grid", "seed": 1, "options": {"points": 2}},
+        "budget": {"max_trials": 6, "max_parallel": 2, "epochs": 1},
+        "train": {"model": "mlp", "dataset": "synthetic"},
+    }
+    with httpx.Client(base_url=server.url + "/api/v1") as client:
+        assert client.post("/studies", json=spec).status_code == 201
+    page.goto(server.url + "/studies/conditional-study")
+    page.wait_for_selector("section.header[data-status='completed']", timeout=90_000)
+    page.wait_for_function(
+        "(() => { const el = document.getElementById('plot-parallel');"
+        " return el && el.data && el.data[0] && el.data[0].dimensions"
+        " && el.data[0].dimensions[0].values.length === 6; })()"
+    )
+    dims = page.evaluate(
+        """() => document.getElementById('plot-parallel').data[0].dimensions.map((d) => ({
+            label: d.label, finite: Array.from(d.values).every(Number.isFinite),
+            ticks: d.ticktext || [] }))"""
+    )
+    assert all(d["finite"] for d in dims), dims
+    momentum = next(d for d in dims if d["label"] == "momentum")
+    assert momentum["ticks"][0] == "inactive"  # the adam trials sit on their own level
+    _shot(page, "parallel-conditional")

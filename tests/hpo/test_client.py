@@ -214,7 +214,9 @@ def test_delete_study_removes_it_with_its_trials(client: Client, make_spec, wait
 
 
 def test_suggest_leases_trials_for_ask_and_tell(client: Client, make_spec) -> None:
-    client.create_study(make_spec("sdk-ask", budget={"max_trials": 6, "max_parallel": 3}))
+    client.create_study(
+        make_spec("sdk-ask", budget={"max_trials": 6, "max_parallel": 3}, runner="external")
+    )
     specs = client.suggest("sdk-ask", count=2)
     assert len(specs) == 2 and all(isinstance(s, TrialSpec) for s in specs)
     assert len({s.trial_id for s in specs}) == 2

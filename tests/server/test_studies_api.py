@@ -275,3 +275,75 @@ def test_trials_list_pages_and_filters(api: httpx.Client, make_spec, wait) -> No
     bad = api.get("/studies/pages/trials", params={"status": "weird"})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["field"] == "status"
+
+
+def test_a_multi_fidelity_studys_best_trial_trained_the_full_budget(
+    api: httpx.Client, make_spec, live_server
+) -> None:
+    """Values at different budgets do not compare: a 3-epoch trial at 0.9667 beats its
+    own 9-epoch continuation (0.9472) only because it stopped early. The best trial is
+    the best at the full budget once one trained it; until then the best so far, and
+    the study says at which budget."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import create_engine, insert, select, update
+
+    from server.tables import Study, Trial
+
+    spec = make_spec("mf", budget={"max_trials": 100, "max_parallel": 1, "epochs": 9})
+    spec["strategy"] = {"name": "hyperband", "seed": 3, "options": {"eta": 3}}
+    spec["runner"] = "external"  # the scheduler creates no trial: the test writes them
+    assert api.post("/studies", json=spec).status_code == 201
+    engine = create_engine(live_server.settings.resolved_database_url)
+    now = datetime.now(timezone.utc)
+    rows = [  # (number, budget, rung, parent, value)
+        (0, 1, 0, None, 0.90),
+        (1, 3, 1, 0, 0.9667),
+        (2, 1, 0, None, 0.80),
+    ]
+    with engine.begin() as conn:
+        sid = conn.execute(select(Study.id).where(Study.name == "mf")).scalar()
+        for number, budget, rung, parent, value in rows:
+            info = {"bracket": 2, "rung": rung, "budget": budget}
+            if parent is not None:
+                info["parent"] = parent
+            conn.execute(
+                insert(Trial).values(
+                    study_id=sid,
+                    number=number,
+                    status="completed",
+                    params={"lr": 0.01},
+                    info=info,
+                    value=value,
+                    attempt=1,
+                    created_at=now,
+                    finished_at=now,
+                )
+            )
+    study = api.get("/studies/mf").json()
+    assert study["full_budget"] == 9
+    assert study["best_trial"]["number"] == 1 and study["best_budget"] == 3  # none at 9 yet
+    with engine.begin() as conn:
+        info = {"bracket": 2, "rung": 2, "budget": 9, "parent": 1}
+        conn.execute(
+            insert(Trial).values(
+                study_id=sid,
+                number=3,
+                status="completed",
+                params={"lr": 0.01},
+                info=info,
+                value=0.9472,
+                attempt=1,
+                created_at=now,
+                finished_at=now,
+            )
+        )
+    study = api.get("/studies/mf").json()
+    assert study["best_trial"]["number"] == 3 and study["best_budget"] == 9
+    assert study["best_trial"]["value"] == pytest.approx(0.9472)
+    with engine.begin() as conn:  # a failed full-budget trial never counts
+        conn.execute(update(Trial).where(Trial.number == 3).values(status="failed", value=None))
+    assert api.get("/studies/mf").json()["best_trial"]["number"] == 1
+    engine.dispose()
+    plain = api.get("/studies").json()
+    assert all(s["full_budget"] is None for s in plain if s["name"] != "mf")

@@ -14,6 +14,9 @@
     margin: { l: 56, r: 16, t: 8, b: 44 }, height: 300, paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "#fff", font: { size: 12 }, legend: { orientation: "h", y: -0.2 },
   };
+  // Multi-fidelity (Hyperband, ASHA): budget, rung and parent columns.
+  const fidelity = root.dataset.fidelity === "1";
+  let bestNumber = null; // the study's best trial (at the full budget where one has it)
   let history = null;
   let space = {}; // the study's search space (from its spec): log axes for log params
 
@@ -112,17 +115,40 @@
 
   const isLog = (p) => Boolean(space[p] && space[p].log);
 
+  // A conditional parameter is absent (null) where it was inactive. Plotly draws no line
+  // through a NaN, so an inactive value gets a level of its own, "inactive": below the
+  // axis's range for a number, a category of its own for a choice.
+  const INACTIVE = "inactive";
+
   function dimension(label, raw) {
     const numeric = raw.every((v) => v === null || typeof v === "number");
-    if (numeric) {
-      const log = isLog(label);
-      const values = raw.map((v) => (v === null ? NaN : log ? Math.log10(v) : v));
-      return { label: log ? `log10 ${label}` : label, values };
-    }
-    const levels = [...new Set(raw.map((v) => (v === null ? "–" : String(v))))].sort();
+    if (numeric) return numericDimension(label, raw);
+    const levels = [...new Set(raw.filter((v) => v !== null).map(String))].sort();
+    if (raw.some((v) => v === null)) levels.unshift(INACTIVE);
     return {
-      label, values: raw.map((v) => levels.indexOf(v === null ? "–" : String(v))),
+      label, values: raw.map((v) => levels.indexOf(v === null ? INACTIVE : String(v))),
       tickvals: levels.map((_, i) => i), ticktext: levels,
+    };
+  }
+
+  function numericDimension(label, raw) {
+    const log = isLog(label);
+    const scaled = raw.map((v) => (v === null ? null : log ? Math.log10(v) : v));
+    const shown = log ? `log10 ${label}` : label;
+    if (!scaled.includes(null)) return { label: shown, values: scaled };
+    const known = scaled.filter((v) => v !== null);
+    const low = known.length ? Math.min(...known) : 0;
+    const high = known.length ? Math.max(...known) : 0;
+    const span = high - low || 1;
+    const below = low - 0.2 * span;
+    const ticks = known.length ? [0, 0.25, 0.5, 0.75, 1].map((f) => low + f * (high - low)) : [];
+    const unique = [...new Set(ticks)];
+    return {
+      label: shown,
+      values: scaled.map((v) => (v === null ? below : v)),
+      range: [below, Math.max(high, low + 1e-12)],
+      tickvals: [below, ...unique],
+      ticktext: [INACTIVE, ...unique.map((t) => HPO.fmt(t, 3))],
     };
   }
 
@@ -194,6 +220,13 @@
     return Object.entries(p).map(([k, v]) => `${HPO.escape(k)}=${HPO.escape(HPO.fmt(v, 3))}`).join(" ");
   }
 
+  function fidelityCells(info) {
+    const parent = Number.isInteger(info.parent)
+      ? `<a href="${base}/trials/${info.parent}">#${info.parent}</a>` : "–";
+    return `<td class="num budget">${HPO.fmt(info.budget ?? null)}</td>`
+      + `<td class="num rung">${HPO.fmt(info.rung ?? null)}</td><td class="parent">${parent}</td>`;
+  }
+
   async function loadTable() {
     const query = new URLSearchParams({ limit: PAGE, offset: table.offset, sort: table.sort, order: table.order });
     if (table.status) query.set("status", table.status);
@@ -202,15 +235,16 @@
     table.total = Number(response.headers.get("x-total-count") || 0);
     const rows = await response.json();
     document.getElementById("trials-rows").innerHTML = rows.map((t) => `
-      <tr data-number="${t.number}">
-        <td><a href="${base}/trials/${t.number}">${t.number}</a></td>
+      <tr data-number="${t.number}"${t.number === bestNumber ? ' class="best-row"' : ""}>
+        <td><a href="${base}/trials/${t.number}">${t.number}</a>${t.number === bestNumber ? ' <span class="star" title="best trial">★</span>' : ""}</td>
         <td><span class="badge ${t.status}">${t.status}</span></td>
         <td class="num">${HPO.fmt(t.value)}</td>
+        ${fidelity ? fidelityCells(t.info || {}) : ""}
         <td class="params-cell">${paramsText(t.params)}</td>
         <td class="num">${duration(t)}</td>
         <td class="num">${t.attempt}</td>
         <td>${HPO.escape(t.worker || "–")}</td>
-      </tr>`).join("") || `<tr><td colspan="7" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
+      </tr>`).join("") || `<tr><td colspan="${fidelity ? 10 : 7}" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
     const last = Math.min(table.offset + PAGE, table.total);
     document.getElementById("page-info").textContent = table.total ? `${table.offset + 1}–${last} of ${table.total}` : "0 trials";
     document.getElementById("prev-page").disabled = table.offset === 0;
@@ -239,6 +273,7 @@
   // -- live ----------------------------------------------------------------------------
   HPO.watch(base, async (summary) => {
     space = (summary.spec && summary.spec.space) || {};
+    bestNumber = summary.best_trial ? summary.best_trial.number : null;
     // The first answer too: the study may have changed between the page's rendering
     // and this poll (a study that fails fast does in well under a second).
     await Promise.all([drawPlots(), loadTable(), refreshHeader()]);
