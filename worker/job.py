@@ -161,7 +161,9 @@ def _run(
         # A hand-back stops only at an epoch whose checkpoint was saved (and reported),
         # so the next attempt resumes right after it: a shutdown that lands between
         # this epoch's save decision and its report runs one more epoch, which saves.
-        return lease.report(report) or (SHUTDOWN.is_set() and saved is not None)
+        # Not at the last epoch: the trial is done, and finishing beats a retry.
+        handing_back = SHUTDOWN.is_set() and saved is not None and metrics.epoch < spec.epochs
+        return lease.report(report) or handing_back
 
     def fail(error: str) -> str:
         return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=error))
@@ -200,7 +202,8 @@ def _run_entrypoint(
     def send(report: ReportIn) -> bool:
         if lease.fenced.is_set():
             raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
-        return lease.report(report) or SHUTDOWN.is_set()
+        # At the trial's last step it is done: let it return and finish, not hand back.
+        return lease.report(report) or (SHUTDOWN.is_set() and report.step < spec.epochs)
 
     outcome = run_entrypoint(
         spec,

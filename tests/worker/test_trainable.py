@@ -398,7 +398,9 @@ def test_user_code_failures_fail_the_trial_with_the_reason(
     trial = sdk.get_trial(name, 0)
     assert trial.status == "failed"
     assert reason in trial.error
-    wait(lambda: sdk.get_study(name).status == "completed")  # the study goes on
+    # Its one trial failed: the study ends failed, saying why.
+    study_ = wait(lambda: (s := sdk.get_study(name)).status == "failed" and s)
+    assert study_.reason.startswith("every trial failed") and reason in study_.reason
 
 
 def test_an_uninstalled_module_fails_the_trial_naming_the_entrypoint(
@@ -436,22 +438,44 @@ def test_a_stop_decision_reaches_the_function(sdk: Client, study, wait, tmp_path
 
 
 def test_a_retry_resuming_at_the_last_step_completes_with_the_reported_value(
-    sdk: Client, study, wait
+    sdk: Client, study, wait, tmp_path
 ) -> None:
     """The first attempt reported (and checkpointed) the last step, then its worker
-    left before the finish. The retry resumes at that step with nothing left to train
+    died before the finish. The retry resumes at that step with nothing left to train
     and reports nothing: the trial completes with the value reported at that step."""
-    study("last", "interrupted", epochs=3, interrupt_at=3)
-    trial_id = queued(sdk, wait, "last")
-    try:
-        assert run_trial(trial_id, client=sdk) == "released"
-    finally:
-        SHUTDOWN.clear()
+    from helpers import trainables
+
+    from hpo.schemas import ReleaseIn
+
+    study("last", "curve", epochs=3)
+    spec = sdk.start_trial(queued(sdk, wait, "last"), worker="doomed")
+    folder = checkpoint_dir_for(tmp_path / "artifacts", spec)
+    folder.mkdir(parents=True)
+    first = Reporter(
+        spec,
+        lambda r: sdk.report(spec.trial_id, r).decision == "stop",
+        device="cpu",
+        checkpoint_dir=folder,
+    )
+    trainables.curve(dict(spec.params), first)  # every step reported; then the worker dies
+    sdk.release_trial(spec.trial_id, ReleaseIn(attempt=1, reason="worker lost"))
     assert run_trial(queued(sdk, wait, "last"), client=sdk) == "completed"
     trial = sdk.get_trial("last", 0)
     assert trial.status == "completed" and trial.attempt == 2
-    assert trial.value == pytest.approx(0.3)  # step 3 of attempt 1: 3 / 10
+    assert trial.value == pytest.approx(trial.params["quality"])  # step 3 of 3: quality
     assert [(r.attempt, r.step) for r in trial.reports] == [(1, 1), (1, 2), (1, 3)]
+
+
+def test_a_shutdown_at_the_last_step_finishes_instead_of_handing_back(
+    sdk: Client, study, wait
+) -> None:
+    study("done", "interrupted", epochs=3, interrupt_at=3)
+    try:
+        assert run_trial(queued(sdk, wait, "done"), client=sdk) == "completed"
+    finally:
+        SHUTDOWN.clear()
+    trial = sdk.get_trial("done", 0)
+    assert trial.attempt == 1 and trial.value == pytest.approx(0.3)
 
 
 def test_a_report_naming_a_path_outside_the_trial_is_refused(sdk: Client, study, wait) -> None:

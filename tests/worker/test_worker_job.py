@@ -57,7 +57,9 @@ def test_nan_loss_fails_the_trial_with_the_reason_and_the_study_goes_on(
     assert "nan" in first.error.lower() or "inf" in first.error.lower()
     # the study goes on: the next trial gets queued
     assert run_trial(_queued(sdk, wait, "nan"), client=sdk) == "failed"
-    wait(lambda: sdk.get_study("nan").status == "completed")
+    # Every trial failed: the study ends failed, with the reason, not completed.
+    wait(lambda: sdk.get_study("nan").status == "failed")
+    assert "training loss became" in sdk.get_study("nan").reason
 
 
 def test_invalid_fixed_parameter_fails_the_trial_naming_it(sdk: Client, make_spec, wait) -> None:
