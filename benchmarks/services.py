@@ -15,8 +15,15 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["postgres_database", "redis_server_url", "service_pids", "sibling_database"]
+__all__ = [
+    "postgres_database",
+    "redis_server",
+    "redis_server_url",
+    "service_pids",
+    "sibling_database",
+]
 
 #: The throw-away servers running now (their main process ids), for CPU accounting.
 _RUNNING: dict[str, int] = {}
@@ -55,18 +62,26 @@ def postgres_database(url: str | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def redis_server() -> Iterator[Any]:
+    """Yield a throw-away ``redis-server`` (``service_fixtures.RedisServer``: its ``url``,
+    ``pid``, and what a soak needs to stop and restart it on its port)."""
+    with _fixtures().running_redis() as server:
+        if server.pid is not None:
+            _RUNNING["redis"] = server.pid
+        try:
+            yield server
+        finally:
+            _RUNNING.pop("redis", None)
+
+
+@contextlib.contextmanager
 def redis_server_url(url: str | None = None) -> Iterator[str]:
     """Yield a Redis URL: ``url`` when given, else a throw-away ``redis-server``'s."""
     if url:
         yield url
         return
-    with _fixtures().running_redis() as server:
-        if server.pid is not None:
-            _RUNNING["redis"] = server.pid
-        try:
-            yield server.url
-        finally:
-            _RUNNING.pop("redis", None)
+    with redis_server() as server:
+        yield server.url
 
 
 @contextlib.contextmanager
