@@ -189,7 +189,9 @@ class Client:
         self._request("DELETE", f"/studies/{_q(name)}")
 
     def suggest(self, name: str, count: int = 1) -> list[TrialSpec]:
-        """Ask/tell: lease ``count`` (1..100) new trials of the study to run yourself.
+        """Ask/tell: lease ``count`` (1..100) trials of the study to run yourself; the
+        study must have been created with ``runner: external`` (else :class:`Conflict`
+        naming ``runner``: its trials go to workers), and no worker ever runs them.
 
         Each :class:`TrialSpec` has the trial id and attempt to report with
         (:meth:`report`, :meth:`heartbeat` every ``heartbeat_interval`` seconds,

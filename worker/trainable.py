@@ -14,8 +14,9 @@ Contract with the function:
 * after ``report`` returns True it should return soon (a further ``report`` raises
   :class:`TrialStopped`, which the worker handles);
 * it may save anything into ``reporter.checkpoint_dir``; a report made after files there
-  changed carries that folder as the step's checkpoint, and a later attempt (a retry, or a
-  Hyperband/ASHA promotion) finds the files there with ``reporter.resume_step`` set.
+  changed freezes the folder as the step's checkpoint (``worker.snapshots``), and a later
+  attempt (a retry, or a Hyperband/ASHA promotion) finds exactly those files there, with
+  ``reporter.resume_step`` set, whatever was written after that report.
 
 Whatever goes wrong in user code (import errors, a missing function, an exception, a
 missing or NaN objective) ends the trial as failed with a readable reason; it never

@@ -228,6 +228,12 @@ def test_stopped_study_answers_stop_and_pruned_finish_becomes_stopped(api, make_
         ("finish", {"attempt": 1, "status": "failed", "error": "bad\x00"}, "error"),
         ("reports", {"attempt": 1, "step": 1, "metrics": {"s": "\ud800"}}, "metrics.s"),
         ("reports", {"attempt": True, "step": 1}, "attempt"),
+        ("reports", {"attempt": 1, "step": 1, "value": 1.0, "checkpoint": "/etc"}, "checkpoint"),
+        (
+            "reports",
+            {"attempt": 1, "step": 1, "value": 1.0, "checkpoint": "../other/trial-0"},
+            "checkpoint",
+        ),
     ],
 )
 def test_bad_worker_bodies_are_422_naming_the_field(
@@ -351,3 +357,23 @@ def test_workers_register_and_list_with_current_trials(api, make_spec, wait) -> 
     assert listed["stale"] is False
     bad = api.post("/workers", json={**body, "pid": -1})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "pid"
+
+
+def test_a_completed_finish_without_a_value_takes_the_last_reported_one(
+    api, make_spec, wait
+) -> None:
+    """A retry that resumed at the trial's last step reports nothing of its own: its
+    finish completes with the value an earlier attempt reported at that step."""
+    trial = _first_trial(api, make_spec, wait)
+    api.post(f"/trials/{trial['id']}/start", json={})
+    for step, value in ((1, 0.4), (2, 0.6)):
+        assert _report(api, trial["id"], 1, step, value).status_code == 200
+    released = api.post(f"/trials/{trial['id']}/release", json={"attempt": 1})
+    assert released.json()["status"] == "queued"
+    assert api.post(f"/trials/{trial['id']}/start", json={}).json()["attempt"] == 2
+    body = {"attempt": 2, "status": "completed"}
+    done = api.post(f"/trials/{trial['id']}/finish", json=body)
+    assert done.status_code == 200
+    assert (done.json()["status"], done.json()["value"]) == ("completed", pytest.approx(0.6))
+    again = api.post(f"/trials/{trial['id']}/finish", json=body)  # a repeat: the same
+    assert again.json()["value"] == pytest.approx(0.6)
