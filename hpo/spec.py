@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -345,4 +346,42 @@ def parse_spec_text(text: str, *, source: str = "the spec") -> dict[str, Any]:
         raise ValueError(
             f"{source} must contain a mapping (a study spec), not {type(data).__name__}"
         )
-    return data
+    return _plain(data, source)
+
+
+# Far beyond any real spec; they stop a self-referencing YAML alias, and aliases that
+# expand exponentially ("billion laughs"), before they cost memory.
+_MAX_DEPTH = 32
+_MAX_NODES = 100_000
+
+
+def _plain(data: dict[Any, Any], source: str) -> dict[str, Any]:
+    """``data`` as JSON data: YAML can also build non-string keys (``? x``, ``1: a``),
+    dates, bytes, sets, NaN and aliases that refer to themselves, which JSON cannot carry;
+    each is a ``ValueError`` naming the path (dates become ISO strings, as JSON writes them)."""
+    nodes = 0
+
+    def walk(value: Any, path: str, depth: int) -> Any:
+        nonlocal nodes
+        nodes += 1
+        where = f" at {path}" if path else ""
+        if depth > _MAX_DEPTH or nodes > _MAX_NODES:
+            raise ValueError(f"{source} is too deeply nested or too large{where}")
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{source} has a key that is not a string{where}: {key!r}")
+                out[key] = walk(item, f"{path}.{key}" if path else key, depth + 1)
+            return out
+        if isinstance(value, list):
+            return [walk(v, f"{path}.{i}", depth + 1) for i, v in enumerate(value)]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{source} has a number that is not finite{where}: {value}")
+        if isinstance(value, (date, datetime)):
+            return value.isoformat()
+        if value is None or isinstance(value, (str, int, float)):
+            return value
+        raise ValueError(f"{source} has a {type(value).__name__} value{where}, not JSON data")
+
+    return walk(data, "", 0)  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from hpo.catalog import BUILTIN_DATASETS, BUILTIN_MODELS
 from hpo.demo import DEMO_SPACE, demo_spec
-from hpo.spec import StudySpec, load_spec_file
+from hpo.spec import StudySpec, load_spec_file, parse_spec_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,6 +60,26 @@ def test_load_spec_file_errors_are_readable(tmp_path: Path) -> None:
     as_json = tmp_path / "spec.json"
     as_json.write_text('{"name": "j", "space": {"x": [1, 2]}}')
     assert load_spec_file(as_json)["name"] == "j"
+
+
+def test_spec_text_comes_back_as_json_data_or_a_named_error() -> None:
+    assert parse_spec_text("a: 2020-01-02\nb: [1, {c: x}]") == {
+        "a": "2020-01-02",
+        "b": [1, {"c": "x"}],
+    }
+    with pytest.raises(ValueError, match="not a string"):
+        parse_spec_text("?")
+    with pytest.raises(ValueError, match=r"not finite at space\.lr\.low"):
+        parse_spec_text("space: {lr: {low: .inf}}")
+    with pytest.raises(ValueError, match="set value at tags"):
+        parse_spec_text("tags: !!set {x}")
+    # Aliases that expand exponentially stop early instead of filling memory.
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in "bcdefgh":
+        previous = chr(ord(level) - 1)
+        laughs += f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
+    with pytest.raises(ValueError, match="too large"):
+        parse_spec_text(laughs)
 
 
 def test_catalog_matches_the_models_registries() -> None:

@@ -244,6 +244,31 @@ def test_malformed_json_is_422_not_500(api: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "?",  # a YAML complex key: {None: None}
+        "1: a",  # an integer key
+        "a: .nan",
+        "a: &x [*x]",  # an alias that contains itself
+        "a: !!binary aGVsbG8=",
+    ],
+)
+def test_spec_text_that_json_cannot_hold_is_422_naming_text(api: httpx.Client, text: str) -> None:
+    response = api.post("/studies/parse", json={"text": text})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"] == "text"
+
+
+def test_parsed_spec_text_creates_the_study(api: httpx.Client, make_spec) -> None:
+    import yaml
+
+    text = yaml.safe_dump(make_spec("from-text"))
+    parsed = api.post("/studies/parse", json={"text": text})
+    assert parsed.status_code == 200, parsed.text
+    assert api.post("/studies", json=parsed.json()).status_code == 201
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/trials/9223372036854775808",
