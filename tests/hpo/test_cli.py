@@ -27,6 +27,7 @@ import typer
 import yaml
 from helpers.services import embedded_settings
 from helpers.signals import hear_ctrl_c
+from helpers.studies import multi_fidelity_study
 from typer.testing import CliRunner, Result
 
 from hpo.cli.main import app
@@ -381,3 +382,21 @@ def test_token_create_list_delete(secured: EmbeddedService) -> None:
     )
     one_line_error(revoked, "401")
     one_line_error(CliRunner().invoke(app, ["token", "list", "--server", secured.url]), "401")
+
+
+def test_a_multi_fidelity_trials_table_shows_budget_rung_parent_and_the_best() -> None:
+    from rich.console import Console
+
+    from hpo.cli.output import best_budget_note, trials_table
+
+    study, trials = multi_fidelity_study()
+    table = trials_table(study, trials)
+    assert [c.header for c in table.columns][-4:-1] == ["budget", "rung", "parent"]
+    console = Console(record=True, width=200)
+    console.print(table)
+    lines = console.export_text().splitlines()
+    starred = [line for line in lines if "★" in line]
+    assert len(starred) == 1 and "#1" in starred[0] and "0.9472" in starred[0]
+    assert best_budget_note(study) == ""  # the best trained the full budget
+    early = study.model_copy(update={"best_budget": 3})
+    assert "at 3 of 9 epochs" in best_budget_note(early)

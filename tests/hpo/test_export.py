@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from helpers.studies import multi_fidelity_study
 
 from hpo.client import Client
 from hpo.embedded import EmbeddedService
@@ -114,6 +115,8 @@ def test_csv_and_json_rows(study: Client) -> None:
     assert datetime.fromisoformat(rows[0]["started_at"].replace("Z", "+00:00")).tzinfo
     datetime.fromisoformat(rows[0]["started_at"].replace("Z", "+00:00"))
     assert float(rows[0]["duration_s"]) >= 0
+    assert [r["best"] for r in rows] == ["False", "False", "True"]  # 0.83 beats 0.61
+    assert {r["budget"] + r["rung"] + r["parent"] for r in rows} == {""}  # one fidelity
 
     loaded = json.loads(records_to_json(records))
     assert [r["number"] for r in loaded] == [0, 1, 2]
@@ -205,3 +208,15 @@ def test_tensorboard_export_of_a_study_without_completed_trials(tmp_path: Path) 
     assert write_tensorboard(study, [], tmp_path / "tb") == []
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))  # the experiment alone
     assert trial_records([], study) == []
+
+
+def test_multi_fidelity_rows_carry_budget_rung_parent_and_the_full_budget_best() -> None:
+    study, trials = multi_fidelity_study()
+    rows = trial_records(trials, study)
+    assert [(r["budget"], r["rung"], r["parent"]) for r in rows] == [
+        (1, 0, None),
+        (3, 1, 0),
+        (9, 2, 1),
+    ]
+    # Trial 1 has the highest value, but at 3 of 9 epochs: the best is its continuation.
+    assert [r["best"] for r in rows] == [False, False, True]

@@ -29,6 +29,8 @@ from hpo.settings import Settings  # noqa: E402
 EXAMPLES = int(os.environ.get("HPO_FUZZ_EXAMPLES", "20"))
 SEED = os.environ.get("HPO_FUZZ_SEED")
 CHECKS = [not_a_server_error, response_schema_conformance]
+#: The suite's 300 s per test holds the CI size; a long run gets time in proportion.
+pytestmark = pytest.mark.timeout(max(300, 15 * EXAMPLES))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
