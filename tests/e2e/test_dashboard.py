@@ -122,6 +122,14 @@ def test_create_watch_sort_control_and_stop_a_study(server: EmbeddedService, pag
     # ASHA: learning curves of different budgets (rungs) are visible.
     lengths = page.evaluate("document.getElementById('plot-curves').data.map((t) => t.x.length)")
     assert len(set(lengths)) >= 2, lengths
+    # ASHA: the table says each trial's budget and rung, and a promotion's parent.
+    headers = [h.strip() for h in page.locator("#trials thead th").all_inner_texts()]
+    assert headers[3:6] == ["Budget", "Rung", "Parent"], headers
+    page.wait_for_function(
+        "document.querySelectorAll('#trials-rows td.parent a').length >= 1", timeout=60_000
+    )
+    assert set(_column(page, 4)) <= {"1", "2", "4"}, _column(page, 4)
+    assert set(_column(page, 5)) <= {"0", "1", "2"}, _column(page, 5)
     _shot(page, "study-running")
 
     # Sorting by value, both ways, over the completed trials.
