@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -358,7 +358,7 @@ _MAX_NODES = 100_000
 def _plain(data: dict[Any, Any], source: str) -> dict[str, Any]:
     """``data`` as JSON data: YAML can also build non-string keys (``? x``, ``1: a``),
     dates, bytes, sets, NaN and aliases that refer to themselves, which JSON cannot carry;
-    each is a ``ValueError`` naming the path (dates become ISO strings, as JSON writes them)."""
+    each is a ``ValueError`` naming the path."""
     nodes = 0
 
     def walk(value: Any, path: str, depth: int) -> Any:
@@ -378,8 +378,11 @@ def _plain(data: dict[Any, Any], source: str) -> dict[str, Any]:
             return [walk(v, f"{path}.{i}", depth + 1) for i, v in enumerate(value)]
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{source} has a number that is not finite{where}: {value}")
-        if isinstance(value, (date, datetime)):
-            return value.isoformat()
+        if isinstance(value, date):  # a choice read as a date (or a datetime): say so
+            raise ValueError(
+                f"{source} has a date{where} ({value}), which JSON cannot hold: "
+                "quote it to make it a string"
+            )
         if value is None or isinstance(value, (str, int, float)):
             return value
         raise ValueError(f"{source} has a {type(value).__name__} value{where}, not JSON data")

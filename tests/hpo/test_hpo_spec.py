@@ -63,10 +63,12 @@ def test_load_spec_file_errors_are_readable(tmp_path: Path) -> None:
 
 
 def test_spec_text_comes_back_as_json_data_or_a_named_error() -> None:
-    assert parse_spec_text("a: 2020-01-02\nb: [1, {c: x}]") == {
+    assert parse_spec_text("a: '2020-01-02'\nb: [1, {c: x}]") == {
         "a": "2020-01-02",
         "b": [1, {"c": "x"}],
     }
+    with pytest.raises(ValueError, match=r"date at space\.opt\.0 \(2020-01-02\).*quote it"):
+        parse_spec_text("space: {opt: [2020-01-02, relu]}")
     with pytest.raises(ValueError, match="not a string"):
         parse_spec_text("?")
     with pytest.raises(ValueError, match=r"not finite at space\.lr\.low"):
