@@ -387,4 +387,5 @@ def _plain(data: dict[Any, Any], source: str) -> dict[str, Any]:
             return value
         raise ValueError(f"{source} has a {type(value).__name__} value{where}, not JSON data")
 
-    return walk(data, "", 0)  # type: ignore[no-any-return]
+    plain: dict[str, Any] = walk(data, "", 0)
+    return plain

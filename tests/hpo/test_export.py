@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers.studies import multi_fidelity_study
+from helpers.studies import multi_fidelity_study, study_public
 
 from hpo.client import Client
 from hpo.embedded import EmbeddedService
@@ -29,7 +29,7 @@ from hpo.export import (
     trial_records,
     write_tensorboard,
 )
-from hpo.schemas import FinishIn, ReleaseIn, ReportIn, StudyPublic
+from hpo.schemas import FinishIn, ReleaseIn, ReportIn
 from hpo.settings import Settings
 
 NAME = "tb-study"
@@ -190,20 +190,11 @@ def test_tensorboard_export_needs_tensorboardx(study: Client, tmp_path, monkeypa
 
 
 def test_tensorboard_export_of_a_study_without_completed_trials(tmp_path: Path) -> None:
-    study = StudyPublic.model_validate(
-        {
-            "id": 1,
-            "name": "empty",
-            "status": "running",
-            "strategy": "random",
-            "objective": {"metric": "val loss", "direction": "minimize"},
-            "max_trials": 3,
-            "max_parallel": 1,
-            "counts": {},
-            "n_trials": 0,
-            "spec": {"space": {"opt": {"type": "categorical", "choices": ["adam", 1, True]}}},
-            "created_at": "2026-01-01T00:00:00Z",
-        }
+    study = study_public(
+        name="empty",
+        objective={"metric": "val loss", "direction": "minimize"},
+        max_trials=3,
+        spec={"space": {"opt": {"type": "categorical", "choices": ["adam", 1, True]}}},
     )
     assert write_tensorboard(study, [], tmp_path / "tb") == []
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))  # the experiment alone
