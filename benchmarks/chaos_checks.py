@@ -31,13 +31,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import search.status
 from benchmarks.chaos_evidence import Attempt, StoredTrial, TrialKey
 from benchmarks.chaos_faults import Fault
 from benchmarks.chaos_trainable import objective
 
 __all__ = ["TERMINAL", "Evidence", "Invariant", "check_trials", "kill_times"]
 
-TERMINAL = frozenset({"completed", "pruned", "failed"})
+#: What a soak trial ends as (no study is stopped by the soak).
+TERMINAL = frozenset(search.status.TERMINAL - {"stopped"})
 #: Examples kept per invariant.
 EXAMPLES = 5
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hpo.schemas import StudyPublic, TrialDetail, TrialPublic
+from search.checks import is_finite_number
 
 __all__ = [
     "BASE_COLUMNS",
@@ -226,11 +226,6 @@ def _hparam_infos(study: StudyPublic, names: Sequence[str], values: dict[str, li
     return infos
 
 
-def _is_number(value: Any) -> bool:
-    """A finite int or float (bool is not a number here): what a scalar can hold."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _hp_type(value: Any) -> str:
     if isinstance(value, bool):
         return "DATA_TYPE_BOOL"
@@ -295,7 +290,7 @@ def write_tensorboard(
     curve_tags: dict[str, None] = {metric: None}
     for t in done:
         for r in t.reports:
-            curve_tags.update({_tag(k): None for k, v in r.metrics.items() if _is_number(v)})
+            curve_tags.update({_tag(k): None for k, v in r.metrics.items() if is_finite_number(v)})
 
     values = {n: [t.params.get(n) for t in done] for n in names}
     experiment = Experiment(
@@ -325,10 +320,10 @@ def write_tensorboard(
             last_step = 0
             for r in (r for r in t.reports if r.attempt == t.attempt):
                 wall = _timestamp(r.created_at)
-                if _is_number(r.value):
+                if is_finite_number(r.value):
                     writer.add_scalar(metric, r.value, r.step, walltime=wall)
                 for key, val in r.metrics.items():
-                    if _is_number(val) and _tag(key) != metric:
+                    if is_finite_number(val) and _tag(key) != metric:
                         writer.add_scalar(_tag(key), val, r.step, walltime=wall)
                 last_step = max(last_step, r.step)
             writer.add_scalar(final_tag, t.value, last_step, walltime=_timestamp(t.finished_at))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from hpo.artifacts import relative_key
 from hpo.spec import Objective, TrainSpec, check_json_text
+from search.status import Decision, StudyStatus, TrialStatus
 
 __all__ = [
     "Decision",
@@ -40,9 +41,6 @@ __all__ = [
     "WorkerPublic",
 ]
 
-TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]
-StudyStatus = Literal["running", "paused", "completed", "failed", "stopped"]
-Decision = Literal["continue", "stop"]
 #: Columns a list of trials sorts by (``duration``: finished minus started).
 TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
 

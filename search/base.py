@@ -8,14 +8,15 @@ read no clock and never touch the global RNG.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
+from search.checks import is_finite_number
 from search.errors import FieldError, OptionError, SpaceError
 from search.space import SearchSpace
+from search.status import TERMINAL, Decision, Direction, TrialStatus
 
 __all__ = [
     "TERMINAL",
@@ -29,11 +30,6 @@ __all__ = [
     "TrialRecord",
     "TrialStatus",
 ]
-
-TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]
-TERMINAL: frozenset[str] = frozenset({"completed", "pruned", "failed", "stopped"})
-Decision = Literal["continue", "stop"]
-Direction = Literal["minimize", "maximize"]
 
 
 @dataclass(frozen=True)
@@ -179,11 +175,7 @@ class Strategy(ABC):
         return [
             t
             for t in self.history
-            if t.status == "completed"
-            and isinstance(t.value, (int, float))
-            and not isinstance(t.value, bool)
-            and math.isfinite(t.value)
-            and self.in_space(t)
+            if t.status == "completed" and is_finite_number(t.value) and self.in_space(t)
         ]
 
     def loss(self, value: float) -> float:

@@ -41,8 +41,10 @@ import numpy as np
 from scipy.stats import norm, qmc
 
 from search.base import OptionError, Strategy, Suggestion
+from search.checks import is_finite_number
 from search.encoding import PointKey, encoder_for
 from search.gp import Posterior, fit_kernel, fit_subset, normalized, refit_size
+from search.status import OPEN
 
 __all__ = ["ACQ_FUNCS", "DEFAULTS", "GENERATORS", "BayesStrategy"]
 
@@ -169,7 +171,7 @@ class BayesStrategy(Strategy):
             value = self._told_value(trial.status, trial.value, trial.intermediate)
             if value is not None:
                 self._observed.append((params, self.loss(value)))
-            elif trial.status in ("queued", "running"):
+            elif trial.status in OPEN:
                 self._pending.append(params)
         self._suggested: list[dict[str, Any]] = []
         self._design: list[dict[str, Any]] | None = None
@@ -183,15 +185,12 @@ class BayesStrategy(Strategy):
     def _told_value(self, status: str, value: Any, intermediate: Mapping[int, Any]) -> float | None:
         """The value the model learns for a trial, or None when it learns nothing."""
 
-        def finite(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
         if status == "completed":
-            return float(value) if finite(value) else None
+            return float(value) if is_finite_number(value) else None
         if status == "pruned" and self.options["use_pruned"]:
-            if finite(value):
+            if is_finite_number(value):
                 return float(value)
-            steps = [s for s in intermediate if finite(intermediate[s])]
+            steps = [s for s in intermediate if is_finite_number(intermediate[s])]
             return float(intermediate[max(steps)]) if steps else None
         return None
 

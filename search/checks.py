@@ -28,6 +28,7 @@ __all__ = [
     "finite_float",
     "flag",
     "integer",
+    "is_finite_number",
     "is_number",
     "show_value",
 ]
@@ -46,6 +47,12 @@ def is_number(value: object) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return False
     return isinstance(value, (int, float, np.integer, np.floating))
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a real number that is neither NaN nor infinite (bools are not numbers):
+    the one test of "a usable objective value" every room shares."""
+    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 def check_name(name: object) -> str:

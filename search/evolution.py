@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from search.base import OptionError, Strategy, Suggestion, TrialRecord
+from search.checks import is_finite_number
 from search.space import Param
+from search.status import OPEN
 
 __all__ = ["EvolutionStrategy"]
 
@@ -31,7 +33,6 @@ _DEFAULTS: dict[str, Any] = {
     "replacement": "worst",
 }
 _MAX_POPULATION = 10_000
-_PENDING = frozenset({"queued", "running"})
 # Re-mutations tried before a child identical to a known trial is accepted anyway (in a
 # tiny space repeats are unavoidable; a bounded loop keeps ask cheap).
 _DEDUPE_TRIES = 8
@@ -137,8 +138,8 @@ class EvolutionStrategy(Strategy):
 
         def real(key: str, low: float, high: float, *, open_low: bool = False) -> float:
             value = opts[key]
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if ok and math.isfinite(value):
+            ok = is_finite_number(value)
+            if ok:
                 ok = (low < value if open_low else low <= value) and value <= high
             else:
                 ok = False
@@ -176,7 +177,7 @@ class EvolutionStrategy(Strategy):
         in_space = [t for t in self.history if self.in_space(t)]
         self._seen = {self._key(t.params) for t in in_space}
         completed = self.completed()
-        self._filled = len(completed) + sum(t.status in _PENDING for t in in_space)
+        self._filled = len(completed) + sum(t.status in OPEN for t in in_space)
         # The current population, best first (read-only for callers and tests).
         self.population: list[TrialRecord] = self._select_population(completed)
 

@@ -25,8 +25,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from search.base import Strategy, TrialRecord
+from search.checks import is_finite_number
 from search.errors import OptionError
 from search.fidelity_model import propose_at_target
+from search.status import OPEN
 
 __all__ = [
     "FIDELITY_OPTIONS",
@@ -96,7 +98,7 @@ def rank_key(trial: TrialRecord, sign: float) -> tuple[int, float, int]:
     """Sort key putting the best trial of a rung first: completed with a finite value
     (``sign * value`` ascending, so pass -1 to maximize), then the rest; ties by number."""
     value = trial.value
-    if trial.status == "completed" and isinstance(value, int | float) and math.isfinite(value):
+    if trial.status == "completed" and is_finite_number(value):
         return (0, sign * float(value), trial.number)
     return (1, 0.0, trial.number)
 
@@ -190,12 +192,8 @@ class MultiFidelityStrategy(Strategy):
                 continue
             value = trial.value
             promoted = isinstance(info.get("parent"), int)
-            if (
-                trial.status == "completed"
-                and isinstance(value, int | float)
-                and math.isfinite(value)
-            ):
+            if trial.status == "completed" and is_finite_number(value):
                 observed.append((dict(trial.params), budget, float(value), promoted))
-            elif trial.status in ("queued", "running") and not promoted:
+            elif trial.status in OPEN and not promoted:
                 in_flight.append(trial.params)
         return observed, [*in_flight, *pending]

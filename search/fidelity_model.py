@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from search.base import Direction, TrialRecord
+from search.base import TrialRecord
 from search.bayes import BayesStrategy
 from search.params import FloatParam
 from search.space import SearchSpace
+from search.status import Direction
 
 __all__ = ["propose_at_target"]
 

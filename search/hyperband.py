@@ -23,10 +23,9 @@ import numpy as np
 
 from search.base import Suggestion, TrialRecord
 from search.fidelity import MultiFidelityStrategy, top_k
+from search.status import TERMINAL
 
 __all__ = ["HyperbandStrategy", "bracket_plan"]
-
-TERMINAL = frozenset({"completed", "pruned", "failed", "stopped"})
 
 
 def bracket_plan(s: int, s_max: int, max_budget: int, eta: float) -> list[tuple[int, int]]:

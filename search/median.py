@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from search.base import Decision, Direction
+from search.status import Decision, Direction
 
 __all__ = ["median_decision"]
 

@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from search.asha import AshaStrategy
-from search.base import Direction, OptionError, Strategy, TrialRecord
+from search.base import OptionError, Strategy, TrialRecord
 from search.bayes import BayesStrategy
 from search.evolution import EvolutionStrategy
 from search.grid import GridStrategy
 from search.hyperband import HyperbandStrategy
 from search.random import RandomStrategy
 from search.space import SearchSpace
+from search.status import Direction
 
 __all__ = [
     "STRATEGIES",

@@ -42,7 +42,7 @@ from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, select, un
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from search import TERMINAL
+from search.status import TERMINAL
 from server.study_cache import PerStudy
 from server.tables import Study, Trial
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
-from search import TERMINAL, TrialRecord
+from search import TrialRecord
 from search.space import SearchSpace
+from search.status import TERMINAL
 from server.tables import Trial
 
 __all__ = ["HistoryCache", "StudyHistory"]

@@ -23,7 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
+from search.status import LIVE_STUDY
+from server.tables import Study, Trial, utcnow
 
 __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_FAILURES",
@@ -95,7 +96,7 @@ def end_failed(session: Session, study: Study, reason: str) -> bool:
     now = utcnow()
     ended = session.execute(
         update(Study)
-        .where(Study.id == study.id, Study.status.in_(LIVE_STUDY_STATUSES))
+        .where(Study.id == study.id, Study.status.in_(LIVE_STUDY))
         .values(status="failed", reason=reason, finished_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from server.tables import LIVE_STUDY_STATUSES, Study, Trial
+from search.status import LIVE_STUDY
+from server.tables import Study, Trial
 
 __all__ = ["reap_stale", "unheld_queued"]
 
@@ -66,7 +67,7 @@ def reap_stale(
         else:
             quiet = (now - heard).total_seconds()
             reason = f"attempt {attempt} lost: no heartbeat for {quiet:.1f}s"
-        if study_status not in LIVE_STUDY_STATUSES:
+        if study_status not in LIVE_STUDY:
             values = {"status": "stopped", "finished_at": now, "error": f"{reason}; study stopped"}
         elif failures + 1 > max_retries:
             values = {
@@ -103,7 +104,7 @@ def unheld_queued(
     ids = session.scalars(
         select(Trial.id)
         .join(Study, Study.id == Trial.study_id)
-        .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY_STATUSES))
+        .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY))
         .where(Study.runner == "workers")
         .where(or_(Trial.queued_at.is_(None), Trial.queued_at < cutoff))
         .order_by(Trial.id)

@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from search import Suggestion, make_strategy
 from search.space import SearchSpace
+from search.status import LIVE_STUDY
 from server.db import Database
 from server.history import HistoryCache, StudyHistory
 from server.holds import SlotHolds
 from server.outcome import common_reasons, end_failed, failing_fast
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
-from server.tables import LIVE_STUDY_STATUSES, Study, Trial, utcnow
+from server.tables import Study, Trial, utcnow
 
 __all__ = ["Scheduler"]
 
@@ -137,7 +138,7 @@ class Scheduler:
         """
         with self.db.session() as session:
             if self.queue.owns_workers:
-                running_studies = select(Study.id).where(Study.status.in_(LIVE_STUDY_STATUSES))
+                running_studies = select(Study.id).where(Study.status.in_(LIVE_STUDY))
                 # An external runner's lease is not ours to end: the reaper judges it.
                 worker_studies = running_studies.where(Study.runner == "workers")
                 session.execute(
@@ -153,7 +154,7 @@ class Scheduler:
             ids = session.scalars(
                 select(Trial.id)
                 .join(Study, Study.id == Trial.study_id)
-                .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY_STATUSES))
+                .where(Trial.status == "queued", Study.status.in_(LIVE_STUDY))
                 .where(Study.runner == "workers")
                 .order_by(Trial.id)
             ).all()

@@ -38,8 +38,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from search import TERMINAL
 from search.median import median_decision
+from search.status import FINISHED, TERMINAL
 from server.counts import trial_counts
 from server.db import Database
 from server.study_cache import PerStudy
@@ -58,7 +58,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FINISHED = ("completed", "pruned")
 #: Studies whose curves are kept (least recently used dropped first): 8 bytes per
 #: (finished trial, step) each, e.g. 5 MB for 100,000 trials of 6 reports.
 MAX_STUDIES = 4

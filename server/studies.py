@@ -41,7 +41,6 @@ __all__ = [
     "update_study",
 ]
 
-ACTIVE = ("queued", "running")
 _NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 

@@ -24,8 +24,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
-    "ENDED_STUDY_STATUSES",
-    "LIVE_STUDY_STATUSES",
     "Base",
     "Report",
     "Study",
@@ -34,13 +32,6 @@ __all__ = [
     "Worker",
     "utcnow",
 ]
-
-#: Study statuses whose trials still run (a paused study creates no new trials, but the
-#: ones it has queued or running go on, are retried and are reaped like any other).
-LIVE_STUDY_STATUSES = ("running", "paused")
-#: Study statuses that are over: nothing runs; raising the budget of a completed or
-#: failed study runs it again, a stopped one stays stopped.
-ENDED_STUDY_STATUSES = ("completed", "failed", "stopped")
 
 
 def utcnow() -> datetime:

@@ -26,6 +26,7 @@ from hpo.schemas import (
     TrialSpec,
 )
 from hpo.spec import Objective, TrainSpec
+from search.status import TERMINAL
 from server.db import insert_ignore
 from server.errors import Conflict, Invalid, NotFound
 from server.stopping import stopping_decision
@@ -45,7 +46,6 @@ __all__ = [
     "trial_spec",
 ]
 
-TERMINAL = frozenset({"completed", "pruned", "failed", "stopped"})
 #: Study statuses whose running trials are told to stop (stopped by a user, or failed:
 #: fail-fast); their queued trials never start.
 HALTED = ("stopped", "failed")

@@ -16,8 +16,7 @@ from hpo.cli.output import console, fail, format_params, format_value, handle_er
 from hpo.client import Client
 from hpo.schemas import StudyPublic
 from hpo.settings import get_settings
-
-TERMINAL = ("completed", "pruned", "failed", "stopped")
+from search.status import TERMINAL
 
 
 def demo(

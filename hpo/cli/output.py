@@ -18,9 +18,9 @@ from rich.table import Table
 from hpo.client import APIError
 from hpo.export import MissingDependency
 from hpo.schemas import StudyPublic, TrialPublic
+from search.status import TERMINAL
 
 __all__ = [
-    "FINISHED",
     "confirm",
     "console",
     "err_console",
@@ -129,12 +129,11 @@ def format_duration(seconds: float | None) -> str:
 
 
 #: Trial statuses that are final.
-FINISHED = ("completed", "pruned", "failed", "stopped")
 
 
 def study_done(study: StudyPublic) -> int:
     """How many of the study's trials have finished (in any final status)."""
-    return sum(study.counts.get(s, 0) for s in FINISHED)
+    return sum(study.counts.get(s, 0) for s in TERMINAL)
 
 
 def _progress(study: StudyPublic) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpo.schemas import TrialDetail, WorkerPublic
+from search.status import OPEN
 from server import studies
 from server.tables import Study, Trial
 
@@ -21,7 +22,7 @@ RUNNING_SHOWN = 20
 def study_view(session: Session, study: Study) -> dict[str, Any]:
     """The study header: public summary, progress, best trial, running trials."""
     public = studies.study_public(session, study)
-    finished = sum(n for status, n in public.counts.items() if status not in ("queued", "running"))
+    finished = sum(n for status, n in public.counts.items() if status not in OPEN)
     running = session.execute(
         select(Trial.number, Trial.worker, Trial.last_step, Trial.info)
         .where(Trial.study_id == study.id, Trial.status == "running")
