@@ -52,6 +52,7 @@ class EmbeddedService:
         self.port = port
         self.log_level = log_level
         self.url = ""
+        self.app: Any = None  # the running FastAPI app (start)
         self.executor: Any = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -85,6 +86,8 @@ class EmbeddedService:
             self.executor = LocalExecutor(self.url, self.workers, token=local_token).start()
             queue = self.executor
         app = create_app(settings, queue=queue, migrate=True, internal_token=local_token)
+        #: The running app (in-process callers may look at its state, e.g. its caches).
+        self.app = app
         config = uvicorn.Config(app, log_level=self.log_level, access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["UnknownNameError", "as_bool", "as_choice", "as_float", "as_int", "require"]
+__all__ = [
+    "ParamReader",
+    "UnknownNameError",
+    "as_bool",
+    "as_choice",
+    "as_float",
+    "as_int",
+    "require",
+]
 
 
 class UnknownNameError(KeyError):
@@ -99,3 +107,43 @@ def as_choice(name: str, value: Any, choices: Iterable[str]) -> str:
         if lowered in known:
             return lowered
     raise ValueError(f"{name}: unknown {value!r}; known: {', '.join(known)}")
+
+
+class ParamReader:
+    """Reads a model's parameters from a trial's parameter dict: each one from
+    ``params`` or else ``defaults``, coerced and range-checked, a bad value raising
+    ``ValueError`` naming it (the helpers above). Other keys of ``params`` are ignored,
+    so a whole trial dict can be passed."""
+
+    def __init__(self, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        self._params = params
+        self._defaults = defaults
+
+    def _get(self, key: str) -> Any:
+        return self._params.get(key, self._defaults[key])
+
+    def int_at_least(self, key: str, low: int) -> int:
+        value = as_int(key, self._get(key))
+        require(value >= low, key, f"must be >= {low}, got {value}")
+        return value
+
+    def fraction(self, key: str) -> float:
+        """A float in [0, 1) (a dropout rate)."""
+        value = as_float(key, self._get(key))
+        require(0.0 <= value < 1.0, key, f"must be in [0, 1), got {value}")
+        return value
+
+    def flag(self, key: str) -> bool:
+        return as_bool(key, self._get(key))
+
+    def choice(self, key: str, choices: Iterable[str]) -> str:
+        return as_choice(key, self._get(key), choices)
+
+    def one_of(self, key: str, allowed: Iterable[int]) -> int:
+        """An integer among ``allowed``."""
+        value = as_int(key, self._get(key))
+        options = tuple(allowed)
+        require(
+            value in options, key, f"must be one of {', '.join(map(str, options))}, got {value}"
+        )
+        return value

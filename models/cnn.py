@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models._params import as_bool, as_choice, as_float, as_int, require
+from models._params import ParamReader, as_int, require
 from models.mlp import ACTIVATIONS
 
 __all__ = ["CNN_DEFAULTS", "KERNEL_SIZES", "POOLINGS", "build_cnn"]
@@ -111,26 +111,15 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: Mapping[str,
     channels, height, width = _image_shape(input_shape)
     require(n_classes >= 2, "n_classes", f"must be >= 2, got {n_classes}")
 
-    def get(key: str) -> Any:
-        return params.get(key, CNN_DEFAULTS[key])
-
-    conv_blocks = as_int("conv_blocks", get("conv_blocks"))
-    require(conv_blocks >= 1, "conv_blocks", f"must be >= 1, got {conv_blocks}")
-    filters = as_int("filters", get("filters"))
-    require(filters >= 1, "filters", f"must be >= 1, got {filters}")
-    kernel_size = as_int("kernel_size", get("kernel_size"))
-    require(
-        kernel_size in KERNEL_SIZES,
-        "kernel_size",
-        f"must be one of {', '.join(map(str, KERNEL_SIZES))}, got {kernel_size}",
-    )
-    pooling = as_choice("pooling", get("pooling"), POOLINGS)
-    activation = as_choice("activation", get("activation"), ACTIVATIONS)
-    dropout = as_float("dropout", get("dropout"))
-    require(0.0 <= dropout < 1.0, "dropout", f"must be in [0, 1), got {dropout}")
-    batch_norm = as_bool("batch_norm", get("batch_norm"))
-    dense_units = as_int("dense_units", get("dense_units"))
-    require(dense_units >= 1, "dense_units", f"must be >= 1, got {dense_units}")
+    read = ParamReader(params, CNN_DEFAULTS)
+    conv_blocks = read.int_at_least("conv_blocks", 1)
+    filters = read.int_at_least("filters", 1)
+    kernel_size = read.one_of("kernel_size", KERNEL_SIZES)
+    pooling = read.choice("pooling", POOLINGS)
+    activation = read.choice("activation", ACTIVATIONS)
+    dropout = read.fraction("dropout")
+    batch_norm = read.flag("batch_norm")
+    dense_units = read.int_at_least("dense_units", 1)
 
     pool = POOLINGS[pooling]
     layers: list[nn.Module] = [_ToImage((channels, height, width))]

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from models._params import as_bool, as_choice, as_float, as_int, require
+from models._params import ParamReader, require
 
 __all__ = ["ACTIVATIONS", "MLP_DEFAULTS", "build_mlp"]
 
@@ -52,17 +52,12 @@ def build_mlp(n_features: int, n_classes: int, params: Mapping[str, Any]) -> nn.
     require(n_features >= 1, "n_features", f"must be >= 1, got {n_features}")
     require(n_classes >= 2, "n_classes", f"must be >= 2, got {n_classes}")
 
-    def get(key: str) -> Any:
-        return params.get(key, MLP_DEFAULTS[key])
-
-    hidden_layers = as_int("hidden_layers", get("hidden_layers"))
-    require(hidden_layers >= 0, "hidden_layers", f"must be >= 0, got {hidden_layers}")
-    units = as_int("units", get("units"))
-    require(units >= 1, "units", f"must be >= 1, got {units}")
-    activation = as_choice("activation", get("activation"), ACTIVATIONS)
-    dropout = as_float("dropout", get("dropout"))
-    require(0.0 <= dropout < 1.0, "dropout", f"must be in [0, 1), got {dropout}")
-    batch_norm = as_bool("batch_norm", get("batch_norm"))
+    read = ParamReader(params, MLP_DEFAULTS)
+    hidden_layers = read.int_at_least("hidden_layers", 0)
+    units = read.int_at_least("units", 1)
+    activation = read.choice("activation", ACTIVATIONS)
+    dropout = read.fraction("dropout")
+    batch_norm = read.flag("batch_norm")
 
     # Flatten first so image-shaped batches work too; on flat input it is a no-op.
     layers: list[nn.Module] = [nn.Flatten()]

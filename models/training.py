@@ -23,11 +23,9 @@ import numpy as np
 import torch
 
 # Imported for its side effect on timing, not used here: every torch.optim optimizer's
-# constructor imports torch._dynamo on its first call in a process (1-2 s of imports, more
-# on a busy machine). Paying it when a worker imports ``models`` at start-up keeps it out
-# of the worker's first trial (benchmarks/worker_overhead.py, 2 workers on 2 cores: the
-# first built-in trial spent 3.6-4.4 s outside training before, ~0.1 s after, like the
-# later ones).
+# constructor imports torch._dynamo on its first call in a process (seconds of imports).
+# Paying it when a worker imports ``models`` at start-up keeps it out of the worker's
+# first trial (``benchmarks.worker_overhead`` measures it; figures in the README).
 import torch._dynamo
 from torch import nn
 from torch.nn import functional as F

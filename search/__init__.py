@@ -1,8 +1,10 @@
 """Search spaces and strategies: pure computation, no I/O.
 
 The server builds a ``SearchSpace`` from the study spec, then a strategy from the
-trial history with ``make_strategy`` and asks it for ``Suggestion``s; early-stopping
-strategies also answer ``decide(trial, step)``. See ``search.base.Strategy``.
+trial history with ``make_strategy`` and asks it for ``Suggestion``s
+(``search.base.Strategy``). Early stopping is a separate contract: a stopping rule
+(``search.stopping.StoppingRule``, built by ``search.stopping_registry``) answers
+continue/stop to a trial's report.
 """
 
 from __future__ import annotations

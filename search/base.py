@@ -1,9 +1,10 @@
-"""The strategy contract: how the server asks for suggestions and decisions.
+"""The strategy contract: how the server asks for suggestions.
 
 A strategy is a pure function of ``(space, history, direction, seed, options)``
 (Vizier's "designer" shape): the server rebuilds it from the database whenever it
 likes, and the same inputs always give the same suggestions. Strategies do no I/O,
-read no clock and never touch the global RNG.
+read no clock and never touch the global RNG. Early stopping is not a strategy's
+business: stopping rules have their own contract (``search.stopping``).
 """
 
 from __future__ import annotations
@@ -156,13 +157,6 @@ class Strategy(ABC):
     def capacity(self) -> int | None:
         """How many distinct suggestions this strategy can ever give; None if unbounded."""
         return None
-
-    def decide(self, trial: TrialRecord, step: int) -> Decision:
-        """Whether a running trial that just reported ``step`` should go on.
-
-        Early-stopping strategies override this; the default never stops a trial.
-        """
-        return "continue"
 
     # Helpers for subclasses that learn from the history.
 

@@ -154,10 +154,8 @@ class MultiFidelityStrategy(Strategy):
           where configurations start at up to the full budget (Hyperband's brackets),
           too few results exist at the starting budget alone.
 
-        Measured (``python -m benchmarks.multi_fidelity --space mlp-cnn``, 4 seeds):
-        Hyperband's model-based sampler needed 123/159/51/51 epochs with "all" against
-        795/231/81/516 with "start"; ASHA 107/119/60/113 with "start" against
-        673/148/180/42 with "all"."""
+        Each strategy's choice was measured with ``benchmarks.multi_fidelity`` (the
+        README's Benchmarks section has the figures)."""
         if self.options["sampler"] == "bayes" and rng.random() >= RANDOM_FRACTION:
             observed, in_flight = self._fidelity_data(pending)
             enough = len(self.space) + 2

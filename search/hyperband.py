@@ -50,9 +50,9 @@ class HyperbandStrategy(MultiFidelityStrategy):
     name = "hyperband"
     # Plain Li et al. by default: a bracket starts its configurations unscreened at
     # its own budget, where only that bracket's few earlier configurations could feed
-    # a model (measured: the model-based sampler was no better on the MLP space and
-    # worse on the MLP/CNN space, `python -m benchmarks.multi_fidelity`); ASHA always
-    # starts at the bottom rung, where the model is best fed, and keeps "bayes".
+    # a model (``benchmarks.multi_fidelity`` found the model-based sampler no better
+    # there: the README's Benchmarks section); ASHA always starts at the bottom rung,
+    # where the model is best fed, and keeps "bayes".
     default_sampler = "random"
     # Brackets start configurations at up to the full budget: the model learns from
     # every rung (see MultiFidelityStrategy.new_params).

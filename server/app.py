@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from hpo.settings import Settings, get_settings
 from server.api.routes import docs, health, insights, studies, tokens, trials, workers
 from server.auth import auth_required
+from server.caches import Caches
 from server.db import Database
 from server.errors import ServiceError
 from server.limits import BodySizeLimit, NulGuard
@@ -77,7 +78,10 @@ def create_app(
         from server.migrate import upgrade
 
         upgrade(url)
-    db = Database(url)
+    # The app's caches (speed only, server.caches): made here, carried by the
+    # database's sessions to whatever code fills them.
+    caches = Caches()
+    db = Database(url, caches=caches)
     if queue is None and settings.redis_url:
         from server.rq_queue import RQTrialQueue
 
@@ -121,6 +125,7 @@ def create_app(
         settings.auth, settings.host, bool(settings.api_token or settings.worker_token)
     )
     app.state.internal_token = internal_token
+    app.state.caches = caches
     app.state.db = db
     app.state.scheduler = scheduler
     app.include_router(health.router)

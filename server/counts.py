@@ -43,14 +43,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from search.status import TERMINAL
-from server.study_cache import PerStudy
+from server.caches import CacheKind, caches_of
 from server.tables import Study, Trial
 
 __all__ = [
     "MIN_TRIALS",
     "VERIFY_SECONDS",
     "StudyCounts",
-    "clear_cache",
     "trial_counts",
     "value_rank",
 ]
@@ -62,6 +61,7 @@ VERIFY_SECONDS = 30.0
 #: Studies mirrored at once (least recently used dropped first; ~100 bytes a trial
 #: with a value, e.g. 10 MB at 100,000).
 MAX_STUDIES = 16
+COUNTS: CacheKind[StudyCounts] = CacheKind("counts", MAX_STUDIES)
 
 
 #: What a refresh reads of a trial (the study's id first, to check it).
@@ -205,11 +205,8 @@ class StudyCounts:
         return values[start + rank - (n - end)]
 
 
-_mirrors: PerStudy[StudyCounts] = PerStudy(MAX_STUDIES)
-
-
 def _mirror(session: Session, study: Study) -> StudyCounts:
-    return _mirrors.get(session, study, lambda: StudyCounts(study.id))
+    return caches_of(session).get(COUNTS, study, lambda: StudyCounts(study.id))
 
 
 def trial_counts(
@@ -245,8 +242,3 @@ def value_rank(
         if not (mirror.built and mirror.values_ok):
             return None
         return mirror.value_rank(rank, descending) or rank - len(mirror.values)
-
-
-def clear_cache() -> None:
-    """Forget every mirror (tests; the next call reads from the database)."""
-    _mirrors.clear()

@@ -17,14 +17,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.caches import Caches
+
 __all__ = ["Database", "insert_ignore"]
 
 
 class Database:
-    """Owns one engine and its session factory."""
+    """Owns one engine and its session factory. Its sessions carry ``caches`` (the
+    app's, see :mod:`server.caches`; a database made on its own has its own) in
+    ``session.info``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, caches: Caches | None = None) -> None:
         self.url = url
+        self.caches = caches if caches is not None else Caches()
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
@@ -37,7 +42,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             _ping_when_idle(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={"caches": self.caches}
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

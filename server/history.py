@@ -11,7 +11,8 @@ new trials after the last one) and the open ones (``queued``/``running``), at mo
 
 Speed only, never correctness (DESIGN.md, principle 2): ``verify`` compares the
 mirror's size with the database's count and starts over on any difference; the
-scheduler calls it on its maintenance tick.
+scheduler calls it on its maintenance tick. The mirrors live in the app's caches
+(:mod:`server.caches`, kind :data:`HISTORY`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from sqlalchemy.orm import Session
 from search import TrialRecord
 from search.space import SearchSpace
 from search.status import TERMINAL
+from server.caches import CacheKind
 from server.tables import Trial
 
-__all__ = ["HistoryCache", "StudyHistory"]
+__all__ = ["HISTORY", "HistoryMirror"]
 
 # Built once (a refresh runs on every finish): building and keying a statement per call
 # cost about as much as running it.
@@ -49,7 +51,7 @@ _NEW_OR_OPEN = union_all(
 
 
 @dataclass
-class StudyHistory:
+class HistoryMirror:
     """One study's trials as strategy records, in number order."""
 
     study_id: int
@@ -120,27 +122,6 @@ class StudyHistory:
         return False
 
 
-class HistoryCache:
-    """Histories by study id; forgets studies that are not asked for any more."""
-
-    def __init__(self) -> None:
-        self._studies: dict[int, StudyHistory] = {}
-
-    def get(self, session: Session, study_id: int) -> StudyHistory:
-        """The study's history, brought up to date."""
-        history = self._studies.get(study_id)
-        if history is None:
-            history = self._studies[study_id] = StudyHistory(study_id)
-        history.refresh(session)
-        return history
-
-    def verify(self, session: Session) -> None:
-        """Check every mirrored study against the database (see ``StudyHistory.verify``)."""
-        for history in list(self._studies.values()):
-            history.verify(session)
-
-    def keep_only(self, study_ids: set[int]) -> None:
-        """Drop the mirrors of studies not in ``study_ids`` (finished, deleted)."""
-        for study_id in list(self._studies):
-            if study_id not in study_ids:
-                del self._studies[study_id]
+#: The scheduler's mirrors, one per running study (more than any fleet runs at once:
+#: an evicted mirror only costs a reload of its study).
+HISTORY: CacheKind[HistoryMirror] = CacheKind("history", 4096)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 
-from server.history import StudyHistory
+from server.history import HistoryMirror
 
 __all__ = ["SlotHolds"]
 
@@ -40,7 +40,12 @@ class SlotHolds:
         with self._lock:
             self._held.pop(trial_id, None)
 
-    def others(self, history: StudyHistory, finishing: int | None) -> int:
+    def __len__(self) -> int:
+        """How many slots are held now."""
+        with self._lock:
+            return len(self._held)
+
+    def others(self, history: HistoryMirror, finishing: int | None) -> int:
         """Slots of ``history``'s study held for refills other than ``finishing``'s:
         only those whose trial has ended in ``history`` (a held trial whose finish has
         not committed yet is still in flight there and must not count twice)."""

@@ -14,17 +14,16 @@ mean decrease in impurity (MDI). Encoding, one feature per parameter:
 The objective is rank-transformed first so one diverged trial (a loss of 1e9) cannot
 dominate the impurity. At most ``MAX_TRIALS`` trials are used (a seeded subsample) and
 the ensemble is bounded (``N_ESTIMATORS`` trees of depth ``MAX_DEPTH``, one thread), so an
-estimate takes well under 0.3 s at any study size. Results are cached per (study id,
-completed trials): a new completed trial invalidates by changing the key.
+estimate takes well under 0.3 s at any study size. A study's result is kept in the
+app's caches (:mod:`server.caches`) with the number of completed trials it was made
+from: a new completed trial makes a new estimate.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
 import zlib
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from hpo.insights import ParamImportance, StudyImportance
 from search.checks import choice_key
 from search.params import CategoricalParam
 from search.space import SearchSpace
+from server.caches import CacheKind, caches_of
 from server.insights import study_space
 from server.tables import Study, Trial
 
@@ -47,7 +47,6 @@ __all__ = [
     "MIN_LEAF",
     "MIN_TRIALS",
     "N_ESTIMATORS",
-    "clear_cache",
     "estimate",
     "param_importance",
 ]
@@ -64,27 +63,19 @@ SEED = 0
 #: Studies whose estimate is kept; one entry is a few hundred bytes.
 CACHE_SIZE = 64
 
-_cache: OrderedDict[tuple[int, int], StudyImportance] = OrderedDict()
-_lock = threading.Lock()
-
-
-def clear_cache() -> None:
-    """Forget every cached estimate (tests; the cache is never needed for correctness)."""
-    with _lock:
-        _cache.clear()
+#: A study's estimate, with the number of completed trials it was made from.
+IMPORTANCE: CacheKind[tuple[int, StudyImportance]] = CacheKind("importance", CACHE_SIZE)
 
 
 def param_importance(session: Session, study: Study) -> StudyImportance:
     """The study's parameter importance (see ``StudyImportance``), from its completed
-    trials with a value; cached in-process per (study id, number of those trials)."""
+    trials with a value; cached (the app's caches) until that number changes."""
     completed = (Trial.study_id == study.id, Trial.status == "completed", Trial.value.is_not(None))
     n = session.scalar(select(func.count()).select_from(Trial).where(*completed)) or 0
-    key = (study.id, n)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
+    caches = caches_of(session)
+    hit = caches.peek(IMPORTANCE, study)
+    if hit is not None and hit[0] == n:
+        return hit[1]
     names, space = study_space(study)
     if n < MIN_TRIALS:
         result = _empty(n, f"needs at least {MIN_TRIALS} completed trials, has {n}")
@@ -98,11 +89,7 @@ def param_importance(session: Session, study: Study) -> StudyImportance:
         values = [float(r[0]) for r in rows]
         params = [_load(r[1]) for r in rows]
         result = estimate(names, space, params, values)
-    with _lock:
-        _cache[key] = result
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    caches.put(IMPORTANCE, study, (n, result))
     return result
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -94,8 +93,6 @@ def refill(
 QUEUE_CHECK_TTL = 0.1
 _WAITING = select(Trial.id).where(Trial.status == "queued", Trial.queued_at < bindparam("cutoff"))
 _WAITING = _WAITING.limit(1)
-#: Per scheduler (one per database): when the query last found nothing waiting.
-_checked: weakref.WeakKeyDictionary[Scheduler, float] = weakref.WeakKeyDictionary()
 
 
 def _queue_waits(scheduler: Scheduler, session: Session) -> bool:
@@ -109,12 +106,12 @@ def _queue_waits(scheduler: Scheduler, session: Session) -> bool:
     scheduler's lock, so the memo needs none of its own).
     """
     now = time.monotonic()
-    if now - _checked.get(scheduler, -1.0) < QUEUE_CHECK_TTL:
+    if now - scheduler.nothing_waited_at < QUEUE_CHECK_TTL:
         return False
     cutoff = utcnow() - timedelta(seconds=LEASE_GRACE)
     if session.scalar(_WAITING, {"cutoff": cutoff}) is not None:
         return True  # not reused: the finisher goes to the queue until nothing waits
-    _checked[scheduler] = now
+    scheduler.nothing_waited_at = now
     return False
 
 

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from search import Suggestion, make_strategy
 from search.space import SearchSpace
 from search.status import LIVE_STUDY
+from server.caches import caches_of
 from server.db import Database
-from server.history import HistoryCache, StudyHistory
+from server.history import HISTORY, HistoryMirror
 from server.holds import SlotHolds
 from server.outcome import common_reasons, end_failed, failing_fast
 from server.queue import TrialQueue
@@ -81,9 +82,8 @@ class Scheduler:
         self._lock = threading.RLock()
         # Slots freed by finishes on their way to their own refill (server.holds).
         self.holds = SlotHolds()
-        # Histories mirrored in memory: a pass reads only new and open trials (speed
-        # only; checked against the database on every maintenance tick).
-        self._histories = HistoryCache()
+        #: When ``server.refill`` last found no trial waiting past its grace.
+        self.nothing_waited_at = -1.0
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -170,7 +170,8 @@ class Scheduler:
         with self._lock:
             with self.db.session() as session:
                 reaped = reap_stale(session, utcnow(), self.heartbeat_timeout, self.listening_since)
-                self._histories.verify(session)
+                for _, history in caches_of(session).entries(HISTORY):
+                    history.verify(session)
             if reaped:
                 log.warning("re-enqueueing %d trial(s) whose worker was lost", len(reaped))
                 self.queue.enqueue(reaped)
@@ -192,10 +193,13 @@ class Scheduler:
         """One scheduling pass over all running studies; returns trials enqueued."""
         with self._lock:
             with self.db.session() as session:
-                study_ids = session.scalars(
-                    select(Study.id).where(Study.status == "running").order_by(Study.id)
+                running = session.execute(
+                    select(Study.id, Study.created_at)
+                    .where(Study.status == "running")
+                    .order_by(Study.id)
                 ).all()
-            self._histories.keep_only(set(study_ids))
+            self.db.caches.keep_only(HISTORY, {(i, created) for i, created in running})
+            study_ids = [i for i, _ in running]
             total = 0
             for study_id in study_ids:
                 try:
@@ -231,7 +235,7 @@ class Scheduler:
         first. Slots held for other finishes' refills (``self.holds``) are left
         free; ``finishing`` is the trial whose finish this refill is, whose slot it
         may take. The caller holds :meth:`exclusive` (numbers must not collide)."""
-        history = self._histories.get(session, study.id)
+        history = self._history(session, study)
         in_flight, created = history.in_flight, history.created
         if history.failed > history.failed_checked:  # another trial failed: fail fast?
             history.failed_checked = history.failed
@@ -258,7 +262,14 @@ class Scheduler:
             return []  # stopped while the strategy was thinking
         return self._insert(session, study, suggestions, first, lease_to)
 
-    def _end(self, session: Session, study: Study, history: StudyHistory) -> None:
+    @staticmethod
+    def _history(session: Session, study: Study) -> HistoryMirror:
+        """The study's history mirror (the app's caches), brought up to date."""
+        history = caches_of(session).get(HISTORY, study, lambda: HistoryMirror(study.id))
+        history.refresh(session)
+        return history
+
+    def _end(self, session: Session, study: Study, history: HistoryMirror) -> None:
         """A study with its budget spent and nothing in flight: ``completed``, or
         ``failed`` with the reasons when not one of its trials gave a value."""
         if any(r.status in ("completed", "pruned") for r in history.records):
@@ -283,7 +294,7 @@ class Scheduler:
                     .limit(count)
                 ).all()
             )
-            history = self._histories.get(session, study.id)
+            history = self._history(session, study)
             want = min(count - len(ids), study.max_trials - history.created)
             if want > 0:
                 suggestions = self._strategy(study, history).ask(want)
@@ -391,7 +402,7 @@ class Scheduler:
         return claimed == 1
 
     @staticmethod
-    def _strategy(study: Study, history: StudyHistory):  # type: ignore[no-untyped-def]
+    def _strategy(study: Study, history: HistoryMirror):  # type: ignore[no-untyped-def]
         spec = study.spec
         if history.space is None:  # a study's space never changes: parse it once
             history.space = SearchSpace.from_dict(spec["space"])

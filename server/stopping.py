@@ -1,12 +1,13 @@
 """Early stopping at report time: the study's stopping rule, fed from the database.
 
-The rule itself is pure (``search.median``). Its inputs: the reporting trial's best
-value up to the step (one indexed query), and the peers' values: for every finished
-(completed or pruned) trial with a report at the step, its best value over its reports
-up to that step, every attempt counted.
+The rule itself is pure and lives in ``search`` (the contract in ``search.stopping``,
+the rules by name in ``search.stopping_registry``); this module only feeds it. Its
+inputs: the reporting trial's best value up to the step (one indexed query), and the
+peers' values: for every finished (completed or pruned) trial with a report at the
+step, its best value over its reports up to that step, every attempt counted.
 
-The peers' values come from an in-process cache of each study's finished curves
-(:class:`FinishedCurves`), so a decision costs no scan of the study's reports: at
+The peers' values come from a cache of each study's finished curves
+(:class:`FinishedCurves`, kept in the app's caches: :mod:`server.caches`), so a decision costs no scan of the study's reports: at
 100,000 trials the aggregate query over every finished trial's reports took ~0.4 s per
 report. The cache is for speed only, never correctness (DESIGN.md, principle 2): a
 finished trial's reports no longer change (reports are refused once a trial is
@@ -38,18 +39,17 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from search.median import median_decision
-from search.status import FINISHED, TERMINAL
+from search.status import FINISHED, TERMINAL, Direction
+from search.stopping_registry import make_stopping_rule
+from server.caches import CacheKind, caches_of
 from server.counts import trial_counts
 from server.db import Database
-from server.study_cache import PerStudy
 from server.tables import Report, Study, Trial
 
 __all__ = [
     "CacheWarmUp",
     "FinishedCurves",
     "cached_peers",
-    "clear_cache",
     "finished_curves",
     "query_peers",
     "stopping_decision",
@@ -169,20 +169,15 @@ class FinishedCurves:
             out[step].append(best)
 
 
-_caches: PerStudy[FinishedCurves] = PerStudy(MAX_STUDIES)
+CURVES: CacheKind[FinishedCurves] = CacheKind("finished-curves", MAX_STUDIES)
 
 
 def finished_curves(session: Session, study: Study) -> FinishedCurves:
     """The study's cache as it stands (an empty one when there is none yet): not
     brought up to date, so only for looking at (tests, diagnostics) or syncing."""
-    return _caches.get(
-        session, study, lambda: FinishedCurves(maximize=study.direction == "maximize")
+    return caches_of(session).get(
+        CURVES, study, lambda: FinishedCurves(maximize=study.direction == "maximize")
     )
-
-
-def clear_cache() -> None:
-    """Forget every cached study (tests; the next decision reloads from the database)."""
-    _caches.clear()
 
 
 def query_peers(session: Session, study: Study, trial: Trial, step: int) -> list[float]:
@@ -322,8 +317,11 @@ class CacheWarmUp:
 def stopping_decision(
     session: Session, study: Study, trial: Trial, step: int, *, use_cache: bool = True
 ) -> str | None:
-    """``"stop"`` with the rule's reason, or None to continue. ``use_cache=False``
-    takes the peers from the aggregate query (the reference the cache must match)."""
+    """``"stop"`` with the rule's reason, or None to continue. The study's stopping rule
+    (``search.stopping_registry``, built from ``spec["stopping"]``) decides; this only
+    feeds it the inputs its contract names (``search.stopping.StoppingRule``): the
+    trial's best value by ``step`` and the finished peers' (cached, or with
+    ``use_cache=False`` from the aggregate query, the reference the cache must match)."""
     rule: dict[str, Any] | None = (study.spec or {}).get("stopping")
     if not rule:
         return None
@@ -338,17 +336,9 @@ def stopping_decision(
     peers: Any = cached_peers(session, study, trial, step) if use_cache else None
     if peers is None:
         peers = query_peers(session, study, trial, step)
-    decision = median_decision(
-        float(mine),
-        peers,
-        step,
-        study.direction,  # type: ignore[arg-type]
-        warmup_steps=int(rule.get("warmup_steps", 2)),
-        min_trials=int(rule.get("min_trials", 5)),
-    )
-    if decision == "stop":
-        return (
-            f"median stopping: best {mine:.4g} by step {step} is worse than the median "
-            f"of {len(peers)} earlier trials"
-        )
+    options = {key: value for key, value in rule.items() if key != "rule"}
+    stopper = make_stopping_rule(rule.get("rule", "median"), options)
+    direction: Direction = "maximize" if study.direction == "maximize" else "minimize"
+    if stopper.decide(step, float(mine), peers, direction) == "stop":
+        return stopper.reason(step, float(mine), peers, direction)
     return None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from hpo.schemas import StudyPublic, TrialPublic
 from hpo.spec import NAME_PATTERN, StudySpec
 from search.registry import full_budget
+from search.status import LIVE_STUDY, StudyStatus
 from server.convert import trial_public
 from server.counts import trial_counts, value_rank
 from server.errors import Conflict, Invalid, NotFound
@@ -25,17 +27,17 @@ from server.paging import Position, decode_cursor, encode_cursor, page_numbers
 from server.tables import Report, Study, Trial, utcnow
 
 __all__ = [
+    "TRANSITIONS",
+    "Transition",
     "TrialsPage",
     "best_trial",
+    "change_status",
     "create_study",
     "delete_study",
     "get_study",
     "list_studies",
     "list_trials",
-    "pause_study",
-    "resume_study",
     "status_counts",
-    "stop_study",
     "study_full_budget",
     "study_public",
     "update_study",
@@ -235,25 +237,48 @@ def list_trials(
     return TrialsPage(trials, total, next_cursor)
 
 
-def pause_study(session: Session, study: Study) -> Study:
-    """Pause a running study: no new trials are created; its queued and running trials
-    go on to the end. Pausing a paused study is a no-op; a finished one -> Conflict."""
-    if study.status == "paused":
-        return study
-    if study.status != "running":
-        raise Conflict(f"study {study.name!r} is {study.status}: only a running study pauses")
-    study.status = "paused"
-    return study
+@dataclass(frozen=True)
+class Transition:
+    """What a user's action does to a study's status: from ``sources`` to ``to``. A
+    study already at ``to`` is left as it is (the action is idempotent); one in any
+    other status is refused with ``refusal``."""
+
+    to: StudyStatus
+    sources: frozenset[str]
+    refusal: str
 
 
-def resume_study(session: Session, study: Study) -> Study:
-    """Resume a paused study (running: a no-op); a finished one -> Conflict (raise its
-    ``max_trials`` to continue a completed study)."""
-    if study.status == "running":
+#: Every status change a user asks for (the scheduler's own, to completed or failed,
+#: happen when a study's budget is spent or it fails fast).
+TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
+    {
+        # No new trials; its queued and running trials go on to the end.
+        "pause": Transition("paused", frozenset({"running"}), "only a running study pauses"),
+        # A completed study continues by raising its ``max_trials`` instead.
+        "resume": Transition("running", frozenset({"paused"}), "only a paused study resumes"),
+        # No new trials; queued ones are stopped now, running ones told at their next
+        # report. Final.
+        "stop": Transition("stopped", LIVE_STUDY, "only a running or paused study stops"),
+    }
+)
+
+
+def change_status(session: Session, study: Study, action: str) -> Study:
+    """Apply the user's ``action`` (a key of :data:`TRANSITIONS`) to the study; a
+    study it does not apply to -> Conflict."""
+    transition = TRANSITIONS[action]
+    if study.status == transition.to:
         return study
-    if study.status != "paused":
-        raise Conflict(f"study {study.name!r} is {study.status}: only a paused study resumes")
-    study.status = "running"
+    if study.status not in transition.sources:
+        raise Conflict(f"study {study.name!r} is {study.status}: {transition.refusal}")
+    study.status = transition.to
+    if transition.to == "stopped":
+        now = study.finished_at = utcnow()
+        session.execute(
+            update(Trial)
+            .where(Trial.study_id == study.id, Trial.status == "queued")
+            .values(status="stopped", finished_at=now, error="study stopped")
+        )
     return study
 
 
@@ -289,25 +314,6 @@ def update_study(
         study.max_parallel = budget["max_parallel"] = max_parallel
     spec["budget"] = budget
     study.spec = spec  # a new dict, so the JSON column is written
-    return study
-
-
-def stop_study(session: Session, study: Study) -> Study:
-    """Stop a study: no new trials; queued ones become ``stopped`` now, running ones
-    are told ``stop`` at their next report. Stopping a stopped study is a no-op;
-    stopping a completed one is a Conflict."""
-    if study.status == "stopped":
-        return study
-    if study.status in ("completed", "failed"):
-        raise Conflict(f"study {study.name!r} is already {study.status}")
-    now = utcnow()
-    study.status = "stopped"
-    study.finished_at = now
-    session.execute(
-        update(Trial)
-        .where(Trial.study_id == study.id, Trial.status == "queued")
-        .values(status="stopped", finished_at=now, error="study stopped")
-    )
     return study
 
 

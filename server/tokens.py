@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Literal
 
 from sqlalchemy import delete, select, update
@@ -34,11 +36,13 @@ __all__ = [
 TokenScope = Literal["admin", "user", "worker"]
 SCOPES: tuple[str, ...] = ("admin", "user", "worker")
 #: What each scope may do: a scope includes the ones after it.
-_EXPANDS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"admin", "user", "worker"}),
-    "user": frozenset({"user", "worker"}),
-    "worker": frozenset({"worker"}),
-}
+_EXPANDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "admin": frozenset({"admin", "user", "worker"}),
+        "user": frozenset({"user", "worker"}),
+        "worker": frozenset({"worker"}),
+    }
+)
 #: ``last_used_at`` is written at most this often per token (not one write per request).
 TOUCH_EVERY = timedelta(minutes=1)
 

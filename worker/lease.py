@@ -20,6 +20,7 @@ held reports travel together, in one request. A fast trial then costs two reques
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -52,23 +53,30 @@ def retrying(
     first_delay: float = 0.2,
     max_delay: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
 ) -> T:
     """Run ``call`` until it succeeds, retrying transient failures (server unreachable,
-    5xx, 429) with exponential backoff until ``deadline`` (a ``time.monotonic()`` value).
+    5xx, 429) with exponential backoff and full jitter until ``deadline`` (a
+    ``time.monotonic()`` value): the n-th wait is uniform in ``[0, min(max_delay,
+    first_delay * 2**n))``, so the workers that lost a restarting server come back
+    spread out instead of all at once, in lockstep. ``rng`` draws the waits (tests
+    seed it).
 
     Non-transient API errors (4xx) raise at once; after the deadline the last transient
     error is raised.
     """
-    delay = first_delay
+    draw = rng or random.Random()
+    ceiling = first_delay
     while True:
         try:
             return call()
         except APIError as err:
+            delay = draw.uniform(0.0, ceiling)
             if not _transient(err) or time.monotonic() + delay > deadline:
                 raise
             log.warning("server call failed (%s); retrying in %.1fs", err.message, delay)
             sleep(delay)
-            delay = min(delay * 2, max_delay)
+            ceiling = min(ceiling * 2, max_delay)
 
 
 class Lease:

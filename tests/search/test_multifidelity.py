@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from search import OptionError, SearchSpace, TrialRecord, make_strategy, validate_strategy
 from search.fidelity import budget_ladder
 from search.hyperband import bracket_plan
-from search.median import median_decision
+from search.median import MedianRule
 
 SPACE = SearchSpace.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0}})
 
@@ -168,8 +169,16 @@ def test_hyperband_runs_successive_halving_per_bracket_and_uses_idle_workers() -
 
 def test_median_rule() -> None:
     peers = [0.5, 0.6, 0.7, 0.8, 0.9]
-    assert median_decision(0.65, peers, 3, "maximize") == "stop"
-    assert median_decision(0.75, peers, 3, "maximize") == "continue"
-    assert median_decision(0.65, peers, 3, "minimize") == "continue"
-    assert median_decision(0.1, peers, 1, "maximize") == "continue"  # warm-up
-    assert median_decision(0.1, peers[:4], 3, "maximize") == "continue"  # too few peers
+    rule = MedianRule()  # warmup_steps 2, min_trials 5
+    assert rule.decide(3, 0.65, peers, "maximize") == "stop"
+    assert rule.decide(3, 0.75, peers, "maximize") == "continue"
+    assert rule.decide(3, 0.7, peers, "maximize") == "continue"  # only strictly worse stops
+    assert rule.decide(3, 0.65, peers, "minimize") == "continue"
+    assert rule.decide(1, 0.1, peers, "maximize") == "continue"  # warm-up
+    assert rule.decide(2, 0.1, peers, "maximize") == "stop"
+    assert rule.decide(3, 0.1, peers[:4], "maximize") == "continue"  # too few peers
+    assert rule.decide(3, 0.1, [*peers[:4], math.nan], "maximize") == "continue"  # NaN: no peer
+    assert MedianRule({"min_trials": 4}).decide(3, 0.1, peers[:4], "maximize") == "stop"
+    assert rule.reason(3, 0.65, peers, "maximize") == (
+        "median stopping: best 0.65 by step 3 is worse than the median of 5 earlier trials"
+    )

@@ -171,8 +171,6 @@ def test_messy_history_does_not_crash(name: str, space: SearchSpace) -> None:
         strategy = build(name, space, history, direction=direction)
         for s in strategy.ask(4):
             assert space.contains(s.params)
-        for trial in history:
-            assert strategy.decide(trial, 1) in ("continue", "stop")
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
@@ -245,9 +243,8 @@ def test_direction_and_seed_validated(name: str) -> None:
     assert info.value.field == "seed"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_default_decision_is_a_valid_decision(name: str) -> None:
-    space = SearchSpace.from_dict(SPACES["single_int"])
-    strategy = build(name, space)
-    trial = TrialRecord(0, strategy.ask(1)[0].params, "running", None, {0: 1.0})
-    assert strategy.decide(trial, 0) in ("continue", "stop")
+def test_strategies_do_not_decide_reports() -> None:
+    """Early stopping belongs to stopping rules (``search.stopping``), not strategies."""
+    assert not hasattr(Strategy, "decide")
+    for cls in STRATEGIES.values():
+        assert not hasattr(cls, "decide"), f"{cls.name} decides reports: make it a stopping rule"

@@ -9,13 +9,19 @@ import pytest
 from sqlalchemy import select, update
 
 from hpo.spec import StudySpec
+from server.caches import caches_of
 from server.db import Database
-from server.history import HistoryCache
+from server.history import HISTORY, HistoryMirror
 from server.migrate import upgrade
 from server.queue import NullQueue
 from server.scheduler import Scheduler
 from server.studies import create_study
-from server.tables import Trial
+from server.tables import Study, Trial
+
+
+def _mirror(session, study_id: int) -> HistoryMirror:
+    """The study's mirror in the database's caches, brought up to date (as a pass does)."""
+    return Scheduler._history(session, session.get(Study, study_id))
 
 
 @pytest.fixture
@@ -37,9 +43,8 @@ def _study(db: Database, make_spec, trials: int) -> int:
 
 def test_mirror_holds_every_trial_and_rereads_only_open_and_new_ones(db, make_spec) -> None:
     study_id = _study(db, make_spec, 6)
-    cache = HistoryCache()
     with db.session() as session:
-        history = cache.get(session, study_id)
+        history = _mirror(session, study_id)
     assert [r.number for r in history.records] == list(range(6))
     assert history.created == 6 and history.in_flight == 6
     # Two trials finish; the next refresh sees them terminal and stops re-reading them.
@@ -50,35 +55,35 @@ def test_mirror_holds_every_trial_and_rereads_only_open_and_new_ones(db, make_sp
             .values(status="completed", value=0.25)
         )
     with db.session() as session:
-        history = cache.get(session, study_id)
+        history = _mirror(session, study_id)
     assert history.in_flight == 4
     assert history.records[3].status == "completed" and history.records[3].value == 0.25
     assert history.open == {1, 2, 4, 5}
     # Later passes read only the open trials (and new ones), never the finished two.
     with db.session() as session:
-        assert cache.get(session, study_id).refresh(session) == 4
+        assert _mirror(session, study_id).refresh(session) == 4
     Scheduler(db, NullQueue()).run_once()  # refills the two free slots: trials 6 and 7
     with db.session() as session:
-        assert cache.get(session, study_id).refresh(session) == 6
-        assert [r.number for r in cache.get(session, study_id).records] == list(range(8))
+        assert _mirror(session, study_id).refresh(session) == 6
+        assert [r.number for r in _mirror(session, study_id).records] == list(range(8))
 
 
 def test_mirror_starts_over_when_the_database_disagrees(db, make_spec) -> None:
     study_id = _study(db, make_spec, 3)
-    cache = HistoryCache()
     with db.session() as session:
-        cache.get(session, study_id)
+        _mirror(session, study_id)
         # A row the mirror never saw below its highest number (cannot happen through
         # the scheduler; the check is what keeps the cache honest anyway).
         session.execute(
             update(Trial).where(Trial.study_id == study_id).values(number=Trial.number + 10)
         )
     with db.session() as session:
-        stale = cache.get(session, study_id)  # appends 10..12, still holds 0..2
+        stale = _mirror(session, study_id)  # appends 10..12, still holds 0..2
         assert stale.created == 6
     with db.session() as session:
-        cache.verify(session)  # 6 held, 3 in the database: emptied
-        history = cache.get(session, study_id)
+        for _, mirror in caches_of(session).entries(HISTORY):
+            mirror.verify(session)  # 6 held, 3 in the database: emptied
+        history = _mirror(session, study_id)
     assert [r.number for r in history.records] == [10, 11, 12]
     assert history.open == {10, 11, 12}
 

@@ -109,7 +109,6 @@ def test_a_large_study_is_subsampled_and_cached(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'imp.db'}"
     upgrade(url)
     db = Database(url)
-    importance.clear_cache()
     points = _points(importance.MAX_TRIALS + 500, seed=4)
     with db.session() as session:
         study = Study(
@@ -165,5 +164,4 @@ def test_a_large_study_is_subsampled_and_cached(tmp_path) -> None:
             session.flush()
             assert param_importance(session, study) is not first
     finally:
-        importance.clear_cache()
         db.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from hpo.embedded import EmbeddedService
 from hpo.settings import Settings
 from hpo.spec import StudySpec
-from server import counts, stopping
+from server import stopping
 from server.db import Database
 from server.migrate import upgrade
 from server.studies import create_study
@@ -29,9 +29,7 @@ STEPS = 6
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     upgrade(database_url)
-    database = Database(database_url)
-    stopping.clear_cache()
-    counts.clear_cache()
+    database = Database(database_url)  # its own caches: nothing from earlier tests
     yield database
     database.dispose()
 
@@ -121,7 +119,7 @@ def test_cache_decides_as_the_sql_reference(db: Database, make_spec, direction: 
     _add_trials(db, study_id, 60, 40, rng)
     stops += _check_all(db, study_id)
     # A new process (an empty cache) sees the same.
-    stopping.clear_cache()
+    db.caches.clear()
     stops += _check_all(db, study_id)
     assert stops > 0, "the data exercises stop decisions too"
 
@@ -159,15 +157,17 @@ def test_server_start_up_builds_the_cache_before_any_report(
     finished = _finished_ids(db, study_id)
     assert finished
 
-    def built() -> bool:
-        with db.session() as session:
-            study = session.get(Study, study_id)
-            assert study is not None
-            return stopping.finished_curves(session, study).ids == finished
+    with EmbeddedService(settings, workers=0) as service:
+        served: Database = service.app.state.db  # its sessions carry the app's caches
 
-    with EmbeddedService(settings, workers=0):
+        def built() -> bool:
+            with served.session() as session:
+                study = session.get(Study, study_id)
+                assert study is not None
+                return stopping.finished_curves(session, study).ids == finished
+
         wait(built)
-        with db.session() as session:
+        with served.session() as session:
             study = session.get(Study, study_id)
             other = session.scalars(
                 select(Trial).where(Trial.study_id == study_id, Trial.id.not_in(finished))

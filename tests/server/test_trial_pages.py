@@ -160,8 +160,7 @@ def test_a_forged_but_well_formed_cursor_is_served(api: httpx.Client, paged: str
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     upgrade(database_url)
-    database = Database(database_url)
-    counts.clear_cache()
+    database = Database(database_url)  # its own caches: nothing from earlier tests
     yield database
     database.dispose()
 
@@ -288,7 +287,6 @@ def test_a_mirror_refresh_reads_only_new_and_open_trials(tmp_path, make_spec) ->
     the study's whole index for ``id > ? OR id IN (...)``)."""
     upgrade(url := f"sqlite:///{tmp_path / 'hpo.db'}")
     db = Database(url)
-    counts.clear_cache()
     steps = {}
     try:
         for size in (100, 4000):

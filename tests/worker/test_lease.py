@@ -1,16 +1,18 @@
 """Report batching in the lease, against the real server: a study without early stopping
 lets the worker hold reports and send them with the finish (or after
-``report_interval``); with a stopping rule every report goes out at once."""
+``report_interval``); with a stopping rule every report goes out at once. And the
+retries of a call the server could not answer, spread out by full jitter."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from typing import Any
 
-from hpo.client import Client
+from hpo.client import Client, ServerUnavailable
 from hpo.schemas import FinishIn, ReportIn
-from worker.lease import Lease
+from worker.lease import Lease, retrying
 
 
 class CountingClient(Client):
@@ -97,3 +99,37 @@ def test_with_a_stopping_rule_every_report_is_sent_and_decided(
             lease.report(_report(step))
         assert client.calls["report"] == 3
         lease.finish(FinishIn(attempt=1, status="completed", value=0.3))
+
+
+def test_retries_wait_with_full_jitter_under_a_growing_ceiling() -> None:
+    """Workers that lost a restarting server must not come back in lockstep: each wait
+    is drawn uniformly below an exponentially growing, capped ceiling."""
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] <= 8:
+            raise ServerUnavailable(0, "down")
+        return "up"
+
+    def waits(seed: int) -> list[float]:
+        calls["n"] = 0
+        slept: list[float] = []
+        deadline = time.monotonic() + 3600
+        result = retrying(
+            flaky,
+            deadline=deadline,
+            first_delay=0.2,
+            max_delay=5.0,
+            sleep=slept.append,
+            rng=random.Random(seed),
+        )
+        assert result == "up"
+        return slept
+
+    one, two = waits(1), waits(2)
+    ceilings = [min(0.2 * 2**n, 5.0) for n in range(8)]
+    assert len(one) == len(two) == 8
+    assert all(0.0 <= w < c for ws in (one, two) for w, c in zip(ws, ceilings, strict=True))
+    assert one != two  # two workers draw different waits
+    assert max(one[4:]) > 0.2 * 2  # the ceiling grows: later waits can be long

@@ -65,10 +65,15 @@ async def get_study(name: str, request: Request) -> StudyPublic:
 
 
 def _change(
-    session: Session, scheduler: Scheduler, name: str, change: Callable[[Study], Study]
+    session: Session, scheduler: Scheduler, name: str, change: str | Callable[[Study], Study]
 ) -> StudyPublic:
-    """Apply ``change`` to the study, commit, and wake the scheduler to act on it."""
-    study = change(studies.get_study(session, name))
+    """Apply ``change`` to the study (an action of ``studies.TRANSITIONS``, or a
+    function), commit, and wake the scheduler to act on it."""
+    study = studies.get_study(session, name)
+    if isinstance(change, str):
+        study = studies.change_status(session, study, change)
+    else:
+        study = change(study)
     out = studies.study_public(session, study)
     session.commit()
     scheduler.wake()
@@ -78,19 +83,19 @@ def _change(
 @router.post("/{name}/stop", response_model=StudyPublic)
 def stop_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
     """Stop a study: queued trials are stopped, running ones are told to stop."""
-    return _change(session, scheduler, name, lambda s: studies.stop_study(session, s))
+    return _change(session, scheduler, name, "stop")
 
 
 @router.post("/{name}/pause", response_model=StudyPublic)
 def pause_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
     """Pause a running study: no new trials; queued and running ones finish."""
-    return _change(session, scheduler, name, lambda s: studies.pause_study(session, s))
+    return _change(session, scheduler, name, "pause")
 
 
 @router.post("/{name}/resume", response_model=StudyPublic)
 def resume_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
     """Resume a paused study."""
-    return _change(session, scheduler, name, lambda s: studies.resume_study(session, s))
+    return _change(session, scheduler, name, "resume")
 
 
 @router.patch("/{name}", response_model=StudyPublic)

@@ -6,8 +6,6 @@ a report or finish from a superseded attempt gets 409.
 
 from __future__ import annotations
 
-import functools
-
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -29,8 +27,7 @@ from server import trials
 from server.api.deps import SchedulerDep, SessionDep, TrialId, in_session
 from server.auth import require
 from server.convert import trial_detail, trial_public
-from server.refill import handed_with, refill
-from server.tables import Study, Trial
+from server.finish import Timing, finish
 
 router = APIRouter(prefix="/trials", tags=["trials"], dependencies=[Depends(require("worker"))])
 
@@ -104,73 +101,8 @@ async def finish_trial(
     for a scheduler pass); with ``lease_next`` the new trial may come back in
     ``next_trial``, already started for this worker, saving it a queue round trip and
     a start request. A repeat of that finish (same attempt and outcome: its answer
-    was lost) gets the same ``next_trial`` again while the worker has not touched it
-    (see :func:`server.refill.handed_with`), never a second one."""
-    db = request.app.state.db
+    was lost) gets the same ``next_trial`` again while the worker has not touched it,
+    never a second one (:mod:`server.finish`)."""
     settings = request.app.state.settings
-
-    def spec_of(study: Study, trial: Trial) -> TrialSpec:
-        return trials.trial_spec(
-            study,
-            trial,
-            trial.attempt,
-            heartbeat_interval=settings.heartbeat_interval,
-            report_interval=settings.report_interval,
-        )
-
-    held: list[int] = []  # the trial whose freed slot this request holds, if any
-
-    def finish() -> tuple[FinishOut, Study, bool]:
-        with db.session() as session:
-            trial, repeated = trials.finish_trial(session, trial_id, body)
-            if not repeated and scheduler.active:
-                # before the commit: no pass fills the freed slot ahead of our refill
-                scheduler.holds.hold(trial.id, trial.study_id, trial.number)
-                held.append(trial.id)
-            return trial_public(trial, trial.study.name, FinishOut), trial.study, repeated
-
-    def handed_again() -> TrialSpec | None:
-        with db.session() as session:
-            trial = session.get(Trial, trial_id)
-            handed = None if trial is None else handed_with(session, trial)
-            return None if handed is None else spec_of(trial.study, handed)
-
-    def unit() -> FinishOut:
-        # On PostgreSQL the finish's own transaction runs outside the scheduler's lock:
-        # only the refill (which numbers new trials) needs it, and at hundreds of
-        # finishes a second that lock is what bounds the service's throughput. SQLite
-        # writes one transaction at a time anyway, and a writer that finds the file
-        # locked sleeps in SQLite's busy handler: there, finishes queue on the lock
-        # instead (measured ~10 % faster).
-        if not db.is_sqlite:
-            return finish_and_refill()
-        with scheduler.exclusive():
-            return finish_and_refill()
-
-    def finish_and_refill() -> FinishOut:
-        try:
-            out, study, repeated = finish()
-            # Without a scheduling thread (tests that schedule by hand) nothing is
-            # refilled behind their back.
-            if not scheduler.active:
-                return out
-            lease_to = (out.worker or "") if body.lease_next else None
-            refill_it = functools.partial(
-                refill, scheduler, study, finishing=trial_id, lease_to=lease_to, spec_of=spec_of
-            )
-            if repeated and lease_to is not None:
-                # A repeat (its first answer was lost), under one hold of the lock:
-                # the first request's refill has either committed (the trial it handed
-                # over is found) or not run yet (this one refills the slot held for
-                # it, for the same worker, and the first finds it taken): the worker
-                # never misses a trial leased to it.
-                with scheduler.exclusive():
-                    out.next_trial = handed_again() or refill_it()
-                return out
-            out.next_trial = refill_it()
-            return out
-        finally:
-            for tid in held:
-                scheduler.holds.release(tid)
-
-    return await run_in_threadpool(unit)
+    timing = Timing(settings.heartbeat_interval, settings.report_interval)
+    return await run_in_threadpool(finish, scheduler, trial_id, body, timing)
