@@ -19,8 +19,10 @@ __all__ = [
     "TRIAL_STATUSES",
     "Decision",
     "Direction",
+    "Runner",
     "StudyStatus",
     "TrialStatus",
+    "WorkerStatus",
 ]
 
 TrialStatus = Literal["queued", "running", "completed", "pruned", "failed", "stopped"]
@@ -28,6 +30,9 @@ StudyStatus = Literal["running", "paused", "completed", "failed", "stopped"]
 #: A stopping rule's answer to a report.
 Decision = Literal["continue", "stop"]
 Direction = Literal["minimize", "maximize"]
+#: Who runs a study's trials: the service's workers, or an ask/tell caller.
+Runner = Literal["workers", "external"]
+WorkerStatus = Literal["idle", "busy", "stopped"]
 
 TRIAL_STATUSES: tuple[TrialStatus, ...] = get_args(TrialStatus)
 STUDY_STATUSES: tuple[StudyStatus, ...] = get_args(StudyStatus)

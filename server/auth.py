@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
@@ -122,7 +123,7 @@ def token_scopes(app: Any, presented: str) -> frozenset[str] | None:
     return tokens.expand(scope) if scope is not None else None
 
 
-def require(scope: Scope):  # type: ignore[no-untyped-def]
+def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
     """A dependency that admits requests whose token grants ``scope`` (or auth off)."""
 
     async def check(request: Request) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from hpo.schemas import ReportPublic, TrialDetail, TrialPublic
 from server.tables import Report, Trial
@@ -12,13 +12,19 @@ P = TypeVar("P", bound=TrialPublic)
 __all__ = ["report_public", "trial_detail", "trial_public"]
 
 
-def trial_public(trial: Trial, study_name: str, shape: type[P] = TrialPublic) -> P:  # type: ignore[assignment]
+@overload
+def trial_public(trial: Trial, study_name: str) -> TrialPublic: ...
+@overload
+def trial_public(trial: Trial, study_name: str, shape: type[P]) -> P: ...
+def trial_public(
+    trial: Trial, study_name: str, shape: type[TrialPublic] = TrialPublic
+) -> TrialPublic:
     """The trial as clients see it, as ``shape`` (``TrialPublic`` or a subclass)."""
     return shape(
         id=trial.id,
         study=study_name,
         number=trial.number,
-        status=trial.status,  # type: ignore[arg-type]
+        status=trial.status,
         params=trial.params,
         value=trial.value,
         attempt=trial.attempt,
@@ -44,5 +50,5 @@ def report_public(report: Report) -> ReportPublic:
 
 
 def trial_detail(trial: Trial, study_name: str, reports: list[Report]) -> TrialDetail:
-    base = trial_public(trial, study_name)
+    base: TrialPublic = trial_public(trial, study_name)
     return TrialDetail(**base.model_dump(), reports=[report_public(r) for r in reports])

@@ -36,9 +36,20 @@ import threading
 import time
 from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Integer,
+    any_,
+    bindparam,
+    func,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -135,11 +146,12 @@ class StudyCounts:
         # study checked here. Not one ``id > ? OR id IN (...)`` under the study's id:
         # SQLite answered that (and even ``id > ?`` alone) by reading every index entry
         # of the study, on each call (~2 ms at 10,000 trials).
-        query = select(*_COLUMNS).where(
+        newer = select(*_COLUMNS).where(
             Trial.study_id == self.study_id, Trial.number > self.max_number
         )
+        query: Executable = newer
         if self.open:
-            query = union_all(query, select(*_COLUMNS).where(_one_of(session, sorted(self.open))))
+            query = union_all(newer, select(*_COLUMNS).where(_one_of(session, sorted(self.open))))
         rows = [
             row[1:]
             for row in session.connection().execute(query)
@@ -166,9 +178,9 @@ class StudyCounts:
             self.rebuild(session)
         self.verified_at = time.monotonic()
 
-    def _fold(self, rows: object) -> None:
+    def _fold(self, rows: Iterable[Sequence[Any]]) -> None:
         fresh: list[tuple[float, int]] = []
-        for trial_id, number, status, value in rows:  # type: ignore[attr-defined]
+        for trial_id, number, status, value in rows:
             if trial_id in self.open:
                 del self.open[trial_id]
             else:

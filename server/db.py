@@ -11,15 +11,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Engine, Table, create_engine, event, exc
+from sqlalchemy import CursorResult, Engine, Executable, Table, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.caches import Caches
 
-__all__ = ["Database", "insert_ignore"]
+__all__ = ["Database", "changed_rows", "insert_ignore"]
 
 
 class Database:
@@ -77,11 +78,11 @@ def _ping_when_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _checked_in(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_conn, record, proxy) -> None:  # type: ignore[no-untyped-def]
+    def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
         since = record.info.get("idle_since")
         if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
             return
@@ -93,7 +94,7 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError("stale pooled connection")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -102,13 +103,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def changed_rows(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in ``session``; how many rows it changed."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return result.rowcount
+
+
 def insert_ignore(session: Session, table: Table, values: dict, keys: list[str]) -> bool:
     """INSERT a row unless one with the same ``keys`` exists; True when inserted.
 
     One statement (``ON CONFLICT DO NOTHING``) on both SQLite and PostgreSQL, so two
     concurrent replays of the same row cannot race each other into an IntegrityError.
     """
-    dialect = session.get_bind().dialect.name
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return session.execute(stmt).rowcount == 1
+    stmt: Executable
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    else:
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return changed_rows(session, stmt) == 1

@@ -18,6 +18,7 @@ scheduler calls it on its maintenance tick. The mirrors live in the app's caches
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.orm import Session
@@ -81,7 +82,7 @@ class HistoryMirror:
         """Read the trials numbered above the highest held, and the open ones; return
         how many rows that was."""
         last = self.records[-1].number if self.records else -1
-        values = {"study_id": self.study_id, "last": last}
+        values: dict[str, Any] = {"study_id": self.study_id, "last": last}
         if self.open:
             values["open"] = sorted(self.open)
         rows = session.execute(_NEW_OR_OPEN if self.open else _NEW, values).all()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 import zlib
 from typing import Any
 
@@ -86,7 +87,7 @@ def param_importance(session: Session, study: Study) -> StudyImportance:
         if len(rows) > MAX_TRIALS:
             pick = np.sort(np.random.default_rng(SEED).choice(len(rows), MAX_TRIALS, replace=False))
             rows = [rows[i] for i in pick]
-        values = [float(r[0]) for r in rows]
+        values = [typing.cast(float, r[0]) for r in rows]  # the query's value is not null
         params = [_load(r[1]) for r in rows]
         result = estimate(names, space, params, values)
     caches.put(IMPORTANCE, study, (n, result))

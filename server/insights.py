@@ -11,15 +11,17 @@ first, then fetch the reports of those trials only.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Float, Text, cast, exists, extract, func, select
+from sqlalchemy import ColumnElement, Float, Text, cast, exists, extract, func, select
 from sqlalchemy.orm import Session
 
 from hpo.insights import CurvePoints, StudyCurves, StudyHistory
 from search.errors import SpaceError
 from search.space import SearchSpace
+from search.status import TrialStatus
 from server.tables import Report, Study, Trial
 
 __all__ = ["downsample_curve", "evenly", "history", "learning_curves", "study_space"]
@@ -51,7 +53,7 @@ def study_space(study: Study) -> tuple[list[str], SearchSpace | None]:
     return list(space.names), space
 
 
-def _seconds(session: Session):  # type: ignore[no-untyped-def]
+def _seconds(session: Session) -> ColumnElement[float]:
     """SQL for a trial's run time in seconds (null unless started and finished):
     computed by the database so 10k datetimes are never parsed in Python."""
     if session.get_bind().dialect.name == "sqlite":
@@ -59,7 +61,7 @@ def _seconds(session: Session):  # type: ignore[no-untyped-def]
     return cast(extract("epoch", Trial.finished_at - Trial.started_at), Float)
 
 
-def _better(direction: str):  # type: ignore[no-untyped-def]
+def _better(direction: str) -> Callable[[float, float], bool]:
     if direction == "maximize":
         return lambda a, b: a > b
     return lambda a, b: a < b
@@ -124,7 +126,7 @@ def history(session: Session, study: Study, max_points: int) -> StudyHistory:
     return StudyHistory(
         study=study.name,
         metric=study.metric,
-        direction=study.direction,  # type: ignore[arg-type]
+        direction=study.direction,
         total=total,
         sampled=len(keep) < total,
         numbers=[numbers[i] for i in keep],
@@ -160,8 +162,8 @@ def downsample_curve(
         if not known:
             picked.append(lo)
             continue
-        j_min = min(known, key=lambda j: values[j])  # type: ignore[arg-type,return-value]
-        j_max = max(known, key=lambda j: values[j])  # type: ignore[arg-type,return-value]
+        j_min = min(known, key=lambda j: typing.cast(float, values[j]))  # known: not None
+        j_max = max(known, key=lambda j: typing.cast(float, values[j]))
         picked.extend(sorted({j_min, j_max}))
     picked.append(n - 1)
     return [steps[j] for j in picked], [values[j] for j in picked]
@@ -195,7 +197,7 @@ def learning_curves(
     else:
         completed = [i for i, r in enumerate(rows) if r[2] == "completed" and r[3] is not None]
         sign = -1.0 if study.direction == "maximize" else 1.0
-        completed.sort(key=lambda i: (sign * rows[i][3], rows[i][1]))
+        completed.sort(key=lambda i: (sign * typing.cast(float, rows[i][3]), rows[i][1]))
         picked = set(completed[: max_trials // 4])
         running = [i for i, r in enumerate(rows) if r[2] == "running"]
         picked.update(running[-(max_trials // 4) :] if max_trials >= 4 else [])
@@ -225,7 +227,7 @@ def learning_curves(
         curves.append(
             CurvePoints(
                 number=number,
-                status=status,
+                status=typing.cast(TrialStatus, status),
                 budget=_as_int(info.get("budget")),
                 rung=_as_int(info.get("rung")),
                 steps=short_steps,

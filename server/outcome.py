@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from search.status import LIVE_STUDY
+from server.db import changed_rows
 from server.tables import Study, Trial, utcnow
 
 __all__ = [
@@ -94,12 +95,13 @@ def end_failed(session: Session, study: Study, reason: str) -> bool:
     """End a live study as ``failed`` with ``reason`` (compare-and-set: False when it
     ended otherwise meanwhile); its queued trials are stopped."""
     now = utcnow()
-    ended = session.execute(
+    ended = changed_rows(
+        session,
         update(Study)
         .where(Study.id == study.id, Study.status.in_(LIVE_STUDY))
         .values(status="failed", reason=reason, finished_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if ended != 1:
         return False
     for key, value in (("status", "failed"), ("reason", reason), ("finished_at", now)):

@@ -162,12 +162,12 @@ def page_numbers(
     order = _order(column, sort, descending)
     query = select(Trial.number, column).where(*where).order_by(*order).limit(limit + 1)
     if after is None:
-        return [tuple(r) for r in session.execute(query.offset(offset))]  # type: ignore[misc]
+        return [tuple(r) for r in session.execute(query.offset(offset))]
     if after.key is None and sort != "number":  # in the nulls, the last part of the order
         nulls = query.where(column.is_(None), Trial.number > after.number)
-        return [tuple(r) for r in session.execute(nulls)]  # type: ignore[misc]
+        return [tuple(r) for r in session.execute(nulls)]
     rows = [tuple(r) for r in session.execute(query.where(_after(column, sort, descending, after)))]
     if len(rows) <= limit and sort not in NOT_NULL:  # the non-null keys ran out: the nulls
         nulls = query.where(column.is_(None)).limit(limit + 1 - len(rows))
         rows += [tuple(r) for r in session.execute(nulls)]
-    return rows  # type: ignore[return-value]
+    return rows

@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from search.status import LIVE_STUDY
+from server.db import changed_rows
 from server.tables import Study, Trial
 
 __all__ = ["reap_stale", "unheld_queued"]
@@ -83,12 +84,13 @@ def reap_stale(
                 "queued_at": now,
                 "error": f"{reason}; retry {failures + 1} of {max_retries}",
             }
-        changed = session.execute(
+        changed = changed_rows(
+            session,
             update(Trial)
             .where(Trial.id == tid, Trial.status == "running", Trial.attempt == attempt)
             .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         # An ask/tell study's trial waits in queued for its next suggest, never a worker.
         if changed == 1 and values["status"] == "queued" and runner == "workers":
             requeue.append(tid)

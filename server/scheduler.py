@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from search import Suggestion, make_strategy
+from search import Strategy, Suggestion, make_strategy
 from search.space import SearchSpace
 from search.status import LIVE_STUDY
 from server.caches import caches_of
@@ -33,14 +33,14 @@ from server.holds import SlotHolds
 from server.outcome import common_reasons, end_failed, failing_fast
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
-from server.tables import Study, Trial, utcnow
+from server.tables import STUDIES, TRIALS, Study, Trial, utcnow
 
 __all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
 # Built once: the hot path runs them on every finish (see server.history).
-_STUDIES = Study.__table__
-_TRIALS = Trial.__table__
+_STUDIES = STUDIES
+_TRIALS = TRIALS
 _INSERT = insert(_TRIALS).returning(_TRIALS.c.id, sort_by_parameter_order=True)
 _CLAIM = _STUDIES.update().where(_STUDIES.c.id == bindparam("b_id"), _STUDIES.c.status == "running")
 #: The claim before inserting trials, answering in the same round trip with the study's
@@ -402,7 +402,7 @@ class Scheduler:
         return claimed == 1
 
     @staticmethod
-    def _strategy(study: Study, history: HistoryMirror):  # type: ignore[no-untyped-def]
+    def _strategy(study: Study, history: HistoryMirror) -> Strategy:
         spec = study.spec
         if history.space is None:  # a study's space never changes: parse it once
             history.space = SearchSpace.from_dict(spec["space"])
@@ -410,7 +410,7 @@ class Scheduler:
             study.strategy,
             history.space,
             history.records,
-            direction=study.direction,  # type: ignore[arg-type]
+            direction=study.direction,
             seed=study.seed,
             options=spec["strategy"].get("options") or {},
         )

@@ -7,16 +7,16 @@ peers' values: for every finished (completed or pruned) trial with a report at t
 step, its best value over its reports up to that step, every attempt counted.
 
 The peers' values come from a cache of each study's finished curves
-(:class:`FinishedCurves`, kept in the app's caches: :mod:`server.caches`), so a decision costs no scan of the study's reports: at
-100,000 trials the aggregate query over every finished trial's reports took ~0.4 s per
-report. The cache is for speed only, never correctness (DESIGN.md, principle 2): a
-finished trial's reports no longer change (reports are refused once a trial is
-terminal) and finished trials stay finished, so the set only grows; every decision
-first compares the database's count of finished trials with the cache's and folds in
-the difference (or reloads) before answering; that count comes from the study's count
-mirror (:mod:`server.counts`, exact under the same invariants). A decision whose view
-the cache cannot match exactly (the reporting trial itself counted as finished, or
-fewer finished trials than cached) falls back to the aggregate query.
+(:class:`FinishedCurves`, kept in the app's caches: :mod:`server.caches`), so a decision
+costs no scan of the study's reports (the aggregate query over every finished trial's
+reports grows with the study). The cache is for speed only, never correctness
+(DESIGN.md, principle 2): a finished trial's reports no longer change (reports are
+refused once a trial is terminal) and finished trials stay finished, so the set only
+grows; every decision first compares the database's count of finished trials with the
+cache's and folds in the difference (or reloads) before answering; that count comes from
+the study's count mirror (:mod:`server.counts`, exact under the same invariants). A
+decision whose view the cache cannot match exactly (the reporting trial itself counted
+as finished, or fewer finished trials than cached) falls back to the aggregate query.
 
 The first build of a large study's cache (2-3 s at 100,000 trials) would land on one
 worker's report after a server restart; :class:`CacheWarmUp` builds it in the
@@ -153,7 +153,8 @@ class FinishedCurves:
         """Append each trial's best value up to each of its steps (rows in (trial, step)
         order; several attempts may report one step)."""
         better = max if self.maximize else min
-        trial = step = None
+        trial: int | None = None
+        step = 0
         best = 0.0
         for trial_id, s, value in rows:
             if trial_id != trial:
@@ -196,7 +197,7 @@ def query_peers(session: Session, study: Study, trial: Trial, step: int) -> list
         .group_by(Report.trial_id)
         .having(func.max(Report.step) >= step)
     ).all()
-    return [float(v) for _, v in rows]
+    return [float(v) for _, v in rows if v is not None]
 
 
 def _finished(session: Session, study: Study) -> int:

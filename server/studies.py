@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpo.schemas import StudyPublic, TrialPublic
-from hpo.spec import NAME_PATTERN, StudySpec
+from hpo.spec import NAME_PATTERN, Objective, StudySpec
 from search.registry import full_budget
 from search.status import LIVE_STUDY, StudyStatus
 from server.convert import trial_public
@@ -146,9 +146,9 @@ def study_public(session: Session, study: Study) -> StudyPublic:
     return StudyPublic(
         id=study.id,
         name=study.name,
-        status=study.status,  # type: ignore[arg-type]
+        status=study.status,
         strategy=study.strategy,
-        objective={"metric": study.metric, "direction": study.direction},  # type: ignore[arg-type]
+        objective=Objective(metric=study.metric, direction=study.direction),
         max_trials=study.max_trials,
         max_parallel=study.max_parallel,
         counts=counts,
@@ -156,7 +156,7 @@ def study_public(session: Session, study: Study) -> StudyPublic:
         best_trial=trial_public(best, study.name) if best else None,
         full_budget=full,
         best_budget=None if best is None or full is None else _budget_of(best, full),
-        runner=study.runner,  # type: ignore[arg-type]
+        runner=study.runner,
         reason=study.reason,
         spec=study.spec,
         created_at=study.created_at,
@@ -233,7 +233,9 @@ def list_trials(
         next_cursor = encode_cursor(sort, descending, status, Position(key, number))
     where_page = (Trial.study_id == study.id, Trial.number.in_([n for n, _ in rows]))
     by_number = {t.number: t for t in session.scalars(select(Trial).where(*where_page))}
-    trials = [trial_public(by_number[n], study.name) for n, _ in rows if n in by_number]
+    trials: list[TrialPublic] = [
+        trial_public(by_number[n], study.name) for n, _ in rows if n in by_number
+    ]
     return TrialsPage(trials, total, next_cursor)
 
 

@@ -7,7 +7,7 @@ trial numbers are unique per study; one report row per (trial, attempt, step).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,13 +17,19 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from search.status import Direction, Runner, StudyStatus, TrialStatus, WorkerStatus
+
 __all__ = [
+    "REPORTS",
+    "STUDIES",
+    "TRIALS",
     "Base",
     "Report",
     "Study",
@@ -57,6 +63,12 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+def _column(attribute: Any) -> Any:
+    """The Core column behind a mapped attribute while its class body is being built
+    (what an index over an expression of it needs; the type checker sees ``Mapped``)."""
+    return attribute.column
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -66,9 +78,9 @@ class Study(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[StudyStatus] = mapped_column(String(16), default="running")
     strategy: Mapped[str] = mapped_column(String(64))
-    direction: Mapped[str] = mapped_column(String(8))
+    direction: Mapped[Direction] = mapped_column(String(8))
     metric: Mapped[str] = mapped_column(String(128))
     seed: Mapped[int] = mapped_column(Integer)
     max_trials: Mapped[int] = mapped_column(Integer)
@@ -78,7 +90,7 @@ class Study(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: Who evaluates its trials: "workers" (the scheduler queues them) or "external"
     #: (only ask/tell callers lease them, through suggest).
-    runner: Mapped[str] = mapped_column(String(16), default="workers", server_default="workers")
+    runner: Mapped[Runner] = mapped_column(String(16), default="workers", server_default="workers")
     #: Why a study ended failed (fail-fast, or every trial failed), with the most
     #: common reasons of its failed trials.
     reason: Mapped[str | None] = mapped_column(Text)
@@ -99,7 +111,7 @@ class Trial(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[TrialStatus] = mapped_column(String(16), default="queued")
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     value: Mapped[float | None] = mapped_column(Float)
@@ -132,7 +144,7 @@ class Trial(Base):
         Index(
             "ix_trials_study_value",
             "study_id",
-            value.column.is_(None),
+            _column(value).is_(None),
             "value",
             "number",
             postgresql_include=["status"],
@@ -140,8 +152,8 @@ class Trial(Base):
         Index(
             "ix_trials_study_value_desc",
             "study_id",
-            value.column.is_(None),
-            value.column.desc(),
+            _column(value).is_(None),
+            _column(value).desc(),
             "number",
             postgresql_include=["status"],
         ),
@@ -173,7 +185,7 @@ class Worker(Base):
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
     devices: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="idle")
+    status: Mapped[WorkerStatus] = mapped_column(String(16), default="idle")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -191,3 +203,10 @@ class Token(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+#: The tables as Core ``Table`` objects, for the hot paths that skip the ORM's unit of
+#: work (one statement per finish, per claim).
+STUDIES = cast(Table, Study.__table__)
+TRIALS = cast(Table, Trial.__table__)
+REPORTS = cast(Table, Report.__table__)

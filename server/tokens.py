@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from server.db import changed_rows
 from server.errors import Conflict, NotFound
 from server.tables import Token, utcnow
 
@@ -77,7 +78,7 @@ def list_tokens(session: Session) -> list[Token]:
 
 
 def delete_token(session: Session, name: str) -> None:
-    if session.execute(delete(Token).where(Token.name == name)).rowcount != 1:
+    if changed_rows(session, delete(Token).where(Token.name == name)) != 1:
         raise NotFound(f"no token named {name!r}")
 
 

@@ -27,10 +27,10 @@ from hpo.schemas import (
 )
 from hpo.spec import Objective, TrainSpec
 from search.status import TERMINAL
-from server.db import insert_ignore
+from server.db import changed_rows, insert_ignore
 from server.errors import Conflict, Invalid, NotFound
 from server.stopping import stopping_decision
-from server.tables import Report, Study, Trial, utcnow
+from server.tables import REPORTS, TRIALS, Report, Study, Trial, utcnow
 
 __all__ = [
     "Finish",
@@ -101,7 +101,8 @@ def start_trial(
     attempt = trial.attempt + 1
     # Compare-and-set on status and attempt so two workers racing for one trial cannot
     # both win; the winner knows the row's new values without reading it back.
-    claimed = session.execute(
+    claimed = changed_rows(
+        session,
         update(Trial)
         .where(Trial.id == trial_id, Trial.status == "queued", Trial.attempt == trial.attempt)
         .values(
@@ -112,8 +113,8 @@ def start_trial(
             worker=worker,
             error=None,
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if claimed != 1:
         session.expire(trial)
         raise Conflict(f"trial {trial_id} was started by another worker")
@@ -147,7 +148,7 @@ def trial_spec(
         train=train,
         # Multi-fidelity strategies give each trial its own budget of epochs.
         epochs=int((trial.info or {}).get("budget") or spec["budget"]["epochs"]),
-        objective=Objective(metric=study.metric, direction=study.direction),  # type: ignore[arg-type]
+        objective=Objective(metric=study.metric, direction=study.direction),
         seed=(study.seed + trial.number) % 2**32,
         heartbeat_interval=heartbeat_interval,
         timeout=study.trial_timeout,
@@ -240,7 +241,7 @@ def _insert_report(session: Session, trial: Trial, body: ReportIn) -> None:
     """The report's row, once per trial, attempt and step (a repeat is ignored)."""
     insert_ignore(
         session,
-        Report.__table__,
+        REPORTS,
         {
             "trial_id": trial.id,
             "attempt": body.attempt,
@@ -331,7 +332,7 @@ def record_reports(session: Session, trial_id: int, body: ReportBatchIn) -> Repo
     return answer
 
 
-_TRIALS = Trial.__table__
+_TRIALS = TRIALS
 _END = _TRIALS.update().where(
     _TRIALS.c.id == bindparam("b_trial_id"),
     _TRIALS.c.attempt == bindparam("b_attempt"),
@@ -356,7 +357,8 @@ def _outcome(
     that either becomes ``failed`` with the reason; a value that is not finite fails;
     ``pruned`` in a stopped study becomes ``stopped``. Pure, so a repeated finish can
     be compared with what its first one stored."""
-    status, value, error = body.status, body.value, body.error
+    status: str = body.status
+    value, error = body.value, body.error
     if value is not None and not math.isfinite(value):
         status, error, value = "failed", error or f"objective value is not finite: {value}", None
     elif status == "completed" and value is None:

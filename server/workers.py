@@ -38,7 +38,7 @@ def list_workers(
     for tid, name in session.execute(
         select(Trial.id, Trial.worker).where(Trial.status == "running", Trial.worker.is_not(None))
     ):
-        running.setdefault(name, []).append(tid)
+        running.setdefault(str(name), []).append(tid)
     cutoff = now - timedelta(seconds=heartbeat_timeout)
     out = []
     for w in workers:

@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from hpo.artifacts import resolve_key
 from hpo.client import Client, Conflict
@@ -155,7 +156,7 @@ def _run(
             attempt=spec.attempt,
             step=metrics.epoch,
             value=objective_of(metrics, spec.objective.metric),
-            metrics=metrics.as_dict(),
+            metrics=dict[str, float | int | str | bool | None](metrics.as_dict()),
             checkpoint=saved,
         )
         # A hand-back stops only at an epoch whose checkpoint was saved (and reported),
@@ -228,5 +229,5 @@ def _conclude(lease: Lease, spec: TrialSpec, stopped: bool, value: float | None)
         )
     # A value of None completes with the trial's last reported objective (the server's
     # part: an attempt that resumed at the last step reports nothing of its own).
-    status = "pruned" if stopped else "completed"
+    status: Literal["pruned", "completed"] = "pruned" if stopped else "completed"
     return lease.finish(FinishIn(attempt=spec.attempt, status=status, value=value))

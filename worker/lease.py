@@ -19,6 +19,7 @@ held reports travel together, in one request. A fast trial then costs two reques
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hpo.client import APIError, Client, Conflict, ServerUnavailable
-from hpo.schemas import FinishIn, FinishOut, ReleaseIn, ReportIn, TrialSpec
+from hpo.schemas import FinishIn, FinishOut, ReleaseIn, ReportIn, ReportOut, TrialPublic, TrialSpec
 
 __all__ = ["Fenced", "Lease", "retrying"]
 
@@ -185,7 +186,7 @@ class Lease:
                 raise Fenced(f"trial {self.spec.trial_id} attempt {self.spec.attempt}")
             batch = list(self._pending)[:_MAX_HELD]
             try:
-                answer = retrying(lambda b=batch: self._send(b), deadline=deadline)
+                answer = retrying(functools.partial(self._send, batch), deadline=deadline)
             except Conflict as err:
                 self.fenced.set()
                 raise Fenced(err.message) from None
@@ -205,7 +206,7 @@ class Lease:
         if steps and (self.checkpoint_acked is None or max(steps) > self.checkpoint_acked):
             self.checkpoint_acked = max(steps)
 
-    def _send(self, batch: list[ReportIn]):  # type: ignore[no-untyped-def]
+    def _send(self, batch: list[ReportIn]) -> ReportOut:
         """One request: the report alone, or the held ones together."""
         with self._lock:
             self._last_send = time.monotonic()
@@ -251,6 +252,6 @@ class Lease:
             raise Fenced(err.message) from None
         return "released" if trial.status == "queued" else trial.status
 
-    def _release(self, body: ReleaseIn):  # type: ignore[no-untyped-def]
+    def _release(self, body: ReleaseIn) -> TrialPublic:
         with self._lock:
             return self.client.release_trial(self.spec.trial_id, body)

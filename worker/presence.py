@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from hpo.client import APIError, Client
 from hpo.schemas import WorkerIn
+from search.status import WorkerStatus
 from worker.job import worker_name
 
 __all__ = ["Presence"]
@@ -41,10 +42,10 @@ class Presence:
         self.devices = list(devices) or ["cpu"]
         self.interval = interval
         self.on_beat = on_beat
-        self.status = "idle"
+        self.status: WorkerStatus = "idle"
         self._done = threading.Event()
 
-    def register(self, status: str | None = None) -> None:
+    def register(self, status: WorkerStatus | None = None) -> None:
         if status is not None:
             self.status = status
         body = WorkerIn(
@@ -52,7 +53,7 @@ class Presence:
             host=socket.gethostname(),
             pid=os.getpid(),
             devices=self.devices,
-            status=self.status,  # type: ignore[arg-type]
+            status=self.status,
         )
         try:
             self.client.register_worker(body)

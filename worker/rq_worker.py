@@ -75,15 +75,15 @@ class TrialJob(Job):
     # Callbacks are named in job data: a forged job could name any function. Ours
     # never use them, so none is ever resolved.
     @property
-    def success_callback(self) -> None:  # type: ignore[override]
+    def success_callback(self) -> None:
         return None
 
     @property
-    def failure_callback(self) -> None:  # type: ignore[override]
+    def failure_callback(self) -> None:
         return None
 
     @property
-    def stopped_callback(self) -> None:  # type: ignore[override]
+    def stopped_callback(self) -> None:
         return None
 
 

@@ -115,7 +115,7 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
             f"entrypoint {entrypoint!r} is not a function ({name!r} is of type "
             f"{type(function).__name__})"
         )
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def prepare_checkpoint_dir(
@@ -249,7 +249,7 @@ class Reporter:
         value = values[self.metric]
         if isinstance(value, bool) or not isinstance(value, int | float):
             self._fail(f"objective {self.metric!r} must be a number, got {value!r}")
-        value = float(value)  # type: ignore[arg-type]
+        value = float(value)
         if not math.isfinite(value):
             self._fail(f"objective {self.metric!r} is {value} at step {step}: training diverged")
         now = fingerprint(self.checkpoint_dir) if self.checkpoint_dir.exists() else {}
