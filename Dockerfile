@@ -25,7 +25,8 @@ COPY worker ./worker
 COPY search ./search
 COPY models ./models
 COPY migrations ./migrations
-RUN pip install ".[postgres]"
+# The service and the worker (the image runs either), on PostgreSQL.
+RUN pip install ".[all,postgres]"
 
 # Unprivileged user; /data holds the data directory (artifacts, checkpoints): mount a
 # volume there, shared between server and workers when checkpoints must survive a worker.

@@ -1,5 +1,6 @@
 # Set-up and everyday commands. Everything installs into .venv on first use.
 #   make demo    run the demo study end to end (embedded default: SQLite + local workers)
+#   make lint    ruff (rules, formatting) and the room table's import contracts (lint-imports)
 #   make test    lint + the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" || $(BIN)/python -m pip install --quiet "torch>=2.3"
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all,test,postgres,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,13 +23,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hpo demo $(ARGS)
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The contracts are pyproject.toml's [tool.importlinter] (DESIGN.md's room table).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+# (the type check, mypy, goes here)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -11,16 +11,18 @@ it names, so a caller can print them without a traceback::
         best = client.best_trial("digits-mlp")    # TrialPublic | None
         rows = client.trials_records("digits-mlp")  # flat dicts, see hpo.export
         frame = client.trials_dataframe("digits-mlp")  # needs pandas
+
+Light: importing it loads pydantic and the spec, not httpx or the settings (read when a
+client is built), and none of scipy, scikit-learn, scikit-optimize, torch, pandas or the
+server (``tests/hpo/test_light_imports.py``; ``python -m benchmarks.import_time``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import quote
-
-import httpx
 
 from hpo.errors import (
     APIError,
@@ -42,14 +44,16 @@ from hpo.schemas import (
     StudyPublic,
     TrialDetail,
     TrialPublic,
-    TrialSortKey,
     TrialSpec,
     TrialStatus,
     WorkerIn,
     WorkerPublic,
 )
-from hpo.settings import get_settings
 from hpo.spec import StudySpec
+from hpo.vocabulary import PAGE_SIZE, TokenScope, TrialSortKey
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "APIError",
@@ -63,10 +67,6 @@ __all__ = [
     "TrialPage",
     "Unauthorized",
 ]
-
-TokenScope = Literal["admin", "user", "worker"]
-#: The most trials the server returns in one page.
-PAGE_SIZE = 1000
 
 
 def _q(segment: str) -> str:
@@ -98,6 +98,13 @@ class Client:
         timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        # Here, not at the top: httpx and reading the environment (pydantic-settings)
+        # cost more than the rest of ``from hpo import Client`` (and `hpo --help`, which
+        # builds no client) together.
+        import httpx
+
+        from hpo.settings import get_settings
+
         settings = get_settings()
         self.server_url = (server_url or settings.server_url).rstrip("/")
         token = token if token is not None else settings.token
@@ -123,6 +130,8 @@ class Client:
         self._http.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx  # loaded by __init__ already: a lookup
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as err:

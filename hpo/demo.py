@@ -7,6 +7,7 @@ learning rate, batch size, decay, weight decay, optimizer and architecture (the 
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
@@ -40,12 +41,13 @@ def demo_spec(
     seed: int | None = None,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """The demo study spec as a plain dict (what a user would write in YAML)."""
+    """The demo study spec as a plain dict (what a user would write in YAML), a fresh
+    copy each time: callers may change it."""
     return {
         "name": name or f"digits-demo-{datetime.now():%Y%m%d-%H%M%S}",
         "description": "Demo: an MLP or a CNN on scikit-learn's digits.",
         "objective": {"metric": "val_accuracy", "direction": "maximize"},
-        "space": DEMO_SPACE,
+        "space": copy.deepcopy(DEMO_SPACE),
         # Two values per numeric axis keep the demo's 15-parameter grid under the cap.
         "strategy": {
             "name": strategy,

@@ -4,7 +4,10 @@ HTTP status, the server's message and the field it names (import them from
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "APIError",

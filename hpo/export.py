@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -44,6 +45,7 @@ from typing import Any, TextIO
 
 from hpo.schemas import StudyPublic, TrialDetail, TrialPublic
 from search.checks import is_finite_number
+from search.errors import SpaceError
 
 __all__ = [
     "BASE_COLUMNS",
@@ -57,6 +59,8 @@ __all__ = [
     "write_csv",
     "write_tensorboard",
 ]
+
+logger = logging.getLogger(__name__)
 
 PARAM_PREFIX = "param_"
 #: The fixed columns of a record, in order; ``param_<name>`` columns follow.
@@ -198,12 +202,17 @@ def _hparam_infos(study: StudyPublic, names: Sequence[str], values: dict[str, li
     try:
         space: Any = SearchSpace.from_dict(study.spec.get("space", {}))
         known = set(space.names)
-    except Exception:  # an export must not fail on a space this client cannot read
+    except SpaceError as err:  # an export must not fail on a space this client cannot read
+        logger.warning(
+            "study %s: hparams without their domains, the space is unreadable here: %s",
+            study.name,
+            err,
+        )
         space, known = None, set()
     infos = []
     for name in names:
         info = HParamInfo(name=name)
-        param = space[name] if name in known else None
+        param: Any = space[name] if name in known else None
         kind = getattr(param, "kind", None)
         if kind in ("float", "int"):
             info.type = DataType.Value("DATA_TYPE_FLOAT64")

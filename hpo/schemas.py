@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from hpo.artifacts import relative_key
 from hpo.spec import Objective, TrainSpec, check_json_text
+from hpo.vocabulary import TokenScope, TrialSortKey
 from search.status import Decision, StudyStatus, TrialStatus
 
 __all__ = [
@@ -40,9 +41,6 @@ __all__ = [
     "WorkerIn",
     "WorkerPublic",
 ]
-
-#: Columns a list of trials sorts by (``duration``: finished minus started).
-TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
 
 
 class _In(BaseModel):
@@ -321,7 +319,7 @@ class TokenIn(_In):
     """A new API token: a unique name and its scope."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-    scope: Literal["admin", "user", "worker"] = "user"
+    scope: TokenScope = "user"
 
 
 class TokenPublic(BaseModel):

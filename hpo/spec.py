@@ -15,7 +15,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -333,10 +332,6 @@ class StudySpec(_Strict):
                 )
         return [str(m) for m in models]
 
-    def search_space(self) -> SearchSpace:
-        """The validated search space."""
-        return SearchSpace.from_dict(self.space)
-
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON spec file into a plain dict (validation is the caller's).
@@ -356,6 +351,8 @@ def parse_spec_text(text: str, *, source: str = "the spec") -> dict[str, Any]:
 
     Raises ``ValueError`` naming ``source`` (and the line, for syntax errors) when the
     text is not YAML/JSON or not a mapping."""
+    import yaml  # here: importing the spec (the client, the CLI) does not need it
+
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as err:

@@ -29,12 +29,15 @@ __all__ = [
 class UnknownNameError(KeyError):
     """A lookup of a name that no registry entry has; the message lists the known names.
 
-    Subclasses ``KeyError`` so ``except KeyError`` callers keep working, but overrides
-    ``__str__``: a bare ``KeyError`` renders its message with quotes around it.
+    Like ``search``'s registry errors it names the spec ``field`` the name came from
+    (``"train.model"``), and ``message`` says what is wrong. Subclasses ``KeyError`` so
+    ``except KeyError`` callers keep working, but overrides ``__str__``: a bare
+    ``KeyError`` renders its message with quotes around it.
     """
 
-    def __init__(self, kind: str, name: object, known: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: object, known: Iterable[str], *, field: str) -> None:
         self.name = name
+        self.field = field
         self.known = sorted(known)
         self.message = f"unknown {kind} {name!r}; known: {', '.join(self.known) or '(none)'}"
         super().__init__(self.message)

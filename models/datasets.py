@@ -7,6 +7,10 @@ tensors live on the CPU; training moves them to its device.
 Contract of the cache: :func:`load_dataset` returns the *same* ``Dataset`` object for the
 same ``(name, seed, val_fraction)`` within one process, so a worker loads its data once,
 not once per trial. Callers must therefore treat the tensors as read-only.
+
+The registry has the shape of every registry of the project (``search.registry``
+describes it): :data:`DATASETS`, :func:`dataset_names`, :func:`get_dataset` (the
+loader, or an error naming the field) and :func:`load_dataset`, which builds from it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "UnknownDatasetError",
     "clear_dataset_cache",
     "dataset_names",
+    "get_dataset",
     "load_dataset",
     "register_dataset",
 ]
@@ -93,7 +98,7 @@ class UnknownDatasetError(UnknownNameError):
     """Raised by :func:`load_dataset` for a name no loader is registered under."""
 
     def __init__(self, name: object) -> None:
-        super().__init__("dataset", name, DATASETS)
+        super().__init__("dataset", name, DATASETS, field="train.dataset")
 
 
 #: Loader name -> loader. A loader is called as ``loader(seed=..., val_fraction=...)``.
@@ -124,6 +129,14 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
+def get_dataset(name: str) -> Callable[..., Dataset]:
+    """The loader registered as ``name``; :class:`UnknownDatasetError` if there is none."""
+    loader = DATASETS.get(name) if isinstance(name, str) else None
+    if loader is None:
+        raise UnknownDatasetError(name)
+    return loader
+
+
 def load_dataset(name: str, *, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
     """Load (or return the cached) data set ``name`` split with ``seed``.
 
@@ -131,15 +144,14 @@ def load_dataset(name: str, *, seed: int = 0, val_fraction: float = 0.2) -> Data
     Raises :class:`UnknownDatasetError` (a ``KeyError``) for an unregistered name and
     ``ValueError`` for a bad ``val_fraction``.
     """
-    if name not in DATASETS:
-        raise UnknownDatasetError(name)
+    loader = get_dataset(name)
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction: must be in (0, 1), got {val_fraction!r}")
     key = (name, int(seed), float(val_fraction))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is None:
-            cached = DATASETS[name](seed=key[1], val_fraction=key[2])
+            cached = loader(seed=key[1], val_fraction=key[2])
             _cache[key] = cached
         return cached
 

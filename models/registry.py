@@ -10,6 +10,10 @@ Choosing the architecture per trial: the study's ``train.model`` is the default,
 categorical such as ``{type: categorical, choices: [mlp, cnn]}``) overrides it, so one
 study can compare architectures. :func:`build_model` applies that rule, so callers just
 pass the study's model name and the trial's parameters.
+
+The shape of every registry of the project (``search.registry`` describes it): a table
+(:data:`MODELS`), :func:`model_names`, :func:`get_model` (the entry, or an error naming
+the field) and the function that builds from it (:func:`build_model`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "ModelBuilder",
     "UnknownModelError",
     "build_model",
+    "get_model",
     "model_names",
     "register_model",
     "selected_model",
@@ -49,7 +54,7 @@ class UnknownModelError(UnknownNameError):
     """Raised by :func:`build_model` for a name no builder is registered under."""
 
     def __init__(self, name: object) -> None:
-        super().__init__("model", name, MODELS)
+        super().__init__("model", name, MODELS, field="train.model")
 
 
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
@@ -67,6 +72,14 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
 def model_names() -> list[str]:
     """The registered model names, sorted."""
     return sorted(MODELS)
+
+
+def get_model(name: str) -> ModelBuilder:
+    """The builder registered as ``name``; :class:`UnknownModelError` if there is none."""
+    builder = MODELS.get(name) if isinstance(name, str) else None
+    if builder is None:
+        raise UnknownModelError(name)
+    return builder
 
 
 def selected_model(name: str, params: Mapping[str, Any]) -> str:
@@ -90,11 +103,7 @@ def build_model(name: str, dataset: Dataset, params: Mapping[str, Any]) -> nn.Mo
     including ``model`` when the chosen architecture does not fit the data set (a CNN on
     flat features).
     """
-    chosen = selected_model(name, params)
-    builder = MODELS.get(chosen)
-    if builder is None:
-        raise UnknownModelError(chosen)
-    return builder(dataset, params)
+    return get_model(selected_model(name, params))(dataset, params)
 
 
 @register_model("mlp")

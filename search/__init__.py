@@ -9,39 +9,86 @@ continue/stop to a trial's report.
 
 from __future__ import annotations
 
-from search.asha import AshaStrategy
-from search.base import (
-    TERMINAL,
-    Decision,
-    Direction,
-    Strategy,
-    Suggestion,
-    TrialRecord,
-    TrialStatus,
-)
-from search.bayes import BayesStrategy
-from search.errors import FieldError, OptionError, SpaceError
-from search.evolution import EvolutionStrategy
-from search.fidelity import MultiFidelityStrategy
-from search.grid import MAX_GRID_POINTS, GridStrategy
-from search.hyperband import HyperbandStrategy
-from search.random import RandomStrategy
-from search.registry import (
-    STRATEGIES,
-    get_strategy,
-    make_strategy,
-    strategy_names,
-    validate_strategy,
-)
-from search.space import (
-    MAX_PARAMS,
-    CategoricalParam,
-    FloatParam,
-    IntParam,
-    Param,
-    SearchSpace,
-    param_from_spec,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time ``__getattr__`` below
+    from search.asha import AshaStrategy
+    from search.base import Strategy, Suggestion, TrialRecord
+    from search.bayes import BayesStrategy
+    from search.errors import FieldError, OptionError, SpaceError
+    from search.evolution import EvolutionStrategy
+    from search.fidelity import MultiFidelityStrategy
+    from search.grid import MAX_GRID_POINTS, GridStrategy
+    from search.hyperband import HyperbandStrategy
+    from search.random import RandomStrategy
+    from search.registry import (
+        STRATEGIES,
+        get_strategy,
+        make_strategy,
+        strategy_names,
+        validate_strategy,
+    )
+    from search.space import (
+        MAX_PARAMS,
+        CategoricalParam,
+        FloatParam,
+        IntParam,
+        Param,
+        SearchSpace,
+        param_from_spec,
+    )
+    from search.status import TERMINAL, Decision, Direction, TrialStatus
+
+#: Where each public name lives. ``import search`` imports nothing more: a name's module
+#: is imported on first access (``from search import SearchSpace`` loads the space only),
+#: so the client and the CLI never load a strategy they do not build.
+_EXPORTS: dict[str, str] = {
+    "AshaStrategy": "search.asha",
+    "BayesStrategy": "search.bayes",
+    "EvolutionStrategy": "search.evolution",
+    "MultiFidelityStrategy": "search.fidelity",
+    "MAX_GRID_POINTS": "search.grid",
+    "GridStrategy": "search.grid",
+    "HyperbandStrategy": "search.hyperband",
+    "RandomStrategy": "search.random",
+    "Strategy": "search.base",
+    "Suggestion": "search.base",
+    "TrialRecord": "search.base",
+    "FieldError": "search.errors",
+    "OptionError": "search.errors",
+    "SpaceError": "search.errors",
+    "STRATEGIES": "search.registry",
+    "get_strategy": "search.registry",
+    "make_strategy": "search.registry",
+    "strategy_names": "search.registry",
+    "validate_strategy": "search.registry",
+    "MAX_PARAMS": "search.space",
+    "CategoricalParam": "search.space",
+    "FloatParam": "search.space",
+    "IntParam": "search.space",
+    "Param": "search.space",
+    "SearchSpace": "search.space",
+    "param_from_spec": "search.space",
+    "TERMINAL": "search.status",
+    "Decision": "search.status",
+    "Direction": "search.status",
+    "TrialStatus": "search.status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'search' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "MAX_GRID_POINTS",

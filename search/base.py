@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from search.checks import is_finite_number
-from search.errors import FieldError, OptionError, SpaceError
+from search.errors import FieldError, OptionError, SpaceError, check_option_keys
 from search.space import SearchSpace
 from search.status import TERMINAL, Decision, Direction, TrialStatus
 
@@ -125,16 +125,9 @@ class Strategy(ABC):
     def _check_option_keys(
         options: Mapping[str, Any] | None, allowed: Sequence[str]
     ) -> dict[str, Any]:
-        """Shared helper: ``options`` must be a mapping whose keys are all in ``allowed``."""
-        if options is None:
-            return {}
-        if not isinstance(options, Mapping):
-            raise OptionError("options", "must be a mapping of option name to value")
-        for key in options:
-            if key not in allowed:
-                hint = f"allowed: {', '.join(allowed)}" if allowed else "this strategy takes none"
-                raise OptionError(f"options.{key}", f"unknown option; {hint}")
-        return dict(options)
+        """Shared helper: ``options`` must be a mapping whose keys are all in ``allowed``
+        (``OptionError`` naming ``options`` or ``options.<key>``)."""
+        return check_option_keys(options, allowed, field="options", kind="strategy")
 
     @staticmethod
     def _check_n(n: int) -> None:

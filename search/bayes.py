@@ -29,22 +29,29 @@ Purity: the only randomness is ``numpy.random.default_rng([seed, len(history),
 suggested so far])`` (and a fit seed derived from the seed and the data size), so the
 same seed and history give the same suggestions; the kernel cache in ``search.gp``
 does not change results.
+
+Import cost: this module needs numpy only. scipy and scikit-optimize (``search.encoding``,
+``search.gp``) are imported where a suggestion is computed, so naming, validating or
+building the strategy on an empty history (what the study spec does, on the client too)
+loads none of them.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import norm, qmc
 
 from search.base import OptionError, Strategy, Suggestion
 from search.checks import is_finite_number
-from search.encoding import PointKey, encoder_for
-from search.gp import Posterior, fit_kernel, fit_subset, normalized, refit_size
 from search.status import OPEN
+
+if TYPE_CHECKING:
+    from search.encoding import PointKey, SpaceEncoder
+    from search.gp import Posterior
 
 __all__ = ["ACQ_FUNCS", "DEFAULTS", "GENERATORS", "BayesStrategy"]
 
@@ -157,8 +164,15 @@ class BayesStrategy(Strategy):
             raise OptionError("options.use_pruned", "must be true or false")
         return out
 
+    @functools.cached_property
+    def _encoder(self) -> SpaceEncoder:
+        """The space's encoder (scikit-optimize), built on first use: a strategy built on
+        an empty history only to validate its options never needs one."""
+        from search.encoding import encoder_for
+
+        return encoder_for(self.space)
+
     def _setup(self) -> None:
-        self._encoder = encoder_for(self.space)
         self._observed: list[tuple[dict[str, Any], float]] = []
         self._pending: list[dict[str, Any]] = []
         self._seen: set[PointKey] = set()
@@ -213,6 +227,8 @@ class BayesStrategy(Strategy):
 
     def _design_points(self) -> list[dict[str, Any]]:
         """The seed's quasi-random design, as points (computed once per instance)."""
+        from scipy.stats import qmc
+
         if self._design is None:
             size, d = self.options["n_initial_points"], self._encoder.n_dims
             rng = np.random.default_rng([self.seed, 0xD5])
@@ -279,6 +295,8 @@ class BayesStrategy(Strategy):
     def _fit_data(self, size: int) -> _FitData:
         """``(fit, losses, x, y)`` of the first ``size`` observations: the bounded
         subset the GP sees, its losses, features and normalized targets."""
+        from search.gp import fit_subset, normalized
+
         fit = fit_subset(self._observed[:size], self.options["max_fit_points"])
         losses = np.array([loss for _, loss in fit])
         return fit, losses, self._encoder.features([p for p, _ in fit]), normalized(losses)
@@ -289,6 +307,8 @@ class BayesStrategy(Strategy):
         the observations reached: the same fit, from the cache, until the next one.
         ``data``: :meth:`_fit_data` of every observation, reused when the schedule is
         at that size."""
+        from search.gp import fit_kernel, fit_subset, refit_size
+
         enc, opts = self._encoder, self.options
         size = refit_size(len(self._observed), opts["n_initial_points"], opts["refit_growth"])
         fit, losses, x, y = data if size == len(self._observed) else self._fit_data(size)
@@ -309,6 +329,8 @@ class BayesStrategy(Strategy):
     def _from_model(
         self, n: int, hard: set[PointKey], rng: np.random.Generator
     ) -> list[Suggestion]:
+        from search.gp import Posterior
+
         kernel, noise, x, y, lie, anchors = self._model()
         y_best = float(y.min())  # the lie is never below the best observation
         m = self.options["n_candidates"]
@@ -350,6 +372,8 @@ class BayesStrategy(Strategy):
 
     def _acq(self, name: str, post: Posterior, y_best: float) -> np.ndarray:
         """Acquisition values over the candidates (higher is better; minimizing)."""
+        from scipy.stats import norm
+
         sd = np.sqrt(post.var)
         if name == "LCB":
             return -(post.mean - self.options["kappa"] * sd)

@@ -3,16 +3,20 @@
 Each ``check``-style function returns the normalized value or raises ``SpaceError``
 naming ``field``; the predicates never raise. Kept apart from ``search.params`` so
 that file holds only the parameter types.
+
+NumPy scalars (``np.int64``, ``np.float32``, ``np.bool_``) are numbers and bools like
+Python's, but this module does not import NumPy: its types are looked up in
+``sys.modules`` only, since no NumPy value can exist before NumPy is loaded. The spec and
+the client import these checks and stay light (NumPy costs more than the rest of them).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
+from typing import Any, TypeGuard
 
 from search.errors import SpaceError
 
@@ -29,6 +33,7 @@ __all__ = [
     "flag",
     "integer",
     "is_finite_number",
+    "is_int",
     "is_number",
     "show_value",
 ]
@@ -42,11 +47,35 @@ MAX_INT_MAGNITUDE = 2**53
 FLOAT_KEY_DIGITS = 12
 
 
+def _is_bool(value: object) -> bool:
+    """A Python or NumPy bool."""
+    if isinstance(value, bool):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, np.bool_)
+
+
+def _is_float(value: object) -> TypeGuard[float]:
+    """A Python or NumPy float (``np.float32`` is no ``float``, but converts like one)."""
+    if isinstance(value, float):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, np.floating)
+
+
 def is_number(value: object) -> bool:
-    """True for real numbers; False for bools, which Python treats as ints."""
-    if isinstance(value, (bool, np.bool_)):
+    """True for real numbers (NumPy's too); False for bools, which Python treats as ints."""
+    if isinstance(value, bool):
         return False
-    return isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, (int, float)):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, (np.integer, np.floating))
+
+
+def is_int(value: object) -> bool:
+    """True for an integer (Python's or NumPy's); False for bools and floats, even 2.0."""
+    return is_number(value) and not _is_float(value)
 
 
 def is_finite_number(value: object) -> bool:
@@ -87,7 +116,7 @@ def finite_float(field: str, value: object) -> float:
 def integer(field: str, value: object) -> int:
     """``value`` as an int within ±2**53; integral floats pass, bools do not."""
     # 2.0 is accepted as 2 because YAML and JSON writers often emit integral floats.
-    if is_number(value) and isinstance(value, (float, np.floating)):
+    if is_number(value) and _is_float(value):
         if not math.isfinite(value) or not float(value).is_integer():
             raise SpaceError(field, f"must be an integer, got {value!r}")
         value = int(value)
@@ -132,12 +161,12 @@ def choice_key(value: Any) -> tuple[str, Any] | None:
     """
     if value is None:
         return ("none", None)
-    if isinstance(value, (bool, np.bool_)):
+    if _is_bool(value):
         return ("bool", bool(value))
     if isinstance(value, str):
         return ("str", str(value))
     if is_number(value):
-        number = float(value) if isinstance(value, (float, np.floating)) else int(value)
+        number = float(value) if _is_float(value) else int(value)
         return ("num", number)
     return None
 
@@ -148,7 +177,7 @@ def show_value(value: Any) -> str:
         return value
     if value is None:
         return "null"
-    if isinstance(value, (bool, np.bool_)):
+    if _is_bool(value):
         return "true" if value else "false"
     return repr(value)
 

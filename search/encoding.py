@@ -14,6 +14,9 @@ categorical) carries no information and gets no coordinate. Inactive parameters 
 conditional space are *imputed*: their unit coordinate is 0.5 and all their feature
 columns are 0, the same constant for every point, so the model can never learn from
 whatever value an inactive parameter might have held.
+
+Heavy on purpose (scikit-optimize, hence scipy and scikit-learn): only ``search.bayes``
+imports it, where a suggestion is computed, never at import time.
 """
 
 from __future__ import annotations

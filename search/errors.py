@@ -7,7 +7,10 @@ Every error that a user can cause names the offending field with a dotted path
 
 from __future__ import annotations
 
-__all__ = ["FieldError", "OptionError", "SpaceError"]
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["FieldError", "OptionError", "SpaceError", "check_option_keys"]
 
 
 class FieldError(ValueError):
@@ -34,3 +37,20 @@ class SpaceError(FieldError):
 
 class OptionError(FieldError):
     """A strategy name or one of its options is invalid."""
+
+
+def check_option_keys(
+    options: Mapping[str, Any] | None, allowed: Sequence[str], *, field: str, kind: str
+) -> dict[str, Any]:
+    """``options`` as a dict, when it is a mapping whose keys are all in ``allowed``;
+    else ``OptionError`` naming ``field`` (not a mapping) or ``"<field>.<key>"`` (an
+    unknown option of this ``kind`` of object: "strategy", "rule"). None is no options."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise OptionError(field, "must be a mapping of option name to value")
+    for key in options:
+        if key not in allowed:
+            hint = f"allowed: {', '.join(allowed)}" if allowed else f"this {kind} takes none"
+            raise OptionError(f"{field}.{key}", f"unknown option; {hint}")
+    return dict(options)

@@ -27,7 +27,6 @@ import numpy as np
 from search.base import Strategy, TrialRecord
 from search.checks import is_finite_number
 from search.errors import OptionError
-from search.fidelity_model import propose_at_target
 from search.status import OPEN
 
 __all__ = [
@@ -157,6 +156,10 @@ class MultiFidelityStrategy(Strategy):
         Each strategy's choice was measured with ``benchmarks.multi_fidelity`` (the
         README's Benchmarks section has the figures)."""
         if self.options["sampler"] == "bayes" and rng.random() >= RANDOM_FRACTION:
+            # Here, not at the top: the model (scipy, scikit-optimize) loads only when a
+            # configuration is proposed, never for naming or validating the strategy.
+            from search.fidelity_model import propose_at_target
+
             observed, in_flight = self._fidelity_data(pending)
             enough = len(self.space) + 2
             if self.model_fidelity == "start":

@@ -19,6 +19,9 @@ passes (only the trials in flight do), so most asks skip the fit.
 What the fit sees is chosen here too (``fit_subset``, ``refit_size``): a bounded subset
 of the observations, and hyperparameters refitted on a schedule of sizes rather than on
 every new observation, both functions of the history alone.
+
+Heavy on purpose (scipy, scikit-learn, scikit-optimize): only ``search.bayes`` imports it,
+where a suggestion is computed, never at import time.
 """
 
 from __future__ import annotations

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from search.checks import (
     FLOAT_KEY_DIGITS,
@@ -37,9 +35,13 @@ from search.checks import (
     finite_float,
     flag,
     integer,
+    is_int,
     is_number,
 )
 from search.errors import SpaceError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["CategoricalParam", "Condition", "FloatParam", "IntParam"]
 
@@ -112,6 +114,8 @@ class FloatParam:
     def grid(self, points: int) -> list[float]:
         """``points`` evenly spaced values (geometric when ``log``), both ends included."""
         check_points(points)
+        import numpy as np  # here: importing the parameter types stays light
+
         if self.log:
             raw = np.geomspace(self.low, self.high, points)
         else:
@@ -197,7 +201,7 @@ class IntParam:
 
     def contains(self, value: Any) -> bool:
         """True for an integer (not bool, not float) on the lattice within the bounds."""
-        if not is_number(value) or not isinstance(value, (int, np.integer)):
+        if not is_int(value):
             return False
         x = int(value)
         return self.low <= x <= self.high and (x - self.low) % self.step == 0
@@ -208,6 +212,8 @@ class IntParam:
         check_points(points)
         if self.count <= points:
             return [self.low + k * self.step for k in range(self.count)]
+        import numpy as np  # here: importing the parameter types stays light
+
         if self.log:
             raw = np.geomspace(self.low, self.top, points)
         else:

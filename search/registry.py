@@ -2,25 +2,30 @@
 
 Adding a strategy is one module plus one line in ``STRATEGIES``; the shared contract
 tests in ``tests/search/test_strategy_contract.py`` then cover it automatically.
+
+The shape every registry of the project shares (strategies here, stopping rules in
+``search.stopping_registry``, models and data sets in ``models``): a table of name ->
+entry, ``<kind>_names()`` (sorted), ``get_<kind>(name)`` (the entry, or an error naming
+the spec field and listing the known names) and one function that builds from it
+(``make_strategy``). Light: the table names each strategy as ``"module:Class"`` and
+imports a module the first time its entry is looked up, so naming the strategies (the
+spec's schema, ``hpo --help``) imports no strategy, and a strategy's heavy dependencies
+(scipy, scikit-optimize) load only when it computes a suggestion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
-from search.asha import AshaStrategy
 from search.base import OptionError, Strategy, TrialRecord
-from search.bayes import BayesStrategy
-from search.evolution import EvolutionStrategy
-from search.grid import GridStrategy
-from search.hyperband import HyperbandStrategy
-from search.random import RandomStrategy
 from search.space import SearchSpace
 from search.status import Direction
 
 __all__ = [
     "STRATEGIES",
+    "LazyTable",
     "full_budget",
     "get_strategy",
     "make_strategy",
@@ -28,14 +33,51 @@ __all__ = [
     "validate_strategy",
 ]
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    RandomStrategy.name: RandomStrategy,
-    GridStrategy.name: GridStrategy,
-    BayesStrategy.name: BayesStrategy,
-    EvolutionStrategy.name: EvolutionStrategy,
-    HyperbandStrategy.name: HyperbandStrategy,
-    AshaStrategy.name: AshaStrategy,
-}
+T = TypeVar("T")
+
+
+class LazyTable(Mapping[str, T], Generic[T]):
+    """A read-only table of name -> object, each given as ``"package.module:attribute"``
+    and imported on first lookup (then kept). Iterating, ``len`` and ``in`` see the
+    names only and import nothing; ``table[name]``, ``.get`` and ``.values()`` import."""
+
+    def __init__(self, references: Mapping[str, str]) -> None:
+        self._references = dict(references)
+        self._loaded: dict[str, T] = {}
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._loaded[name]
+        except KeyError:
+            pass
+        module, _, attribute = self._references[name].partition(":")
+        entry: T = getattr(importlib.import_module(module), attribute)
+        self._loaded[name] = entry
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._references
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._references)
+
+    def __len__(self) -> int:
+        return len(self._references)
+
+    def __repr__(self) -> str:
+        return f"LazyTable({self._references!r})"
+
+
+STRATEGIES: Mapping[str, type[Strategy]] = LazyTable(
+    {
+        "random": "search.random:RandomStrategy",
+        "grid": "search.grid:GridStrategy",
+        "bayes": "search.bayes:BayesStrategy",
+        "evolution": "search.evolution:EvolutionStrategy",
+        "hyperband": "search.hyperband:HyperbandStrategy",
+        "asha": "search.asha:AshaStrategy",
+    }
+)
 
 
 def strategy_names() -> list[str]:

@@ -26,13 +26,14 @@ A point holds exactly its active parameters: inactive ones are absent, not null.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeAlias
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from search.checks import NAME_PATTERN, check_name, choice_key, show_value
 from search.errors import SpaceError
 from search.params import CategoricalParam, Condition, FloatParam, IntParam
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "MAX_PARAMS",

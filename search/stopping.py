@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from search.errors import OptionError
+from search.errors import OptionError, check_option_keys
 from search.status import Decision, Direction
 
 __all__ = ["StoppingRule", "int_option"]
@@ -76,16 +76,9 @@ class StoppingRule(ABC):
     def _check_option_keys(
         options: Mapping[str, Any] | None, allowed: Sequence[str]
     ) -> dict[str, Any]:
-        """Shared helper: ``options`` must be a mapping whose keys are all in ``allowed``."""
-        if options is None:
-            return {}
-        if not isinstance(options, Mapping):
-            raise OptionError("stopping", "must be a mapping of option name to value")
-        for key in options:
-            if key not in allowed:
-                hint = f"allowed: {', '.join(allowed)}" if allowed else "this rule takes none"
-                raise OptionError(f"stopping.{key}", f"unknown option; {hint}")
-        return dict(options)
+        """Shared helper: ``options`` must be a mapping whose keys are all in ``allowed``
+        (``OptionError`` naming ``stopping`` or ``stopping.<key>``)."""
+        return check_option_keys(options, allowed, field="stopping", kind="rule")
 
     @abstractmethod
     def decide(

@@ -271,9 +271,12 @@ def test_dockerfile_installs_torch_from_a_build_arg_index_before_the_project() -
     assert args.get("TORCH_INDEX_URL") == "https://download.pytorch.org/whl/cpu"
     runs = [(i, a) for i, (kw, a) in enumerate(instructions) if kw == "RUN"]
     torch_at = [i for i, a in runs if "pip install" in a and "torch" in a]
-    project_at = [i for i, a in runs if "pip install" in a and "[postgres]" in a]
+    extras = {i: re.search(r"\.\[([\w,-]+)\]", a) for i, a in runs if "pip install" in a}
+    project_at = [
+        i for i, m in extras.items() if m and {"all", "postgres"} <= set(m.group(1).split(","))
+    ]
     assert torch_at, "no `pip install torch` RUN"
-    assert project_at, "no `pip install .[postgres]` RUN"
+    assert project_at, "no `pip install .[all,postgres]` RUN (the service, the worker)"
     torch_run = instructions[torch_at[0]][1]
     assert re.search(r"--index-url\s+\"?\$\{?TORCH_INDEX_URL\}?", torch_run), torch_run
     assert torch_at[0] < project_at[0], "torch must be installed before the project"

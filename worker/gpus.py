@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Slot", "parse_gpus", "plan_slots", "visible_gpus"]
+__all__ = ["Slot", "cuda_device_count", "parse_gpus", "plan_slots", "visible_gpus"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class Slot:
     def device(self) -> str:
         """The torch device a trial in this slot uses."""
         return "cuda:0" if self.devices else "cpu"
+
+
+def cuda_device_count() -> int:
+    """How many GPUs torch sees here (0 without CUDA): the one function of this module
+    that touches torch, imported here so that planning slots never does."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def parse_gpus(value: str | None) -> list[str] | None:

@@ -2,16 +2,23 @@
 
 Every such command takes ``--server`` (``HPO_SERVER_URL``), ``--token`` (``HPO_TOKEN``)
 and ``--json`` (machine-readable output on stdout).
+
+The CLI's modules import at the top only what building the command tree needs (typer,
+rich, the options' types), and the client, the spec and the schemas where a command
+runs: ``hpo --help`` loads no pydantic model and no HTTP client
+(``tests/hpo/test_light_imports.py``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hpo.client import Client
-from hpo.schemas import TrialStatus
+from search.status import TrialStatus
+
+if TYPE_CHECKING:
+    from hpo.client import Client
 
 __all__ = ["JsonOpt", "ServerOpt", "StatusOpt", "TokenOpt", "YesOpt", "make_client"]
 
@@ -40,4 +47,6 @@ StatusOpt = Annotated[
 
 def make_client(server: str | None, token: str | None) -> Client:
     """A client of ``server`` (else ``HPO_SERVER_URL``) presenting ``token``."""
+    from hpo.client import Client
+
     return Client(server_url=server, token=token)

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from hpo.cli.output import console, handle_errors
-from hpo.settings import get_settings
 
 app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
@@ -23,6 +22,8 @@ UrlOpt = Annotated[
 
 
 def _url(database_url: str | None) -> str:
+    from hpo.settings import get_settings  # here: `hpo --help` reads no settings
+
     return database_url or get_settings().resolved_database_url
 
 

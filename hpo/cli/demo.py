@@ -7,16 +7,17 @@ the digits demo study, follows it with a progress bar and prints the best trial.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hpo.cli.output import console, fail, format_params, format_value, handle_errors
-from hpo.client import Client
-from hpo.schemas import StudyPublic
-from hpo.settings import get_settings
 from search.status import TERMINAL
+
+if TYPE_CHECKING:
+    from hpo.client import Client
+    from hpo.schemas import StudyPublic
 
 
 def demo(
@@ -36,8 +37,10 @@ def demo(
 
     Example: hpo demo --trials 20 --strategy hyperband --workers 2
     """
+    from hpo.client import Client
     from hpo.demo import demo_spec
     from hpo.embedded import EmbeddedService
+    from hpo.settings import get_settings
     from worker.local import default_worker_count
 
     with handle_errors():

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, make_client
 from hpo.cli.output import console, fail, handle_errors, print_json
-from hpo.settings import get_settings
 
 
 def worker(
@@ -37,8 +36,9 @@ def worker(
 
     Example: HPO_REDIS_URL=redis://redis:6379/0 hpo worker --gpus 0,1 --server http://hpo:8765
     """
+    from hpo.settings import get_settings
     from worker.daemon import DaemonConfig, run_daemon
-    from worker.gpus import parse_gpus, plan_slots
+    from worker.gpus import cuda_device_count, parse_gpus, plan_slots
     from worker.local import default_worker_count
 
     with handle_errors():
@@ -47,9 +47,10 @@ def worker(
         if not redis_url:
             raise fail("no Redis to take trials from: set HPO_REDIS_URL or pass --redis-url")
         chosen = parse_gpus(gpus)
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        # GPUs are counted (which imports torch) only when the plan needs the count: with
+        # --gpus none, or CUDA_VISIBLE_DEVICES set, it does not.
+        counted = chosen != [] and "CUDA_VISIBLE_DEVICES" not in os.environ
+        count = cuda_device_count() if counted else 0
         plan = plan_slots(
             chosen,
             environ=os.environ,

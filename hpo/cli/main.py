@@ -11,7 +11,6 @@ from hpo.cli.demo import demo
 from hpo.cli.fleet import worker, workers
 from hpo.cli.output import console, handle_errors
 from hpo.cli.trials import trials
-from hpo.settings import get_settings
 
 app = typer.Typer(
     help="HPO Service: hyperparameter optimization as a service.",
@@ -46,6 +45,7 @@ def server(
     import time
 
     from hpo.embedded import EmbeddedService
+    from hpo.settings import get_settings
 
     with handle_errors():
         settings = get_settings()

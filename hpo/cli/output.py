@@ -7,18 +7,19 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hpo.client import APIError
-from hpo.export import MissingDependency
-from hpo.schemas import StudyPublic, TrialPublic
+from hpo.errors import APIError
 from search.status import TERMINAL
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
+    from hpo.schemas import StudyPublic, TrialPublic
 
 __all__ = [
     "confirm",
@@ -66,6 +67,12 @@ _DATABASE_LIBS = ("sqlalchemy", "alembic", "psycopg", "sqlite3")
 @contextmanager
 def handle_errors() -> Iterator[None]:
     """Turn API, input and database errors into one readable message and exit code 1."""
+    # Here, not at the top: `hpo --help` needs no HTTP client, pydantic or exports.
+    import httpx
+    from pydantic import ValidationError
+
+    from hpo.export import MissingDependency
+
     try:
         yield
     except APIError as err:
@@ -96,6 +103,8 @@ def confirm(question: str) -> None:
 
 def print_json(data: BaseModel | Sequence[BaseModel | dict[str, Any]] | dict[str, Any]) -> None:
     """Print a model, a dict or a list of either as indented JSON on stdout."""
+    from pydantic import BaseModel
+
     if isinstance(data, BaseModel):
         payload: Any = data.model_dump(mode="json")
     elif isinstance(data, dict):

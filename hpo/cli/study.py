@@ -4,8 +4,9 @@ server (``hpo study watch`` lives in :mod:`hpo.cli.watch`)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -25,8 +26,9 @@ from hpo.cli.output import (
     trials_table,
 )
 from hpo.cli.watch import watch
-from hpo.schemas import StudyPublic
-from hpo.spec import StudySpec, load_spec_file
+
+if TYPE_CHECKING:
+    from hpo.schemas import StudyPublic
 
 app = typer.Typer(
     help="Create, list, show, watch, pause, resume, stop, update, delete and export studies.",
@@ -46,6 +48,8 @@ def create(
 
     Example: hpo study create examples/digits-mlp.yaml
     """
+    from hpo.spec import StudySpec, load_spec_file
+
     with handle_errors():
         data = load_spec_file(spec_file)
         StudySpec.model_validate(data)  # field-named errors before anything is sent
@@ -129,52 +133,36 @@ def _report(study: StudyPublic, json_out: bool) -> None:
         )
 
 
-@app.command("stop")
-def stop(
-    name: NameArg,
-    server: ServerOpt = None,
-    token: TokenOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Stop a study for good: no new trials, queued and running ones are stopped.
-
-    Example: hpo study stop digits-mlp
-    """
-    with handle_errors(), make_client(server, token) as client:
-        study = client.stop_study(name)
-    _report(study, json_out)
+#: The status changes a user asks for by name (``hpo study <action> NAME``), each the
+#: client's ``<action>_study``, with its help; the server decides which are allowed
+#: (a stopped study cannot resume: 409).
+TRANSITIONS: dict[str, str] = {
+    "stop": "Stop a study for good: no new trials, queued and running ones are stopped.",
+    "pause": "Pause a running study: no new trials; queued and running ones finish.",
+    "resume": "Resume a paused study.",
+}
 
 
-@app.command("pause")
-def pause(
-    name: NameArg,
-    server: ServerOpt = None,
-    token: TokenOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Pause a running study: no new trials; queued and running ones finish.
+def _transition(action: str) -> Callable[..., None]:
+    """The command ``hpo study <action> NAME``."""
 
-    Example: hpo study pause digits-mlp
-    """
-    with handle_errors(), make_client(server, token) as client:
-        study = client.pause_study(name)
-    _report(study, json_out)
+    def command(
+        name: NameArg,
+        server: ServerOpt = None,
+        token: TokenOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        with handle_errors(), make_client(server, token) as client:
+            study = getattr(client, f"{action}_study")(name)
+        _report(study, json_out)
+
+    command.__name__ = command.__qualname__ = action
+    command.__doc__ = f"{TRANSITIONS[action]}\n\nExample: hpo study {action} digits-mlp"
+    return command
 
 
-@app.command("resume")
-def resume(
-    name: NameArg,
-    server: ServerOpt = None,
-    token: TokenOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Resume a paused study.
-
-    Example: hpo study resume digits-mlp
-    """
-    with handle_errors(), make_client(server, token) as client:
-        study = client.resume_study(name)
-    _report(study, json_out)
+for _action in TRANSITIONS:
+    app.command(_action)(_transition(_action))
 
 
 @app.command("update")

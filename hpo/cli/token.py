@@ -9,7 +9,7 @@ from rich.table import Table
 
 from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, YesOpt, make_client
 from hpo.cli.output import confirm, console, err_console, handle_errors, print_json
-from hpo.client import TokenScope
+from hpo.vocabulary import TokenScope
 
 __all__ = ["app"]
 

@@ -3,14 +3,18 @@ the server."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from hpo.cli.common import JsonOpt, ServerOpt, StatusOpt, TokenOpt, make_client
 from hpo.cli.output import console, handle_errors, print_json, trials_table
-from hpo.client import PAGE_SIZE, Client
-from hpo.schemas import TrialPublic, TrialSortKey, TrialStatus
+from hpo.vocabulary import PAGE_SIZE, TrialSortKey
+from search.status import TrialStatus
+
+if TYPE_CHECKING:
+    from hpo.client import Client
+    from hpo.schemas import TrialPublic
 
 __all__ = ["trials"]
 
@@ -48,8 +52,8 @@ def trials(
     with handle_errors(), make_client(server, token) as client:
         study = client.get_study(study_name)
         if order is None:
-            best_first = "desc" if study.objective.direction == "maximize" else "asc"
-            order = best_first if sort == "value" else "asc"
+            maximize = study.objective.direction == "maximize"
+            order = "desc" if sort == "value" and maximize else "asc"
         rows, total = _fetch(client, study_name, status=status, sort=sort, order=order, limit=limit)
     if json_out:
         print_json(rows)

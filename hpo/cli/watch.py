@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Group, RenderableType
@@ -31,8 +31,11 @@ from hpo.cli.output import (
     study_done,
     trials_table,
 )
-from hpo.client import Client, ServerUnavailable
-from hpo.schemas import StudyPublic, TrialPublic
+from hpo.errors import ServerUnavailable
+
+if TYPE_CHECKING:
+    from hpo.client import Client
+    from hpo.schemas import StudyPublic, TrialPublic
 
 __all__ = ["ENDED", "Snapshot", "poll", "render", "watch"]
 
@@ -74,7 +77,7 @@ def poll(client: Client, name: str, top: int) -> Snapshot:
     )
     best = []
     if top and study.counts.get("completed"):
-        order = "desc" if study.objective.direction == "maximize" else "asc"
+        order: Literal["asc", "desc"] = "desc" if study.objective.direction == "maximize" else "asc"
         best = client.list_trials(name, status="completed", sort="value", order=order, limit=top)
     return Snapshot(study, running, best)
 

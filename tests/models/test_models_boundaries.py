@@ -4,15 +4,14 @@
   read exactly the parameters the catalog lists, and the catalog knows which models need
   images and which data sets have them (the server validates specs against the catalog
   without importing torch, so the two must not drift).
-- It imports only torch, numpy, scikit-learn and the standard library.
+
+What it may import (torch, numpy, scikit-learn; never server, worker, search or hpo) is
+pyproject.toml's import contracts (``make lint``; tests/contracts/).
 """
 
 from __future__ import annotations
 
-import ast
-import sys
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +28,6 @@ from hpo.catalog import (
     known_params,
 )
 from models import TrainConfig, build_model, dataset_names, load_dataset, model_names
-
-MODELS_DIR = Path(models.__file__).parent
-ALLOWED_THIRD_PARTY = {"torch", "numpy", "sklearn", "models"}
 
 
 class RecordingParams(Mapping[str, Any]):
@@ -98,34 +94,6 @@ def test_known_params() -> None:
     assert "filters" not in known_params(iter(["mlp"]))
     with pytest.raises(KeyError):
         known_params(["resnet"])
-
-
-def test_models_imports_only_allowed_packages() -> None:
-    stdlib = set(sys.stdlib_module_names)
-    offenders: list[str] = []
-    for path in sorted(MODELS_DIR.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                roots = [alias.name.split(".")[0] for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                roots = [node.module.split(".")[0]]
-            else:
-                continue
-            offenders += [
-                f"{path.name}: {root}"
-                for root in roots
-                if root not in stdlib and root not in ALLOWED_THIRD_PARTY
-            ]
-    assert offenders == []
-
-
-def test_every_module_starts_with_future_annotations() -> None:
-    for path in sorted(MODELS_DIR.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        body = [n for n in tree.body if not isinstance(n, ast.Expr)]  # skip the docstring
-        first = body[0]
-        assert isinstance(first, ast.ImportFrom) and first.module == "__future__", path.name
 
 
 def test_public_names_are_exported() -> None:

@@ -1,0 +1,19 @@
+"""The API's small vocabulary that is not a schema: how trial lists sort, the scopes of
+tokens, the largest page of trials. Defined once here (``hpo.schemas`` and
+``hpo.client`` re-export them) and light, the standard library only: the CLI's options
+are built from these when ``hpo --help`` runs, which loads no pydantic model.
+Trial and study statuses live in ``search.status``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["PAGE_SIZE", "TokenScope", "TrialSortKey"]
+
+#: Columns a list of trials sorts by (``duration``: finished minus started).
+TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
+#: What a token may do: ``admin`` everything (tokens too), ``user`` studies and trials,
+#: ``worker`` run trials only.
+TokenScope = Literal["admin", "user", "worker"]
+#: The most trials the server returns in one page.
+PAGE_SIZE = 1000
