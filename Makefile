@@ -1,6 +1,7 @@
 # Set-up and everyday commands. Everything installs into .venv on first use.
 #   make demo    run the demo study end to end (embedded default: SQLite + local workers)
-#   make lint    ruff (rules, formatting) and the room table's import contracts (lint-imports)
+#   make lint    ruff (rules, formatting), the room table's import contracts (lint-imports)
+#                and the type check (mypy)
 #   make test    lint + the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -31,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-# (the type check, mypy, goes here)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from search.status import Direction
+
 __all__ = [
     "BUILTIN_DATASETS",
     "BUILTIN_METRICS",
@@ -41,7 +43,7 @@ IMAGE_DATASETS: frozenset[str] = frozenset({"digits"})
 
 #: Metrics the built-in training loop reports after every epoch, with their natural
 #: direction (used to pick a default when a spec names only the metric).
-BUILTIN_METRICS: dict[str, str] = {
+BUILTIN_METRICS: dict[str, Direction] = {
     "val_accuracy": "maximize",
     "val_loss": "minimize",
     "train_loss": "minimize",

@@ -240,7 +240,7 @@ class StudySpec(_Strict):
                 f"known: {', '.join(BUILTIN_METRICS)}",
             )
         if self.objective.direction is None:
-            self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
+            self.objective.direction = BUILTIN_METRICS[self.objective.metric]
         models = self._models(space)
         known = known_params(models)
         label = "/".join(models)
@@ -298,7 +298,7 @@ class StudySpec(_Strict):
                     "objective.direction",
                     f"set minimize or maximize for the custom metric {self.objective.metric!r}",
                 )
-            self.objective.direction = BUILTIN_METRICS[self.objective.metric]  # type: ignore[assignment]
+            self.objective.direction = BUILTIN_METRICS[self.objective.metric]
         self._check_fixed_params(space)
 
     def _models(self, space: SearchSpace) -> list[str]:

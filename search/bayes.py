@@ -284,7 +284,8 @@ class BayesStrategy(Strategy):
         enc, opts = self._encoder, self.options
         data = fit, losses, x, y = self._fit_data(len(self._observed))
         kernel, noise = self._hyperparameters(data)
-        lie = float({"min": y.min, "mean": y.mean, "max": y.max}[opts["liar"]]())
+        liar = opts["liar"]
+        lie = float(y.min() if liar == "min" else y.max() if liar == "max" else y.mean())
         flying = [*self._pending, *self._suggested]
         if flying:
             x = np.vstack([x, enc.features(flying)])

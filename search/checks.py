@@ -63,7 +63,7 @@ def _is_float(value: object) -> TypeGuard[float]:
     return np is not None and isinstance(value, np.floating)
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[float]:
     """True for real numbers (NumPy's too); False for bools, which Python treats as ints."""
     if isinstance(value, bool):
         return False
@@ -78,10 +78,10 @@ def is_int(value: object) -> bool:
     return is_number(value) and not _is_float(value)
 
 
-def is_finite_number(value: object) -> bool:
+def is_finite_number(value: object) -> TypeGuard[float]:
     """True for a real number that is neither NaN nor infinite (bools are not numbers):
     the one test of "a usable objective value" every room shares."""
-    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+    return is_number(value) and math.isfinite(value)
 
 
 def check_name(name: object) -> str:
@@ -105,7 +105,7 @@ def finite_float(field: str, value: object) -> float:
     if not is_number(value):
         raise SpaceError(field, f"must be a number, got {value!r}")
     try:
-        result = float(value)  # type: ignore[arg-type]
+        result = float(value)
     except OverflowError:
         result = math.inf
     if not math.isfinite(result):
@@ -122,7 +122,7 @@ def integer(field: str, value: object) -> int:
         value = int(value)
     if not is_number(value):
         raise SpaceError(field, f"must be an integer, got {value!r}")
-    result = int(value)  # type: ignore[call-overload]
+    result = int(value)
     if abs(result) > MAX_INT_MAGNITUDE:
         raise SpaceError(field, f"must be within ±2**53, got {result}")
     return result

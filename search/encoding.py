@@ -145,7 +145,11 @@ class SpaceEncoder:
 
     def _constant(self, param: Param) -> Any:
         """The only value of a dimension without a coordinate."""
-        return param.low if isinstance(param, IntParam) else param.choices[0]  # type: ignore[union-attr]
+        if isinstance(param, IntParam):
+            return param.low
+        if isinstance(param, CategoricalParam):
+            return param.choices[0]
+        raise TypeError(f"a float parameter always has a coordinate: {param.name}")
 
     def decode_unit(self, unit: np.ndarray) -> list[dict[str, Any]]:
         """Points for rows of unit-cube coordinates (shape ``(m, n_dims)``)."""
@@ -168,8 +172,9 @@ class SpaceEncoder:
             for parent, allowed in self._conditions[i]:
                 # Parents come first, so their activity is known already.
                 ok = np.isin(choice[parent], allowed)
-                if active[parent] is not None:
-                    ok &= active[parent]
+                parent_active = active[parent]
+                if parent_active is not None:
+                    ok &= parent_active
                 mask = ok if mask is None else mask & ok
             active.append(mask)
         live = [

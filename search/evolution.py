@@ -17,6 +17,7 @@ import numpy as np
 
 from search.base import OptionError, Strategy, Suggestion, TrialRecord
 from search.checks import is_finite_number
+from search.params import CategoricalParam, FloatParam, IntParam
 from search.space import Param
 from search.status import OPEN
 
@@ -45,30 +46,30 @@ def _reflect(u: float) -> float:
     return 2.0 - u if u > 1.0 else u
 
 
-def _unit_bounds(p: Param) -> tuple[float, float]:
+def _unit_bounds(p: FloatParam | IntParam) -> tuple[float, float]:
     """The numeric interval a float/int gene lives in, log-transformed when ``log``."""
-    high = p.top if p.kind == "int" else p.high  # type: ignore[union-attr]
-    if p.log:  # type: ignore[union-attr]
-        return math.log(p.low), math.log(high)  # type: ignore[union-attr]
-    return float(p.low), float(high)  # type: ignore[union-attr]
+    high = p.top if isinstance(p, IntParam) else p.high
+    if p.log:
+        return math.log(p.low), math.log(high)
+    return float(p.low), float(high)
 
 
 def _mutate_gene(p: Param, value: Any, scale: float, rng: np.random.Generator) -> Any:
     """A mutated copy of one gene; always a value of ``p``'s domain (plain Python)."""
-    if p.kind == "categorical":
-        others = [c for c in p.choices if p.canonical(c) != p.canonical(value)]  # type: ignore[union-attr]
+    if isinstance(p, CategoricalParam):
+        others = [c for c in p.choices if p.canonical(c) != p.canonical(value)]
         return others[int(rng.integers(len(others)))] if others else value
-    if p.kind == "int" and p.count == 1:  # type: ignore[union-attr]
+    if isinstance(p, IntParam) and p.count == 1:
         return value
     lo, hi = _unit_bounds(p)
-    x = math.log(value) if p.log else float(value)  # type: ignore[union-attr]
+    x = math.log(value) if p.log else float(value)
     delta = float(rng.normal(0.0, scale))
     u = _reflect((x - lo) / (hi - lo) + delta)
     y = lo + u * (hi - lo)
-    y = math.exp(y) if p.log else y  # type: ignore[union-attr]
-    if p.kind == "float":
-        return min(max(float(y), p.low), p.high)  # type: ignore[union-attr]
-    count, step, low = p.count, p.step, p.low  # type: ignore[union-attr]
+    y = math.exp(y) if p.log else y
+    if isinstance(p, FloatParam):
+        return min(max(float(y), p.low), p.high)
+    count, step, low = p.count, p.step, p.low
     k_old = (int(value) - low) // step
     k = min(max(round((y - low) / step), 0), count - 1)
     if k == k_old:
@@ -183,7 +184,9 @@ class EvolutionStrategy(Strategy):
 
     def _fitness(self, trial: TrialRecord) -> tuple[float, int]:
         # Lower is better; the trial number breaks ties so results never depend on sorting.
-        return (self.loss(float(trial.value)), trial.number)  # type: ignore[arg-type]
+        # Only completed trials with a finite value are ranked (``Strategy.completed``).
+        assert trial.value is not None
+        return (self.loss(float(trial.value)), trial.number)
 
     def _select_population(self, completed: list[TrialRecord]) -> list[TrialRecord]:
         size: int = self.options["population_size"]

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from search.base import TrialRecord
 from search.bayes import BayesStrategy
 from search.params import FloatParam
@@ -49,10 +51,16 @@ class _AtBudget(BayesStrategy):
     def _at(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {**params, self.budget_name: self.target}
 
-    def _uniform(self, m, rng):  # type: ignore[no-untyped-def]
+    def _uniform(self, m: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         return [self._at(p) for p in super()._uniform(m, rng)]
 
-    def _local(self, anchors, m, sigmas, rng):  # type: ignore[no-untyped-def]
+    def _local(
+        self,
+        anchors: list[dict[str, Any]],
+        m: int,
+        sigmas: tuple[float, ...],
+        rng: np.random.Generator,
+    ) -> list[dict[str, Any]]:
         return [self._at(p) for p in super()._local(anchors, m, sigmas, rng)]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from search.base import OptionError, Strategy, Suggestion
 from search.checks import choice_key
+from search.params import CategoricalParam, IntParam
 from search.space import Param, SpaceError
 
 __all__ = [
@@ -47,10 +48,10 @@ DEFAULT_POINTS = 5
 
 def _axis_bound(param: Param, points: int) -> int:
     """Upper bound of ``len(param.grid(points))`` without building it."""
-    if param.kind == "categorical":
-        return len(param.choices)  # type: ignore[union-attr]
-    if param.kind == "int":
-        return min(param.count, points)  # type: ignore[union-attr]
+    if isinstance(param, CategoricalParam):
+        return len(param.choices)
+    if isinstance(param, IntParam):
+        return min(param.count, points)
     return points
 
 

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from hpo.insights import CurvePoints, StudyCurves, StudyHistory
 from search.errors import SpaceError
 from search.space import SearchSpace
-from search.status import TrialStatus
 from server.tables import Report, Study, Trial
 
 __all__ = ["downsample_curve", "evenly", "history", "learning_curves", "study_space"]
@@ -227,7 +226,7 @@ def learning_curves(
         curves.append(
             CurvePoints(
                 number=number,
-                status=typing.cast(TrialStatus, status),
+                status=status,
                 budget=_as_int(info.get("budget")),
                 rung=_as_int(info.get("rung")),
                 steps=short_steps,

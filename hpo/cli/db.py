@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from hpo.cli.output import console, handle_errors
+from hpo.vocabulary import TokenScope
 
 app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
@@ -78,7 +79,7 @@ def current(database_url: UrlOpt = None) -> None:
 @app.command("token")
 def token(
     name: Annotated[str, typer.Argument(help="A unique token name.")],
-    scope: Annotated[str, typer.Option(help="admin, user or worker.")] = "admin",
+    scope: Annotated[TokenScope, typer.Option(help="admin, user or worker.")] = "admin",
     database_url: UrlOpt = None,
 ) -> None:
     """Store a new token straight in the database and print it (shown once): the way
@@ -92,7 +93,7 @@ def token(
     from server.tokens import create_token
 
     with handle_errors():
-        body = TokenIn(name=name, scope=scope)  # type: ignore[arg-type]
+        body = TokenIn(name=name, scope=scope)
         db = Database(_url(database_url))
         try:
             with db.session() as session:
