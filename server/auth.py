@@ -17,11 +17,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from hpo.vocabulary import TokenScope
 from server import tokens
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 #: Cookie holding the token after a dashboard login.
 SESSION_COOKIE = "hpo_session"
 
-Scope = Literal["admin", "user", "worker"]
+Scope = TokenScope
 
 
 def auth_required(mode: str, host: str, env_tokens: bool) -> bool:

@@ -13,19 +13,19 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import get_args
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hpo.vocabulary import TokenScope
 from server.db import changed_rows
 from server.errors import Conflict, NotFound
 from server.tables import Token, utcnow
 
 __all__ = [
     "SCOPES",
-    "TokenScope",
     "create_token",
     "delete_token",
     "digest",
@@ -34,8 +34,7 @@ __all__ = [
     "lookup",
 ]
 
-TokenScope = Literal["admin", "user", "worker"]
-SCOPES: tuple[str, ...] = ("admin", "user", "worker")
+SCOPES: tuple[TokenScope, ...] = get_args(TokenScope)
 #: What each scope may do: a scope includes the ones after it.
 _EXPANDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
