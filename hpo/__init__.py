@@ -7,8 +7,9 @@ access, so ``hpo.settings`` (servers, workers) or the CLI do not pay for the cli
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from search.lazy import lazy_exports
 
 if TYPE_CHECKING:  # what type checkers see; at run time ``__getattr__`` below
     from hpo.client import APIError, Client, Conflict, InvalidRequest, NotFound, ServerUnavailable
@@ -37,14 +38,4 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hpo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports("hpo", globals(), _EXPORTS)

@@ -9,8 +9,9 @@ continue/stop to a trial's report.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from search.lazy import lazy_exports
 
 if TYPE_CHECKING:  # what type checkers see; at run time ``__getattr__`` below
     from search.asha import AshaStrategy
@@ -77,17 +78,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'search' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports("search", globals(), _EXPORTS)
 
 
 __all__ = [

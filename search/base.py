@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from search.checks import is_finite_number
-from search.errors import FieldError, OptionError, SpaceError, check_option_keys
+from search.errors import FieldError, OptionError, SpaceError, TakesOptions
 from search.space import SearchSpace
 from search.status import TERMINAL, Decision, Direction, TrialStatus
 
@@ -63,7 +63,7 @@ class Suggestion:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Strategy(ABC):
+class Strategy(TakesOptions, ABC):
     """Base class of all search strategies.
 
     Subclasses set ``name``, implement ``ask`` and, when they take options, override
@@ -79,6 +79,8 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
+    options_field = "options"
+    options_kind = "strategy"
     #: The option holding the longest trial's epochs, for strategies that give each
     #: trial its own budget (Hyperband, ASHA); ``validate_strategy`` defaults it to the
     #: study's ``budget.epochs``.
@@ -112,22 +114,6 @@ class Strategy(ABC):
         ``seed`` and the validated ``options`` (the one place a strategy customises
         construction, so no subclass repeats the constructor's signature)."""
         return None
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Return the options with defaults filled in, or raise ``OptionError``.
-
-        The default accepts only no options (``None`` or ``{}``).
-        """
-        return cls._check_option_keys(options, ())
-
-    @staticmethod
-    def _check_option_keys(
-        options: Mapping[str, Any] | None, allowed: Sequence[str]
-    ) -> dict[str, Any]:
-        """Shared helper: ``options`` must be a mapping whose keys are all in ``allowed``
-        (``OptionError`` naming ``options`` or ``options.<key>``)."""
-        return check_option_keys(options, allowed, field="options", kind="strategy")
 
     @staticmethod
     def _check_n(n: int) -> None:

@@ -8,9 +8,9 @@ Every error that a user can cause names the offending field with a dotted path
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["FieldError", "OptionError", "SpaceError", "check_option_keys"]
+__all__ = ["FieldError", "OptionError", "SpaceError", "TakesOptions", "check_option_keys"]
 
 
 class FieldError(ValueError):
@@ -54,3 +54,28 @@ def check_option_keys(
             hint = f"allowed: {', '.join(allowed)}" if allowed else f"this {kind} takes none"
             raise OptionError(f"{field}.{key}", f"unknown option; {hint}")
     return dict(options)
+
+
+class TakesOptions:
+    """What strategies and stopping rules share about their options: ``validate_options``
+    (the default takes none) and the key check subclasses build on, whose errors name
+    ``"<options_field>.<key>"``, the options' place in the study spec."""
+
+    #: Where the options sit in the study spec, and what the object is called in errors.
+    options_field: ClassVar[str]
+    options_kind: ClassVar[str]
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Return the options with defaults filled in, or raise ``OptionError``.
+
+        The default accepts only no options (``None`` or ``{}``).
+        """
+        return cls._check_option_keys(options, ())
+
+    @classmethod
+    def _check_option_keys(
+        cls, options: Mapping[str, Any] | None, allowed: Sequence[str]
+    ) -> dict[str, Any]:
+        """``options`` must be a mapping whose keys are all in ``allowed``."""
+        return check_option_keys(options, allowed, field=cls.options_field, kind=cls.options_kind)

@@ -20,13 +20,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from search.errors import OptionError, check_option_keys
+from search.errors import OptionError, TakesOptions
 from search.status import Decision, Direction
 
 __all__ = ["StoppingRule", "int_option"]
 
 
-class StoppingRule(ABC):
+class StoppingRule(TakesOptions, ABC):
     """Base class of all stopping rules.
 
     Subclasses set ``name`` (the study spec's ``stopping.rule``), override
@@ -55,6 +55,8 @@ class StoppingRule(ABC):
     """
 
     name: ClassVar[str]
+    options_field = "stopping"
+    options_kind = "rule"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = type(self).validate_options(options)
@@ -63,22 +65,6 @@ class StoppingRule(ABC):
     def warmup_steps(self) -> int:
         """The first step this rule may stop a trial at (it continues every earlier one)."""
         return 0
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Return the options with defaults filled in, or raise ``OptionError``.
-
-        The default accepts only no options (``None`` or ``{}``).
-        """
-        return cls._check_option_keys(options, ())
-
-    @staticmethod
-    def _check_option_keys(
-        options: Mapping[str, Any] | None, allowed: Sequence[str]
-    ) -> dict[str, Any]:
-        """Shared helper: ``options`` must be a mapping whose keys are all in ``allowed``
-        (``OptionError`` naming ``stopping`` or ``stopping.<key>``)."""
-        return check_option_keys(options, allowed, field="stopping", kind="rule")
 
     @abstractmethod
     def decide(
