@@ -3,7 +3,7 @@ function at 2-second trials, ours (the embedded service's local workers) against
 (as many processes on one SQLite RDBStorage), in the same run.
 
     python -m benchmarks.worker_overhead [--workers 2] [--trials 20] [--seconds 2.0]
-        [--epochs N] [--smoke]
+        [--epochs N] [--print-mb 10] [--smoke]
 
 Two kinds of trial, ``--trials`` per worker each, random search, torch at cores/workers
 threads: ``entrypoint`` (the study's ``train.entrypoint`` is :func:`train`, a
@@ -20,6 +20,10 @@ from its first trial's ``started_at`` to its last one's ``finished_at``, summed;
 inside + ``in_trial_ms`` (per trial: duration minus inside: set-up, reports, finish) +
 ``between_ms`` (per trial: waiting for the next: scheduling, queueing, fetching).
 ``report_ms``: one report call. Overhead = 1 - inside / span.
+
+Output (``--print-mb``, ours only): the entrypoint trial again, printing that many MB
+(100-byte lines, a share at each epoch's end, timed as overhead), against the same
+trial printing nothing: what capturing, shipping and capping a flood of output costs.
 
 Peer (when optuna is installed): ``--workers`` spawned processes, each ``load_study``
 (RandomSampler, NopPruner) and ``optimize(n_trials=--trials)`` with the same trials,
@@ -96,21 +100,23 @@ def calibrate(seconds: float, threads: int) -> tuple[int, int, int]:
     return max(2, round(seconds / statistics.median(epoch_s))), 3, loads
 
 
-def _spec(path: str, setup: Setup) -> dict[str, Any]:
-    if path == "entrypoint":
+def _spec(path: str, setup: Setup, print_mb: float = 0.0) -> dict[str, Any]:
+    if path in ("entrypoint", "printing"):
         entrypoint = f"{train.__module__}:{train.__name__}"
-        train_spec = {"entrypoint": entrypoint, "params": {"seconds": setup.seconds}}
+        fixed = {"seconds": setup.seconds, "print_mb": print_mb if path == "printing" else 0}
+        train_spec = {"entrypoint": entrypoint, "params": fixed}
         space, metric = SPACE, "score"
     else:
         train_spec = {"model": "mlp", "dataset": "digits", "params": BUILTIN_PARAMS}
         space, metric = {"lr": SPACE["lr"]}, "val_accuracy"
     budget = {"max_trials": setup.workers * setup.trials, "max_parallel": setup.workers}
+    epochs = setup.epochs["entrypoint" if path == "printing" else path]
     return {
         "name": path,
         "objective": {"metric": metric, "direction": "maximize"},
         "space": space,
         "strategy": {"name": "random", "seed": 7},
-        "budget": {**budget, "epochs": setup.epochs[path]},
+        "budget": {**budget, "epochs": epochs},
         "train": train_spec,
     }
 
@@ -122,6 +128,7 @@ def _ours_trial(path: str, trial: Any) -> TrialTime:
     when = dict(worker=trial.worker or "?", start=trial.started_at, end=trial.finished_at)
     if path == "built-in":
         return TrialTime(**when, inside=sum(float(r.metrics["seconds"]) for r in trial.reports))
+    # (printing: its print time is in ``reporting``, so it counts as overhead)
     last, n = trial.reports[-1].metrics, len(trial.reports) - 1
     return TrialTime(**when, inside=last["inside"], reporting=last["reporting"], reports=n)
 
@@ -140,8 +147,10 @@ class Ours:
         from hpo.settings import Settings
 
         tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="hpo-bench-"))
-        # Worker processes read HPO_* from the environment they are spawned with.
+        # Worker processes read HPO_* from the environment they are spawned with. What
+        # trials print goes to their logs only, not on to this program's output.
         os.environ["HPO_DATA_DIR"] = tmp
+        os.environ["HPO_LOG_TEE"] = "false"
         settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/hpo.db")
         started = time.perf_counter()
         settings = settings.model_copy(update={"redis_url": None})
@@ -161,12 +170,22 @@ class Ours:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def run(self, path: str) -> Run:
-        self.api.create_study(_spec(path, self.setup))
+    def run(self, path: str, print_mb: float = 0.0) -> Run:
+        self.api.create_study(_spec(path, self.setup, print_mb))
         while self.api.get_study(path).status == "running":
             time.sleep(0.5)
         trials = [self.api.get_trial(path, t.number) for t in self.api.all_trials(path)]
         return Run([_ours_trial(path, t) for t in trials])
+
+    def printing(self) -> tuple[float, int, int]:
+        """Of the printing run: seconds the trials spent printing (median per trial),
+        and the first trial's log as stored (bytes printed, bytes kept)."""
+        trials = [self.api.get_trial("printing", t.number) for t in self.api.all_trials("printing")]
+        spent = statistics.median(float(t.reports[-1].metrics["printing"]) for t in trials)
+        log = self.api.trial_log("printing", trials[0].number)
+        if os.environ.get("HPO_BENCH_DUMP_LOG"):
+            Path(os.environ["HPO_BENCH_DUMP_LOG"]).write_text(log.text)
+        return spent, log.size, log.size - log.cut_bytes
 
 
 def _cell(value: float, digits: int = 3) -> str:
@@ -179,6 +198,7 @@ def report(
     startups: dict[str, float],
     loads: tuple[int, int],
     skipped: str | None,
+    printing: tuple[float, float, int, int] | None = None,
 ) -> None:
     """Print the tables (the smoke test reads their structure)."""
     print(
@@ -201,6 +221,24 @@ def report(
             ours = runs[f"ours {path}"].summary()["overhead_%"]
             peer = runs[f"optuna {path}"].summary()["overhead_%"]
             print(f"{path:<18}{ours:>12.3f}{peer:>12.3f}{ours / peer:>12.3f}")
+    if printing is not None:
+        print_mb, spent, size, kept = printing
+        quiet, loud = runs["ours entrypoint"].summary(), runs["ours printing"].summary()
+        print(
+            f"== output: the entrypoint trial printing {print_mb:g} MB (captured, shipped, "
+            "capped) against the same trial printing nothing (ours)"
+        )
+        print(f"{'run':<18}{'overhead_%':>12}{'in_trial_ms':>12}{'report_ms':>12}{'print_s':>12}")
+        for key, s in (("silent", quiet), ("printing", loud)):
+            shown = spent if key == "printing" else 0.0
+            print(
+                f"{key:<18}{s['overhead_%']:>12.3f}{s['in_trial_ms']:>12.1f}"
+                f"{s['report_ms']:>12.2f}{shown:>12.3f}"
+            )
+        ratio = loud["overhead_%"] / quiet["overhead_%"]
+        print(f"== output ratio printing/silent (overhead share): {ratio:.3f}")
+        print(f"== output printing: {1000 * spent / print_mb:.1f} ms per MB inside the trial")
+        print(f"== output log as stored: {size:,} bytes printed, {kept:,} kept (head and tail)")
     print("== start-up: spawn and imports until every worker is ready (not in the spans)")
     print(f"{'side':<18}{'startup_s':>12}")
     for side, seconds in startups.items():
@@ -220,10 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="trials per worker")
     parser.add_argument("--seconds", type=float, default=2.0, help="training per trial")
     parser.add_argument("--epochs", type=int, help="built-in epochs (default: calibrated)")
+    parser.add_argument(
+        "--print-mb", type=float, default=10.0, help="output of the printing trial (0: no run)"
+    )
     parser.add_argument("--smoke", action="store_true", help="2 trials per worker of 0.2 s")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.trials, args.seconds = 2, 0.2
+        args.trials, args.seconds, args.print_mb = 2, 0.2, min(args.print_mb, 1.0)
     if args.workers < 1 or args.trials < 1 or args.seconds <= 0 or (args.epochs or 1) < 1:
         parser.error("--workers, --trials and --epochs >= 1, --seconds > 0")
     setup = Setup(args.workers, args.trials, args.seconds, {"entrypoint": EPOCHS})
@@ -241,8 +282,15 @@ def main(argv: list[str] | None = None) -> int:
             for side, runner in sides.items():
                 print(f"({side} {path}...)", file=sys.stderr)
                 runs[f"{side} {path}"] = runner.run(path)
+        printed = None
+        if args.print_mb > 0:
+            print("(ours printing...)", file=sys.stderr)
+            ours = sides["ours"]
+            assert isinstance(ours, Ours)
+            runs["ours printing"] = ours.run("printing", args.print_mb)
+            printed = (args.print_mb, *ours.printing())
     startups = {side: runner.startup for side, runner in sides.items()}
-    report(setup, runs, startups, (loads[0], loads[1]), skipped)
+    report(setup, runs, startups, (loads[0], loads[1]), skipped, printed)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,11 +77,30 @@ def busy_trial(
     return inside + time.perf_counter() - mark, reporting
 
 
+#: One line of the printing trial's output (100 bytes).
+LINE = "step {:>12d} " + "x" * 81 + "\n"
+
+
 def train(params: dict[str, Any], reporter: Any) -> None:
-    """The study's ``train.entrypoint``: :func:`busy_trial` for ``params["seconds"]``."""
+    """The study's ``train.entrypoint``: :func:`busy_trial` for ``params["seconds"]``;
+    with ``params["print_mb"]`` it also prints that many MB of output, a share at each
+    epoch's end, in the time it calls reporting (so it counts as overhead: the
+    training itself is as long as without it)."""
+    lines = int(float(params.get("print_mb", 0)) * 1e6) // len(LINE.format(0))
+    per_epoch = lines // reporter.epochs if lines else 0
+    printing = 0.0
 
     def report(step: int, score: float, inside: float, reporting: float) -> bool:
-        return bool(reporter.report(step, score=score, inside=inside, reporting=reporting))
+        nonlocal printing
+        if per_epoch:
+            mark = time.perf_counter()
+            write = sys.stdout.write
+            for n in range(per_epoch):
+                write(LINE.format(n))
+            sys.stdout.flush()
+            printing += time.perf_counter() - mark
+        metrics = dict(score=score, inside=inside, reporting=reporting, printing=printing)
+        return bool(reporter.report(step, **metrics))
 
     busy_trial(params, float(params["seconds"]), reporter.epochs, report)
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
-from urllib.parse import quote
 
+from hpo.client_logs import LogCalls
+from hpo.client_team import TeamCalls, path_segment
 from hpo.errors import (
     APIError,
     Conflict,
@@ -69,9 +70,7 @@ __all__ = [
 ]
 
 
-def _q(segment: str) -> str:
-    """A name as one URL path segment (a ``/`` in it cannot reach another route)."""
-    return quote(str(segment), safe="")
+_q = path_segment
 
 
 class TrialPage(NamedTuple):
@@ -83,7 +82,7 @@ class TrialPage(NamedTuple):
     next_cursor: str | None = None
 
 
-class Client:
+class Client(TeamCalls, LogCalls):
     """A thin, typed client of the REST API.
 
     ``Client()`` reads ``HPO_SERVER_URL`` and ``HPO_TOKEN``; pass ``server_url`` /
@@ -153,9 +152,11 @@ class Client:
         body = spec.model_dump(mode="json") if isinstance(spec, StudySpec) else dict(spec)
         return StudyPublic.model_validate(self._request("POST", "/studies", json=body).json())
 
-    def list_studies(self) -> list[StudyPublic]:
-        """Every study, with its progress counts and best trial."""
-        return [StudyPublic.model_validate(s) for s in self._request("GET", "/studies").json()]
+    def list_studies(self, project: str | None = None) -> list[StudyPublic]:
+        """Every study you may read (of one ``project``), with its progress and best."""
+        params = {"project": project} if project else {}
+        rows = self._request("GET", "/studies", params=params).json()
+        return [StudyPublic.model_validate(s) for s in rows]
 
     def get_study(self, name: str) -> StudyPublic:
         """One study; :class:`NotFound` when there is none of that name."""
@@ -332,10 +333,15 @@ class Client:
         rows = self._request("GET", "/workers", params={"all": include_stopped}).json()
         return [WorkerPublic.model_validate(r) for r in rows]
 
-    def create_token(self, name: str, scope: TokenScope = "user") -> dict[str, Any]:
-        """Create an API token (admin scope needed). Returns ``{"name", "scope", "token",
-        "created_at"}``: ``token`` is the secret, shown this once and never again."""
-        body = {"name": name, "scope": scope}
+    def create_token(
+        self, name: str, scope: TokenScope = "user", user: str | None = None
+    ) -> dict[str, Any]:
+        """Create an API token (admin scope needed) for ``user`` (default: a user named
+        like the token). Returns ``{"name", "scope", "user", "token", "created_at"}``:
+        ``token`` is the secret, shown this once and never again."""
+        body: dict[str, Any] = {"name": name, "scope": scope}
+        if user is not None:
+            body["user"] = user
         return dict(self._request("POST", "/tokens", json=body).json())
 
     def list_tokens(self) -> list[dict[str, Any]]:

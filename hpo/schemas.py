@@ -17,6 +17,7 @@ from hpo.vocabulary import TokenScope, TrialSortKey
 from search.status import Decision, StudyStatus, TrialStatus
 
 __all__ = [
+    "ACCOUNT_NAME",
     "Decision",
     "FinishIn",
     "FinishOut",
@@ -117,6 +118,8 @@ class StudyPublic(BaseModel):
         default=None,
         description="Why the study ended failed, with its trials' most common failure reasons.",
     )
+    project: str = Field(default="default", description="The project the study belongs to.")
+    created_by: str | None = Field(default=None, description="Who created the study.")
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None
@@ -315,11 +318,17 @@ class FinishOut(TrialPublic):
     next_trial: TrialSpec | None = None
 
 
-class TokenIn(_In):
-    """A new API token: a unique name and its scope."""
+#: Names of tokens and users.
+ACCOUNT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+
+class TokenIn(_In):
+    """A new API token: a unique name, its scope, and the user it belongs to (user and
+    admin tokens; default: a user named like the token, created when new)."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=ACCOUNT_NAME)
     scope: TokenScope = "user"
+    user: str | None = Field(default=None, min_length=1, max_length=128, pattern=ACCOUNT_NAME)
 
 
 class TokenPublic(BaseModel):
@@ -327,6 +336,7 @@ class TokenPublic(BaseModel):
 
     name: str
     scope: str
+    user: str | None = Field(default=None, description="Whose token it is (none: a worker's).")
     created_at: datetime
     last_used_at: datetime | None = None
 

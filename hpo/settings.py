@@ -94,6 +94,25 @@ class Settings(BaseSettings):
         default="auto",
         description="Require tokens: auto = when binding beyond loopback or a token is set.",
     )
+    log_max_bytes: int = Field(
+        default=1 << 20,
+        ge=4096,
+        le=1 << 30,
+        description="Server side: most bytes of output kept per trial attempt (its head and "
+        "its tail, half each; what lies between is cut and marked).",
+    )
+    log_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Worker side: seconds between two shipments of a trial's output (a "
+        "killed worker loses at most about this much of it).",
+    )
+    log_tee: bool = Field(
+        default=True,
+        description="Worker side: also pass what a trial prints on to the worker's own "
+        "stdout (off: it goes to the trial's log only).",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
     )

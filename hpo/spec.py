@@ -184,6 +184,11 @@ class StudySpec(_Strict):
     """A whole study. ``StudySpec.model_validate(data)`` is the one entry point."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique study name.")
+    project: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="The project the study belongs to (default: the default project).",
+    )
     description: str = Field(default="", max_length=10_000)
     objective: Objective = Field(default_factory=Objective)
     space: dict[str, Any] = Field(description="Parameter name -> parameter spec.")

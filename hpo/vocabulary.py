@@ -1,5 +1,5 @@
 """The API's small vocabulary that is not a schema: how trial lists sort, the scopes of
-tokens, the largest page of trials. Defined once here (``hpo.schemas`` and
+tokens, the roles in a project, the largest page of trials. Defined once here (``hpo.schemas`` and
 ``hpo.client`` re-export them) and light, the standard library only: the CLI's options
 are built from these when ``hpo --help`` runs, which loads no pydantic model.
 Trial and study statuses live in ``search.status``."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["PAGE_SIZE", "TokenScope", "TrialSortKey"]
+__all__ = ["DEFAULT_PROJECT", "PAGE_SIZE", "ROLES", "Role", "TokenScope", "TrialSortKey"]
 
 #: Columns a list of trials sorts by (``duration``: finished minus started).
 TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
@@ -17,3 +17,10 @@ TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "work
 TokenScope = Literal["admin", "user", "worker"]
 #: The most trials the server returns in one page.
 PAGE_SIZE = 1000
+#: A user's role in a project, weakest first: ``viewer`` reads; ``member`` also creates
+#: and controls studies; ``owner`` also manages the members and the project's settings.
+Role = Literal["viewer", "member", "owner"]
+ROLES: tuple[Role, ...] = ("viewer", "member", "owner")
+#: The project a study joins when its spec names none (and where the migration to
+#: projects put every study made before).
+DEFAULT_PROJECT = "default"

@@ -20,7 +20,16 @@ from fastapi.responses import JSONResponse
 from threadpoolctl import threadpool_limits
 
 from hpo.settings import Settings, get_settings
-from server.api.routes import docs, health, insights, studies, tokens, trials, workers
+from server.api.routes import (
+    docs,
+    health,
+    insights,
+    projects,
+    studies,
+    tokens,
+    trials,
+    workers,
+)
 from server.auth import auth_required
 from server.caches import Caches
 from server.db import Database
@@ -135,6 +144,8 @@ def create_app(
     app.include_router(trials.router, prefix=API_PREFIX)
     app.include_router(workers.router, prefix=API_PREFIX)
     app.include_router(tokens.router, prefix=API_PREFIX)
+    app.include_router(projects.router, prefix=API_PREFIX)
+    app.include_router(projects.events, prefix=API_PREFIX)
     from server.dashboard import install as install_dashboard
 
     install_dashboard(app)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError"]
 
 
 class ServiceError(Exception):
@@ -19,6 +19,13 @@ class ServiceError(Exception):
 
 class NotFound(ServiceError):
     status_code = 404
+
+
+class Forbidden(ServiceError):
+    """The caller may read this but not do that (a viewer stopping a study); what the
+    caller may not even read is NotFound instead, so its existence is not revealed."""
+
+    status_code = 403
 
 
 class Conflict(ServiceError):

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from hpo.schemas import StudyPublic, TrialPublic
 from hpo.spec import NAME_PATTERN, Objective, StudySpec
+from hpo.vocabulary import DEFAULT_PROJECT
 from search.registry import full_budget
 from search.status import LIVE_STUDY, StudyStatus
 from server.convert import trial_public
 from server.counts import trial_counts, value_rank
 from server.errors import Conflict, Invalid, NotFound
 from server.paging import Position, decode_cursor, encode_cursor, page_numbers
-from server.tables import Report, Study, Trial, utcnow
+from server.tables import LogChunk, Project, Report, Study, Trial, utcnow
 
 __all__ = [
     "TRANSITIONS",
@@ -46,16 +47,30 @@ __all__ = [
 _NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 
-def create_study(session: Session, spec: StudySpec) -> Study:
-    """Store a validated spec as a running study. A seed is drawn and stored when the
-    spec has none, so the study can be replayed. Duplicate name -> Conflict."""
+def create_study(
+    session: Session,
+    spec: StudySpec,
+    *,
+    project_id: int | None = None,
+    created_by: str | None = None,
+) -> Study:
+    """Store a validated spec as a running study of the project (default: the default
+    project; who may create it there is the caller's check, ``server.access``). A seed
+    is drawn and stored when the spec has none, so the study can be replayed. Study
+    names are unique across projects: a duplicate name -> Conflict."""
     if session.scalar(select(Study.id).where(Study.name == spec.name)) is not None:
         raise Conflict(f"name: a study named {spec.name!r} already exists", field="name")
+    if project_id is None:
+        project_id = session.scalar(select(Project.id).where(Project.name == DEFAULT_PROJECT))
+        if project_id is None:
+            raise Invalid(f"project: no project named {DEFAULT_PROJECT!r}", field="project")
     if spec.strategy.seed is None:
         spec.strategy.seed = secrets.randbelow(2**31)
     assert spec.objective.direction is not None  # filled in by StudySpec validation
     study = Study(
         name=spec.name,
+        project_id=project_id,
+        created_by=created_by,
         status="running",
         strategy=spec.strategy.name,
         direction=spec.objective.direction,
@@ -88,8 +103,12 @@ def get_study(session: Session, name: str) -> Study:
     return study
 
 
-def list_studies(session: Session) -> Sequence[Study]:
-    return session.scalars(select(Study).order_by(Study.id)).all()
+def list_studies(session: Session, projects: set[int] | None = None) -> Sequence[Study]:
+    """Studies by id: of the ``projects`` given (None: of every project)."""
+    query = select(Study).order_by(Study.id)
+    if projects is not None:
+        query = query.where(Study.project_id.in_(projects))
+    return session.scalars(query).all()
 
 
 def status_counts(session: Session, study: Study) -> dict[str, int]:
@@ -158,6 +177,8 @@ def study_public(session: Session, study: Study) -> StudyPublic:
         best_budget=None if best is None or full is None else _budget_of(best, full),
         runner=study.runner,
         reason=study.reason,
+        project=study.project.name,
+        created_by=study.created_by,
         spec=study.spec,
         created_at=study.created_at,
         finished_at=study.finished_at,
@@ -324,5 +345,6 @@ def delete_study(session: Session, study: Study) -> None:
     still running its trials are refused at their next call (404) and move on."""
     trial_ids = select(Trial.id).where(Trial.study_id == study.id)
     session.execute(delete(Report).where(Report.trial_id.in_(trial_ids)))
+    session.execute(delete(LogChunk).where(LogChunk.trial_id.in_(trial_ids)))
     session.execute(delete(Trial).where(Trial.study_id == study.id))
     session.execute(delete(Study).where(Study.id == study.id))

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -24,17 +25,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from hpo.vocabulary import Role
 from search.status import Direction, Runner, StudyStatus, TrialStatus, WorkerStatus
 
 __all__ = [
+    "LOG_CHUNKS",
     "REPORTS",
     "STUDIES",
     "TRIALS",
     "Base",
+    "Event",
+    "LogChunk",
+    "Membership",
+    "Project",
     "Report",
     "Study",
     "Token",
     "Trial",
+    "User",
     "Worker",
     "utcnow",
 ]
@@ -73,11 +81,75 @@ class Base(DeclarativeBase):
     pass
 
 
+class User(Base):
+    """A person using the service: user tokens belong to one, and a user belongs to
+    projects with a role (``Membership``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Project(Base):
+    """Studies belong to a project; its members see and change them by role.
+    ``entrypoints``: the module prefixes its studies' ``train.entrypoint`` may name
+    (``"*"``: any); the built-in models are always allowed."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    entrypoints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Membership(Base):
+    """A user's role in a project (one row per user and project)."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[Role] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_memberships_user", "user_id"),)
+
+
+class Event(Base):
+    """One line of the audit trail: who (``actor``) did what (``action``, e.g.
+    ``study.stop``) to which project or study, and when. Kept when the study is
+    deleted (the study is named, not referenced)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    study: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_events_project_at", "project_id", "at"),)
+
+
 class Study(Base):
     __tablename__ = "studies"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", name="fk_studies_project_id"))
+    #: Who created it: a user's name, or ``admin`` / ``local`` for the environment's
+    #: token and a server with auth off.
+    created_by: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[StudyStatus] = mapped_column(String(16), default="running")
     strategy: Mapped[str] = mapped_column(String(64))
     direction: Mapped[Direction] = mapped_column(String(8))
@@ -101,8 +173,12 @@ class Study(Base):
     trials: Mapped[list[Trial]] = relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
     )
+    project: Mapped[Project] = relationship()
 
-    __table_args__ = (Index("ix_studies_status", "status"),)
+    __table_args__ = (
+        Index("ix_studies_status", "status"),
+        Index("ix_studies_project", "project_id"),
+    )
 
 
 class Trial(Base):
@@ -176,6 +252,28 @@ class Report(Base):
     )
 
 
+class LogChunk(Base):
+    """A piece of what one attempt of a trial printed (stdout and stderr, as the worker
+    captured them). ``position`` counts bytes of the attempt's whole output, so a gap
+    between two chunks is output cut to keep the log bounded (its head and tail stay)."""
+
+    __tablename__ = "log_chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(BigInteger)
+    nbytes: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "trial_id", "attempt", "position", name="uq_log_chunks_trial_attempt_position"
+        ),
+    )
+
+
 class Worker(Base):
     """A worker process that registered with the server (one per GPU slot)."""
 
@@ -201,6 +299,10 @@ class Token(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     scope: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The user a user or admin token belongs to (None for worker tokens).
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_tokens_user_id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -210,3 +312,4 @@ class Token(Base):
 STUDIES = cast(Table, Study.__table__)
 TRIALS = cast(Table, Trial.__table__)
 REPORTS = cast(Table, Report.__table__)
+LOG_CHUNKS = cast(Table, LogChunk.__table__)

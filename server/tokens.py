@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import get_args
+from typing import NamedTuple, get_args
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session
 
 from hpo.vocabulary import TokenScope
 from server.db import changed_rows
-from server.errors import Conflict, NotFound
-from server.tables import Token, utcnow
+from server.errors import Conflict, Invalid, NotFound
+from server.tables import Token, User, utcnow
+from server.users import ensure_user
 
 __all__ = [
     "SCOPES",
+    "Holder",
     "create_token",
     "delete_token",
     "digest",
@@ -57,13 +59,38 @@ def expand(scope: str) -> frozenset[str]:
     return _EXPANDS.get(scope, frozenset())
 
 
-def create_token(session: Session, name: str, scope: str) -> tuple[Token, str]:
-    """Store a new token; returns the row and the plain token (shown once). A duplicate
-    name is a Conflict naming ``name``."""
+class Holder(NamedTuple):
+    """Whose a presented token is: its scope, and the user it belongs to (None for a
+    worker token)."""
+
+    scope: str
+    user_id: int | None
+    user: str | None
+
+
+def create_token(
+    session: Session, name: str, scope: str, user: str | None = None
+) -> tuple[Token, str]:
+    """Store a new token; returns the row and the plain token (shown once). A user or
+    admin token belongs to ``user`` (default: a user named like the token), who is
+    created when new; a worker token belongs to no one. A duplicate name is a Conflict
+    naming ``name``."""
     if session.get(Token, name) is not None:
         raise Conflict(f"name: a token named {name!r} already exists", field="name")
+    owner: User | None = None
+    if scope == "worker":
+        if user is not None:
+            raise Invalid("user: a worker token belongs to no user", field="user")
+    else:
+        owner = ensure_user(session, user or name)
     plain = "hpo_" + secrets.token_urlsafe(32)
-    row = Token(name=name, scope=scope, digest=digest(plain), created_at=utcnow())
+    row = Token(
+        name=name,
+        scope=scope,
+        digest=digest(plain),
+        created_at=utcnow(),
+        user_id=owner.id if owner else None,
+    )
     session.add(row)
     try:
         session.flush()
@@ -72,8 +99,12 @@ def create_token(session: Session, name: str, scope: str) -> tuple[Token, str]:
     return row, plain
 
 
-def list_tokens(session: Session) -> list[Token]:
-    return list(session.scalars(select(Token).order_by(Token.name)).all())
+def list_tokens(session: Session) -> list[tuple[Token, str | None]]:
+    """Every token with the name of its user (None for worker tokens), by name."""
+    rows = session.execute(
+        select(Token, User.name).outerjoin(User, User.id == Token.user_id).order_by(Token.name)
+    ).all()
+    return [(token, user) for token, user in rows]
 
 
 def delete_token(session: Session, name: str) -> None:
@@ -81,16 +112,21 @@ def delete_token(session: Session, name: str) -> None:
         raise NotFound(f"no token named {name!r}")
 
 
-def lookup(session: Session, presented: str) -> str | None:
-    """The scope of a presented token, or None when no stored token matches. Looking
-    up by digest compares digests, not secrets, so timing reveals nothing useful."""
-    row = session.scalar(select(Token).where(Token.digest == digest(presented)))
-    if row is None:
+def lookup(session: Session, presented: str) -> Holder | None:
+    """Whose a presented token is, or None when no stored token matches. Looking up by
+    digest compares digests, not secrets, so timing reveals nothing useful."""
+    found = session.execute(
+        select(Token, User.name)
+        .outerjoin(User, User.id == Token.user_id)
+        .where(Token.digest == digest(presented))
+    ).first()
+    if found is None:
         return None
+    row, user = found
     now = utcnow()
     last = row.last_used_at
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=now.tzinfo)
     if last is None or now - last > TOUCH_EVERY:
         session.execute(update(Token).where(Token.name == row.name).values(last_used_at=now))
-    return row.scope
+    return Holder(row.scope, row.user_id, user)

@@ -31,6 +31,7 @@ from hpo.settings import Settings, get_settings
 from models import EpochMetrics, NonFiniteLossError
 from worker.bridge import checkpoint_path, objective_of, run_training
 from worker.lease import Fenced, Lease, retrying
+from worker.logs import shipped_output
 from worker.trainable import checkpoint_dir_for, run_entrypoint
 
 __all__ = ["SHUTDOWN", "process_client", "run_trial", "worker_name"]
@@ -111,7 +112,16 @@ def _attempt(
             return not SHUTDOWN.is_set() and chain(spec)
 
     resume_from = _resume_from(artifacts, spec)
-    with Lease(client, spec, patience=settings.server_patience, want_next=want_next) as lease:
+    with (
+        shipped_output(
+            lambda chunk: client.send_log(spec.trial_id, chunk),
+            spec.attempt,
+            cap=settings.log_max_bytes,
+            interval=settings.log_interval,
+            tee=settings.log_tee,
+        ),
+        Lease(client, spec, patience=settings.server_patience, want_next=want_next) as lease,
+    ):
         try:
             if spec.train.entrypoint:
                 ckpt_dir = checkpoint_dir_for(artifacts, spec)

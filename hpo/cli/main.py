@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hpo.cli import db, study, token
+from hpo.cli import db, project, study, token, trial
 from hpo.cli.demo import demo
 from hpo.cli.fleet import worker, workers
 from hpo.cli.output import console, handle_errors
@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 app.add_typer(study.app, name="study")
 app.command("trials")(trials)
+app.add_typer(trial.app, name="trial")
 app.command("workers")(workers)
 app.add_typer(token.app, name="token")
+app.add_typer(project.app, name="project")
 app.command("worker")(worker)
 app.add_typer(db.app, name="db")
 app.command("demo")(demo)

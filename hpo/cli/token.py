@@ -30,6 +30,15 @@ def create(
             "worker: run trials only.",
         ),
     ] = "user",
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Whose token it is (user and admin tokens; default: a user named like "
+            "the token, created when new).",
+            show_default=False,
+        ),
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
@@ -38,15 +47,16 @@ def create(
 
     Only the token goes to stdout (the note goes to stderr), so a script can capture it.
 
-    Example: hpo token create gpu-box-1 --scope worker
+    Example: hpo token create alice-laptop --user alice
     """
     with handle_errors(), make_client(server, token) as client:
-        created = client.create_token(name, scope)
+        created = client.create_token(name, scope, user)
     if json_out:
         print_json(created)
         return
+    owner = f" of user {created['user']}" if created.get("user") else ""
     err_console.print(
-        f"created token [bold]{created['name']}[/] (scope {created['scope']}); "
+        f"created token [bold]{created['name']}[/] (scope {created['scope']}{owner}); "
         "store it now, it is not shown again. Use it as HPO_TOKEN or --token:"
     )
     typer.echo(created["token"])
@@ -67,11 +77,15 @@ def list_(server: ServerOpt = None, token: TokenOpt = None, json_out: JsonOpt = 
         console.print("no tokens yet: create one with [bold]hpo token create NAME[/]")
         return
     table = Table(title="Tokens", header_style="bold")
-    for col in ("name", "scope", "created", "last used"):
+    for col in ("name", "scope", "user", "created", "last used"):
         table.add_column(col)
     for t in rows:
         table.add_row(
-            t["name"], t["scope"], _when(t.get("created_at")), _when(t.get("last_used_at"))
+            t["name"],
+            t["scope"],
+            t.get("user") or "—",
+            _when(t.get("created_at")),
+            _when(t.get("last_used_at")),
         )
     console.print(table)
 

@@ -11,9 +11,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from server import studies, trials, workers
+from hpo.schemas import StudyPublic
+from server import access, audit, projects, studies, trials, workers
 from server.api.deps import SessionDep, TrialNumber
-from server.auth import SESSION_COOKIE, auth_enabled, scopes_of, token_scopes
+from server.auth import SESSION_COOKIE, auth_enabled, identity_of, scopes_of, token_scopes
 from server.convert import trial_detail
 from server.dashboard.views import study_view, trial_view, worker_rows
 
@@ -58,33 +59,72 @@ def _page(name: str) -> Callable[..., Any]:
     return render
 
 
+def _visible_studies(
+    request: Request, session: SessionDep, project: str | None
+) -> list[StudyPublic]:
+    """The studies the signed-in user may read, of one project when ``project`` names
+    one of theirs (an unknown name or someone else's project shows none)."""
+    identity = identity_of(request)
+    visible = access.visible_projects(session, identity)
+    if project:
+        chosen = {p.id for p in projects.list_projects(session, visible) if p.name == project}
+        visible = chosen
+    return [studies.study_public(session, s) for s in studies.list_studies(session, visible)]
+
+
 @router.get("/", response_class=HTMLResponse)
-def studies_page(request: Request, session: SessionDep) -> Response:
-    rows = [studies.study_public(session, s) for s in studies.list_studies(session)]
-    return _page("studies.html")(request, studies=rows, title="Studies")
+def studies_page(request: Request, session: SessionDep, project: str | None = None) -> Response:
+    identity = identity_of(request)
+    choices = projects.list_projects(session, access.visible_projects(session, identity))
+    rows = _visible_studies(request, session, project)
+    return _page("studies.html")(
+        request,
+        studies=rows,
+        projects=[p.name for p in choices],
+        project=project or "",
+        title="Studies",
+    )
 
 
 @router.get("/ui/studies", response_class=HTMLResponse)
-def studies_rows(request: Request, session: SessionDep) -> Response:
-    rows = [studies.study_public(session, s) for s in studies.list_studies(session)]
+def studies_rows(request: Request, session: SessionDep, project: str | None = None) -> Response:
+    rows = _visible_studies(request, session, project)
     return _page("_studies_rows.html")(request, studies=rows)
 
 
 @router.get("/studies/{name}", response_class=HTMLResponse)
 def study_page(name: str, request: Request, session: SessionDep) -> Response:
-    view = study_view(session, studies.get_study(session, name))
+    view = study_view(session, access.get_study(session, identity_of(request), name))
     return _page("study.html")(request, s=view, title=f"Study {name}")
 
 
 @router.get("/ui/studies/{name}/header", response_class=HTMLResponse)
 def study_header(name: str, request: Request, session: SessionDep) -> Response:
-    view = study_view(session, studies.get_study(session, name))
+    view = study_view(session, access.get_study(session, identity_of(request), name))
     return _page("_study_header.html")(request, s=view)
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events_page(
+    request: Request, session: SessionDep, project: str | None = None, study: str | None = None
+) -> Response:
+    """The audit trail of the user's projects (one project's, or one study's)."""
+    identity = identity_of(request)
+    visible = access.visible_projects(session, identity)
+    project_id = None
+    if project:
+        project_id = access.get_project(session, identity, project)[0].id
+    rows = audit.list_events(
+        session, projects=visible, project_id=project_id, study=study or None, limit=500
+    )
+    return _page("events.html")(
+        request, events=rows, project=project or "", study=study or "", title="Audit trail"
+    )
 
 
 @router.get("/studies/{name}/trials/{number}", response_class=HTMLResponse)
 def trial_page(name: str, number: TrialNumber, request: Request, session: SessionDep) -> Response:
-    study = studies.get_study(session, name)
+    study = access.get_study(session, identity_of(request), name)
     trial = trials.get_trial_by_number(session, study, number)
     detail = trial_detail(trial, study.name, trials.trial_reports(session, trial))
     view = trial_view(detail, trial.checkpoint, study.metric)

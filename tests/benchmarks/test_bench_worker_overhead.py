@@ -37,7 +37,8 @@ def test_smoke_prints_the_worker_overhead_tables() -> None:
     peer_installed = importlib.util.find_spec("optuna") is not None
     sides = ["ours", "optuna"][: 1 + peer_installed]
     # Kind by kind, the sides one after the other (built-in first: fresh workers).
-    assert list(runs) == [f"{side} {kind}" for kind in KINDS for side in sides]
+    expected = [f"{side} {kind}" for kind in KINDS for side in sides] + ["ours printing"]
+    assert list(runs) == expected
     for name, (trials, trial_s, span, inside, report_ms, in_trial, between, share) in runs.items():
         assert trials == 4, name  # 2 workers x 2 trials, every one completed
         assert 0 < inside <= span and abs(trial_s - inside / trials) < 0.002
@@ -48,6 +49,19 @@ def test_smoke_prints_the_worker_overhead_tables() -> None:
         slack = 100 * 0.0005 * (1 / span + inside / span**2) + 0.01
         assert abs(share - 100 * (1 - inside / span)) < slack
         assert math.isnan(report_ms) == name.endswith("built-in")
+    # The printing trial against the same trial silent: both rows, the ratio of their
+    # shares, and its log stored capped (1 MB printed in smoke mode, over a 1 MiB cap
+    # it is not: kept whole).
+    output = _table(lines, f"{'run':<18}{'overhead_%':>12}")
+    assert list(output) == ["silent", "printing"]
+    assert output["silent"][0] == runs["ours entrypoint"][-1]
+    assert output["printing"][0] == runs["ours printing"][-1]
+    assert output["silent"][3] == 0 and output["printing"][3] > 0
+    ratio = next(line for line in lines if line.startswith("== output ratio printing/silent"))
+    assert abs(float(ratio.split()[-1]) - output["printing"][0] / output["silent"][0]) < 0.01
+    stored = next(line for line in lines if line.startswith("== output log as stored:"))
+    printed, kept = (int(w.replace(",", "")) for w in stored.split() if w[0].isdigit())
+    assert (printed, kept) == (1_000_000, 1_000_000)
     # An entrypoint trial trains until its 0.2 s are spent (time-based), never less.
     assert runs["ours entrypoint"][1] >= 0.2
     if peer_installed:

@@ -136,3 +136,40 @@ def context(params: dict[str, Any], reporter: Any) -> None:
 
 
 not_a_function = 42
+
+
+def noisy_failure(params: dict[str, Any], reporter: Any) -> None:
+    """Prints from Python (both streams), from a child process and from the OS, reports
+    one step, then raises: its log must hold all of it and the whole traceback."""
+    import subprocess
+
+    print(f"hello from trial {reporter.trial_number}")
+    print("a warning on stderr", file=sys.stderr)
+    subprocess.run(["sh", "-c", "echo a line from a child process"], check=True)
+    os.write(1, b"straight to the descriptor\n")
+    reporter.report(1, score=0.1)
+    _deep_failure(3)
+
+
+def _deep_failure(depth: int) -> None:
+    if depth:
+        _deep_failure(depth - 1)
+    raise ValueError("broken on purpose")
+
+
+def ticker(params: dict[str, Any], reporter: Any) -> None:
+    """Prints ``tick N`` ten times a second for ``params['seconds']``, and, for the
+    test that kills its worker, appends each tick with its time to ``params['record']``
+    (flushed) once it has been printed."""
+    record = Path(str(params["record"]))
+    seconds = float(params.get("seconds", 60))
+    start = time.time()
+    n = 0
+    with record.open("a") as out:
+        while time.time() - start < seconds:
+            print(f"tick {n}", flush=True)
+            out.write(f"{n} {time.time()}\n")
+            out.flush()
+            n += 1
+            time.sleep(0.1)
+    reporter.report(1, score=1.0)

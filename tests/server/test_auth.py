@@ -28,6 +28,8 @@ WORKER_ROUTES = {
     ("POST", "/api/v1/trials/{trial_id}/reports/batch"),
     ("POST", "/api/v1/trials/{trial_id}/finish"),
     ("POST", "/api/v1/trials/{trial_id}/release"),
+    ("POST", "/api/v1/trials/{trial_id}/logs"),
+    ("GET", "/api/v1/trials/{trial_id}/logs"),
     ("POST", "/api/v1/workers"),
 }
 ADMIN_PREFIX = "/api/v1/tokens"

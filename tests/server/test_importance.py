@@ -113,6 +113,7 @@ def test_a_large_study_is_subsampled_and_cached(tmp_path) -> None:
     with db.session() as session:
         study = Study(
             name="big",
+            project_id=1,  # the default project, made by the migrations
             strategy="random",
             direction="minimize",
             metric="loss",

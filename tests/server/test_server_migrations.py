@@ -102,8 +102,9 @@ def test_0005_keeps_a_previous_release_database_and_its_studies_run_as_before(
                 {"id": number + 1, "v": value, "now": now},
             )
     engine.dispose()
-    upgrade(database_url)
+    upgrade(database_url, "0005")
     assert current_revision(database_url) == "0005"
+    upgrade(database_url)  # the service of today reads it
     db = Database(database_url)
     try:
         with db.session() as session:
@@ -117,3 +118,106 @@ def test_0005_keeps_a_previous_release_database_and_its_studies_run_as_before(
         db.dispose()
     downgrade(database_url, "0004")  # and back: the previous release reads it again
     assert current_revision(database_url) == "0004"
+
+
+def test_0006_moves_todays_data_into_a_default_project_and_keeps_every_token_working(
+    database_url: str,
+) -> None:
+    """A database made by the previous release (at 0005: a study with its own
+    entrypoint, a trial, user, admin and worker tokens) upgrades to 0006 with the study
+    in the ``default`` project, its entrypoint's module allowed there, each user token
+    a member of it and each admin token a user; on SQLite and PostgreSQL. New rows get
+    fresh ids after the migration's own (PostgreSQL's sequences moved on)."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    from hpo.spec import StudySpec
+    from server import access, projects, tokens
+    from server.auth import Identity
+    from server.db import Database
+    from server.studies import create_study, get_study, study_public
+
+    upgrade(database_url, "0005")
+    engine = create_engine(database_url)
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    spec = (
+        '{"name": "old", "objective": {"metric": "loss", "direction": "minimize"},'
+        ' "space": {"lr": {"type": "float", "low": 0.001, "high": 0.1}},'
+        ' "strategy": {"name": "random", "seed": 1, "options": {}},'
+        ' "budget": {"max_trials": 2, "max_parallel": 1, "epochs": 1},'
+        ' "train": {"model": "mlp", "dataset": "synthetic", "params": {},'
+        ' "entrypoint": "team.train:fit"}}'
+    )
+    plain = {"alice": "hpo_alice", "root": "hpo_root", "box": "hpo_box"}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO studies (id, name, status, strategy, direction, metric, seed,"
+                " max_trials, max_parallel, max_retries, trial_timeout, spec, runner,"
+                " created_at, updated_at) VALUES (1, 'old', 'running', 'random', 'minimize',"
+                " 'loss', 1, 2, 1, 2, 86400, :spec, 'workers', :now, :now)"
+            ),
+            {"spec": spec, "now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO trials (id, study_id, number, status, params, info, value,"
+                " attempt, failures, created_at, finished_at) VALUES (1, 1, 0,"
+                " 'completed', '{\"lr\": 0.01}', '{}', 0.25, 1, 0, :now, :now)"
+            ),
+            {"now": now},
+        )
+        for name, scope in (("alice", "user"), ("root", "admin"), ("box", "worker")):
+            conn.execute(
+                text(
+                    "INSERT INTO tokens (name, scope, digest, created_at) VALUES (:n, :s, :d, :now)"
+                ),
+                {"n": name, "s": scope, "d": tokens.digest(plain[name]), "now": now},
+            )
+        if conn.dialect.name == "postgresql":  # as the previous release's own inserts leave them
+            for table in ("studies", "trials"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1)"))
+    engine.dispose()
+    upgrade(database_url)  # to head: the service of today reads it
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            study = get_study(session, "old")
+            public = study_public(session, study)
+            assert public.project == "default" and public.best_trial.value == 0.25
+            default = projects.get_project(session, "default")
+            assert default.entrypoints == ["team.train"]
+            assert projects.entrypoint_allowed(default, "team.train:fit")
+            assert not projects.entrypoint_allowed(default, "other.train:fit")
+            members = {user: role for user, role, _ in projects.list_members(session, default)}
+            assert members == {"alice": "member"}
+            alice = tokens.lookup(session, plain["alice"])
+            root = tokens.lookup(session, plain["root"])
+            box = tokens.lookup(session, plain["box"])
+            assert alice is not None and (alice.scope, alice.user) == ("user", "alice")
+            assert root is not None and (root.scope, root.user) == ("admin", "root")
+            assert box is not None and (box.scope, box.user_id) == ("worker", None)
+            who = Identity("alice", tokens.expand("user"), alice.user_id)
+            assert access.get_study(session, who, "old").id == study.id
+            assert access.visible_projects(session, who) == {default.id}
+            # New rows after the migration's explicit ids: no key collisions.
+            other = projects.create_project(session, "vision")
+            assert other.id != default.id
+            spec_new = StudySpec.model_validate(
+                {"name": "new", "space": {"lr": {"type": "float", "low": 0.1, "high": 1}}}
+            )
+            assert create_study(session, spec_new, project_id=other.id).id != study.id
+            created, _ = tokens.create_token(session, "bob", "user")
+            assert created.user_id not in (alice.user_id, root.user_id)
+    finally:
+        db.dispose()
+    downgrade(database_url, "0005")  # and back: the previous release reads it again
+    assert current_revision(database_url) == "0005"
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM studies")).scalar() == 2
+            assert conn.execute(text("SELECT count(*) FROM tokens")).scalar() == 4
+    finally:
+        engine.dispose()

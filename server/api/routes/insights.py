@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from hpo.insights import StudyCurves, StudyHistory, StudyImportance
-from server import importance, insights, studies
+from server import access, importance, insights
 from server.api.deps import SessionDep
-from server.auth import require
+from server.auth import IdentityDep, require
 
 router = APIRouter(prefix="/studies", tags=["insights"], dependencies=[Depends(require("user"))])
 
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/studies", tags=["insights"], dependencies=[Depends(r
 def get_history(
     name: str,
     session: SessionDep,
+    identity: IdentityDep,
     max_points: Annotated[
         int, Query(ge=10, le=20_000, description="Most trials returned (sampled beyond).")
     ] = 2000,
@@ -29,7 +30,7 @@ def get_history(
     """Optimization history, columnar: each trial's status, value, best value so far,
     duration and parameters, in number order. Beyond ``max_points`` trials a sample is
     returned that keeps every improvement of the best value and the best trial(s)."""
-    study = studies.get_study(session, name)
+    study = access.get_study(session, identity, name)
     return insights.history(session, study, max_points)
 
 
@@ -37,6 +38,7 @@ def get_history(
 def get_curves(
     name: str,
     session: SessionDep,
+    identity: IdentityDep,
     max_trials: Annotated[
         int, Query(ge=1, le=1000, description="Most trials (curves) returned.")
     ] = 100,
@@ -46,13 +48,13 @@ def get_curves(
 ) -> StudyCurves:
     """Learning curves (per-step reports, the latest attempt's per step) of the best,
     the running and an even spread of the other trials with reports."""
-    study = studies.get_study(session, name)
+    study = access.get_study(session, identity, name)
     return insights.learning_curves(session, study, max_trials, max_points)
 
 
 @router.get("/{name}/importance", response_model=StudyImportance)
-def get_importance(name: str, session: SessionDep) -> StudyImportance:
+def get_importance(name: str, session: SessionDep, identity: IdentityDep) -> StudyImportance:
     """Parameter importance estimated from completed trials (random-forest impurity
     decrease); an empty list with a ``reason`` when it cannot be estimated yet."""
-    study = studies.get_study(session, name)
+    study = access.get_study(session, identity, name)
     return importance.param_importance(session, study)

@@ -3,12 +3,12 @@ study's trials."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from hpo.logs import TrialLog
 from hpo.schemas import (
     SpecText,
     StudyPublic,
@@ -20,9 +20,10 @@ from hpo.schemas import (
     TrialStatus,
 )
 from hpo.spec import StudySpec, parse_spec_text
-from server import studies, trials
+from server import access, actions, logs, projects, studies, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber, in_session
-from server.auth import require
+from server.api.routes.trials import After, Attempt
+from server.auth import IdentityDep, auth_enabled, require
 from server.convert import trial_detail
 from server.errors import Conflict, Invalid
 from server.scheduler import Scheduler
@@ -32,13 +33,18 @@ router = APIRouter(prefix="/studies", tags=["studies"], dependencies=[Depends(re
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyPublic)
-def create_study(spec: StudySpec, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
-    """Create a study from a spec. 422 names the invalid field; 409 on a duplicate name."""
-    study = studies.create_study(session, spec)
-    out = studies.study_public(session, study)
-    session.commit()
-    scheduler.wake()
-    return out
+def create_study(
+    spec: StudySpec,
+    session: SessionDep,
+    scheduler: SchedulerDep,
+    identity: IdentityDep,
+    request: Request,
+) -> StudyPublic:
+    """Create a study from a spec in its project (member or owner). 422 names the
+    invalid field (``project`` for a project you are no member of,
+    ``train.entrypoint`` for code the project may not run); 409 on a duplicate name."""
+    study = actions.create_study(session, identity, spec, check_entrypoints=auth_enabled(request))
+    return _committed(session, scheduler, study)
 
 
 @router.post("/parse", response_model=dict[str, Any])
@@ -52,28 +58,32 @@ def parse_spec(body: SpecText) -> dict[str, Any]:
 
 
 @router.get("", response_model=list[StudyPublic])
-def list_studies(session: SessionDep) -> list[StudyPublic]:
-    return [studies.study_public(session, s) for s in studies.list_studies(session)]
+def list_studies(
+    session: SessionDep,
+    identity: IdentityDep,
+    project: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="Only this project's.")
+    ] = None,
+) -> list[StudyPublic]:
+    """The studies of every project you belong to (admin: of every project)."""
+    visible = access.visible_projects(session, identity)
+    if project is not None:
+        wanted = projects.get_project(session, project).id
+        visible = {wanted} if visible is None or wanted in visible else set()
+    return [studies.study_public(session, s) for s in studies.list_studies(session, visible)]
 
 
 @router.get("/{name}", response_model=StudyPublic)
-async def get_study(name: str, request: Request) -> StudyPublic:
+async def get_study(name: str, request: Request, identity: IdentityDep) -> StudyPublic:
     """The study with its status counts and best trial."""
     return await in_session(
-        request, lambda session: studies.study_public(session, studies.get_study(session, name))
+        request,
+        lambda session: studies.study_public(session, access.get_study(session, identity, name)),
     )
 
 
-def _change(
-    session: Session, scheduler: Scheduler, name: str, change: str | Callable[[Study], Study]
-) -> StudyPublic:
-    """Apply ``change`` to the study (an action of ``studies.TRANSITIONS``, or a
-    function), commit, and wake the scheduler to act on it."""
-    study = studies.get_study(session, name)
-    if isinstance(change, str):
-        study = studies.change_status(session, study, change)
-    else:
-        study = change(study)
+def _committed(session: Session, scheduler: Scheduler, study: Study) -> StudyPublic:
+    """The changed study's answer, committed, with the scheduler woken to act on it."""
     out = studies.study_public(session, study)
     session.commit()
     scheduler.wake()
@@ -81,43 +91,49 @@ def _change(
 
 
 @router.post("/{name}/stop", response_model=StudyPublic)
-def stop_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+def stop_study(
+    name: str, session: SessionDep, scheduler: SchedulerDep, identity: IdentityDep
+) -> StudyPublic:
     """Stop a study: queued trials are stopped, running ones are told to stop."""
-    return _change(session, scheduler, name, "stop")
+    return _committed(session, scheduler, actions.change_status(session, identity, name, "stop"))
 
 
 @router.post("/{name}/pause", response_model=StudyPublic)
-def pause_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+def pause_study(
+    name: str, session: SessionDep, scheduler: SchedulerDep, identity: IdentityDep
+) -> StudyPublic:
     """Pause a running study: no new trials; queued and running ones finish."""
-    return _change(session, scheduler, name, "pause")
+    return _committed(session, scheduler, actions.change_status(session, identity, name, "pause"))
 
 
 @router.post("/{name}/resume", response_model=StudyPublic)
-def resume_study(name: str, session: SessionDep, scheduler: SchedulerDep) -> StudyPublic:
+def resume_study(
+    name: str, session: SessionDep, scheduler: SchedulerDep, identity: IdentityDep
+) -> StudyPublic:
     """Resume a paused study."""
-    return _change(session, scheduler, name, "resume")
+    return _committed(session, scheduler, actions.change_status(session, identity, name, "resume"))
 
 
 @router.patch("/{name}", response_model=StudyPublic)
 def update_study(
-    name: str, body: StudyUpdate, session: SessionDep, scheduler: SchedulerDep
+    name: str,
+    body: StudyUpdate,
+    session: SessionDep,
+    scheduler: SchedulerDep,
+    identity: IdentityDep,
 ) -> StudyPublic:
     """Change the budget (``max_trials``, ``max_parallel``); raising ``max_trials`` of a
     completed study runs it again. 422 when ``max_trials`` is below the trials created."""
-    return _change(
-        session,
-        scheduler,
-        name,
-        lambda s: studies.update_study(
-            session, s, max_trials=body.max_trials, max_parallel=body.max_parallel
-        ),
+    study = actions.change_budget(
+        session, identity, name, max_trials=body.max_trials, max_parallel=body.max_parallel
     )
+    return _committed(session, scheduler, study)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(name: str, session: SessionDep) -> Response:
+def delete_study(name: str, session: SessionDep, identity: IdentityDep) -> Response:
     """Delete a study, its trials and their reports (checkpoints stay on disk)."""
-    studies.delete_study(session, studies.get_study(session, name))
+    actions.delete_study(session, identity, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -127,6 +143,7 @@ def suggest(
     session: SessionDep,
     scheduler: SchedulerDep,
     request: Request,
+    identity: IdentityDep,
     count: Annotated[int, Query(ge=1, le=100, description="Trials to lease.")] = 1,
     client: Annotated[
         str, Query(min_length=1, max_length=200, description="Who runs them (shown as worker).")
@@ -139,7 +156,7 @@ def suggest(
     then ``POST /trials/{trial_id}/reports`` per step, ``/heartbeat`` while it runs and
     ``/finish`` at the end with the attempt number given here. A lease expires like a
     worker's: silent past the heartbeat timeout, the trial is retried or failed."""
-    study = studies.get_study(session, name)
+    study = access.get_study(session, identity, name, need="member")
     if study.runner != "external":
         raise Conflict(
             f"runner: study {name!r} is run by the service's workers (runner: workers); "
@@ -166,6 +183,7 @@ async def list_trials(
     name: str,
     request: Request,
     response: Response,
+    identity: IdentityDep,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
@@ -187,7 +205,7 @@ async def list_trials(
     (keyset paging: as fast at the end of a large study as at its start)."""
 
     def work(session: Session) -> studies.TrialsPage:
-        study = studies.get_study(session, name)
+        study = access.get_study(session, identity, name)
         return studies.list_trials(
             session,
             study,
@@ -207,9 +225,27 @@ async def list_trials(
 
 
 @router.get("/{name}/trials/{number}", response_model=TrialDetail)
-def get_trial(name: str, number: TrialNumber, session: SessionDep) -> TrialDetail:
+def get_trial(
+    name: str, number: TrialNumber, session: SessionDep, identity: IdentityDep
+) -> TrialDetail:
     """One trial with its reports (the learning curve of every attempt)."""
-    study = studies.get_study(session, name)
+    study = access.get_study(session, identity, name)
     trial = trials.get_trial_by_number(session, study, number)
     reports = trials.trial_reports(session, trial)
     return trial_detail(trial, study.name, reports)
+
+
+@router.get("/{name}/trials/{number}/logs", response_model=TrialLog)
+def get_trial_log(
+    name: str,
+    number: TrialNumber,
+    session: SessionDep,
+    identity: IdentityDep,
+    attempt: Attempt = None,
+    after: After = 0,
+) -> TrialLog:
+    """What an attempt of the trial printed (stdout and stderr, tracebacks included),
+    from byte ``after`` on: poll with ``after=next_position`` to follow it live."""
+    study = access.get_study(session, identity, name)
+    trial = trials.get_trial_by_number(session, study, number)
+    return logs.read_log(session, trial, attempt, after)

@@ -1,5 +1,5 @@
 """Token routes (admin scope): create (the plain token is in this answer only), list,
-delete."""
+delete. A user or admin token belongs to a user, made when the token first names them."""
 
 from __future__ import annotations
 
@@ -17,20 +17,27 @@ router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(requ
 def create_token(body: TokenIn, session: SessionDep) -> TokenCreated:
     """Create a token with a scope; the answer holds the token, which is never shown
     again (only its SHA-256 digest is stored). 409 on a duplicate name."""
-    row, plain = tokens.create_token(session, body.name, body.scope)
-    out = TokenCreated(name=row.name, scope=row.scope, token=plain, created_at=row.created_at)
+    row, plain = tokens.create_token(session, body.name, body.scope, body.user)
+    user = None if row.user_id is None else (body.user or body.name)
+    out = TokenCreated(
+        name=row.name, scope=row.scope, user=user, token=plain, created_at=row.created_at
+    )
     session.commit()
     return out
 
 
 @router.get("", response_model=list[TokenPublic])
 def list_tokens(session: SessionDep) -> list[TokenPublic]:
-    """Every token's name, scope and use times (never the token)."""
+    """Every token's name, scope, user and use times (never the token)."""
     return [
         TokenPublic(
-            name=t.name, scope=t.scope, created_at=t.created_at, last_used_at=t.last_used_at
+            name=t.name,
+            scope=t.scope,
+            user=user,
+            created_at=t.created_at,
+            last_used_at=t.last_used_at,
         )
-        for t in tokens.list_tokens(session)
+        for t, user in tokens.list_tokens(session)
     ]
 
 

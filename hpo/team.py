@@ -1,0 +1,100 @@
+"""Wire schemas of a team's service: projects, their members, the audit trail.
+
+A study belongs to a project; a user belongs to projects with a role (viewer, member,
+owner; ``hpo.vocabulary.Role``). Shared by the server (response models) and the SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hpo.schemas import ACCOUNT_NAME
+from hpo.spec import NAME_PATTERN
+from hpo.vocabulary import Role
+
+__all__ = [
+    "EventPublic",
+    "MemberIn",
+    "MemberPublic",
+    "ProjectIn",
+    "ProjectPublic",
+    "ProjectUpdate",
+]
+
+#: A module prefix an allowlist may hold (``team``, ``team.models``), or ``*`` (any).
+_PREFIX = re.compile(r"\*|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _prefixes(values: list[str] | None) -> list[str] | None:
+    for index, value in enumerate(values) if values is not None else ():
+        if not _PREFIX.fullmatch(value):
+            raise ValueError(
+                f"entrypoints.{index}: {value!r} is not a module prefix (package.module) or '*'"
+            )
+    return values
+
+
+class ProjectIn(_In):
+    """A new project (admin): a unique name, what it is for, and the module prefixes its
+    studies' entrypoints may come from (``*``: any; none: built-in models only)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field(default="", max_length=10_000)
+    entrypoints: list[str] = Field(default_factory=list, max_length=1000)
+
+    _check = field_validator("entrypoints")(_prefixes)
+
+
+class ProjectUpdate(_In):
+    """Change a project's settings (owner or admin); what is left out stays."""
+
+    description: str | None = Field(default=None, max_length=10_000)
+    entrypoints: list[str] | None = Field(default=None, max_length=1000)
+
+    _check = field_validator("entrypoints")(_prefixes)
+
+
+class ProjectPublic(BaseModel):
+    """A project as its readers see it."""
+
+    name: str
+    description: str
+    entrypoints: list[str]
+    role: Role | None = Field(
+        default=None, description="Your role in it (none: you see it as an admin)."
+    )
+    n_studies: int = 0
+    created_at: datetime
+
+
+class MemberIn(_In):
+    """Add a user to a project, or change their role (owner or admin)."""
+
+    user: str = Field(min_length=1, max_length=128, pattern=ACCOUNT_NAME)
+    role: Role = "member"
+
+
+class MemberPublic(BaseModel):
+    user: str
+    role: Role
+    created_at: datetime
+
+
+class EventPublic(BaseModel):
+    """One line of the audit trail."""
+
+    id: int
+    at: datetime
+    actor: str = Field(description="Who did it: a user's name, or admin / local / worker.")
+    action: str = Field(description="What was done, e.g. study.create, member.add.")
+    project: str | None = None
+    study: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
