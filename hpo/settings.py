@@ -113,6 +113,19 @@ class Settings(BaseSettings):
         description="Worker side: also pass what a trial prints on to the worker's own "
         "stdout (off: it goes to the trial's log only).",
     )
+    webhook_retry_base: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Server side: seconds before a failed webhook delivery is tried again; "
+        "doubled at each try, at most an hour.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Server side: tries of a webhook delivery."
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Server side: seconds a receiver may take."
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
     )

@@ -225,6 +225,10 @@ class StudySpec(_Strict):
         except OptionError as err:
             raise SpecFieldError(err.field, err.message) from None
         self.strategy.options = options
+        if self.runner == "external" and self.train.entrypoint is None:
+            # Ask/tell: the caller trains, so the metric and parameters are the
+            # caller's; nothing of the built-in training applies.
+            return self
         if self.train.entrypoint is not None:
             self._check_entrypoint(space)
             return self

@@ -14,15 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hpo.schemas import ACCOUNT_NAME
 from hpo.spec import NAME_PATTERN
-from hpo.vocabulary import Role
+from hpo.vocabulary import Role, WebhookEvent
 
 __all__ = [
+    "DeliveryPublic",
     "EventPublic",
     "MemberIn",
     "MemberPublic",
     "ProjectIn",
     "ProjectPublic",
     "ProjectUpdate",
+    "WebhookCreated",
+    "WebhookIn",
+    "WebhookPublic",
 ]
 
 #: A module prefix an allowlist may hold (``team``, ``team.models``), or ``*`` (any).
@@ -98,3 +102,42 @@ class EventPublic(BaseModel):
     project: str | None = None
     study: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookIn(_In):
+    """Tell ``url`` (http or https) of ``events`` of the project's studies, or of one
+    ``study``'s (owner or admin)."""
+
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")
+    events: list[WebhookEvent] = Field(min_length=1, max_length=8)
+    study: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    study: str | None = None
+    created_by: str | None = None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    """The answer to creating a hook: the only time its secret is shown. Check each
+    delivery's ``X-HPO-Signature-256: sha256=<hex>``, the HMAC-SHA256 of the body."""
+
+    secret: str
+
+
+class DeliveryPublic(BaseModel):
+    """One event sent (or being sent) to a hook."""
+
+    id: int
+    event: str
+    status: str = Field(description="pending, delivered, or failed (no tries left).")
+    attempts: int
+    response_code: int | None = None
+    error: str | None = None
+    next_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None = None

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["DEFAULT_PROJECT", "PAGE_SIZE", "ROLES", "Role", "TokenScope", "TrialSortKey"]
+__all__ = [
+    "DEFAULT_PROJECT",
+    "PAGE_SIZE",
+    "ROLES",
+    "WEBHOOK_EVENTS",
+    "Role",
+    "TokenScope",
+    "TrialSortKey",
+    "WebhookEvent",
+]
 
 #: Columns a list of trials sorts by (``duration``: finished minus started).
 TrialSortKey = Literal["number", "value", "status", "duration", "attempt", "worker", "started_at"]
@@ -24,3 +33,11 @@ ROLES: tuple[Role, ...] = ("viewer", "member", "owner")
 #: The project a study joins when its spec names none (and where the migration to
 #: projects put every study made before).
 DEFAULT_PROJECT = "default"
+#: What a webhook may be told of.
+WebhookEvent = Literal["study.completed", "study.stopped", "study.failed", "trial.failed"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
+    "study.completed",
+    "study.stopped",
+    "study.failed",
+    "trial.failed",
+)

@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpo.spec import StudySpec
 from hpo.vocabulary import Role
-from server import access, audit, projects, studies
+from server import access, audit, projects, studies, webhooks
 from server.auth import Identity
 from server.errors import Forbidden, Invalid
 from server.projects import check_entrypoint, project_for_spec
-from server.tables import Membership, Project, Study
+from server.tables import Membership, Project, Study, Webhook
 from server.users import find_user
 
 __all__ = [
+    "add_webhook",
     "change_budget",
     "change_project",
     "change_status",
@@ -29,6 +31,7 @@ __all__ = [
     "create_study",
     "delete_study",
     "remove_member",
+    "remove_webhook",
     "set_member",
 ]
 
@@ -65,6 +68,8 @@ def change_status(session: Session, identity: Identity, name: str, action: str) 
     study = studies.change_status(session, study, action)
     if study.status != before:
         audit.record(session, identity, f"study.{action}", project_id=study.project_id, study=name)
+        if study.status == "stopped":
+            webhooks.emit(session, study, "study.stopped")
     return study
 
 
@@ -171,3 +176,42 @@ def remove_member(session: Session, identity: Identity, name: str, user: str) ->
 
 def _key(session: Session, project: Project, user: str) -> tuple[int, int]:
     return project.id, find_user(session, user).id
+
+
+def add_webhook(
+    session: Session,
+    identity: Identity,
+    name: str,
+    url: str,
+    events: list[str],
+    study: str | None = None,
+) -> Webhook:
+    """Add a hook to the project (owner or admin); ``study`` must be one of its own
+    (422 naming ``study`` otherwise, as for a study that does not exist)."""
+    project, _ = access.get_project(session, identity, name, need="owner")
+    if study is not None:
+        found = session.scalar(select(Study.project_id).where(Study.name == study))
+        if found != project.id:
+            raise Invalid(f"study: project {name!r} has no study named {study!r}", field="study")
+    hook = webhooks.create_webhook(
+        session, project.id, url, events, study=study, created_by=identity.name
+    )
+    audit.record(
+        session,
+        identity,
+        "webhook.add",
+        project_id=project.id,
+        study=study,
+        url=url,
+        events=list(hook.events),
+    )
+    return hook
+
+
+def remove_webhook(session: Session, identity: Identity, name: str, hook_id: int) -> None:
+    """Remove a hook and its delivery log (owner or admin)."""
+    project, _ = access.get_project(session, identity, name, need="owner")
+    hook = webhooks.delete_webhook(session, project.id, hook_id)
+    audit.record(
+        session, identity, "webhook.remove", project_id=project.id, study=hook.study, url=hook.url
+    )

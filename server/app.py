@@ -33,6 +33,7 @@ from server.api.routes import (
 from server.auth import auth_required
 from server.caches import Caches
 from server.db import Database
+from server.delivery import Deliverer
 from server.errors import ServiceError
 from server.limits import BodySizeLimit, NulGuard
 from server.queue import NullQueue, TrialQueue
@@ -103,11 +104,19 @@ def create_app(
         reconcile_interval=settings.reconcile_interval,
     )
 
+    deliverer = Deliverer(
+        db,
+        retry_base=settings.webhook_retry_base,
+        max_attempts=settings.webhook_max_attempts,
+        timeout=settings.webhook_timeout,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         freeze_startup_heap()
         if run_scheduler:
             scheduler.start()
+            deliverer.start()
         # The median rule's caches, built in the background: the first decision of a
         # large study would otherwise build its cache on one worker's report (2-3 s at
         # 100,000 trials). Start-up and readiness do not wait for it.
@@ -117,6 +126,8 @@ def create_app(
         finally:
             warm_up.stop()
             scheduler.stop()
+            if run_scheduler:
+                deliverer.stop()
             db.dispose()
 
     app = FastAPI(
@@ -137,6 +148,7 @@ def create_app(
     app.state.caches = caches
     app.state.db = db
     app.state.scheduler = scheduler
+    app.state.deliverer = deliverer
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(studies.router, prefix=API_PREFIX)

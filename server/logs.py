@@ -12,12 +12,12 @@ the log's length.
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpo.logs import LogAck, LogChunkIn, TrialLog, cut_marker
+from server.db import insert_ignore
 from server.errors import Conflict, NotFound
-from server.tables import LogChunk, Trial
+from server.tables import LOG_CHUNKS, LogChunk, Trial, utcnow
 
 __all__ = ["append_chunk", "read_log"]
 
@@ -32,19 +32,20 @@ def append_chunk(session: Session, trial_id: int, chunk: LogChunkIn, *, cap: int
     if chunk.attempt > attempt:
         raise Conflict(f"trial {trial_id} has no attempt {chunk.attempt} (its latest is {attempt})")
     where = (LogChunk.trial_id == trial_id, LogChunk.attempt == chunk.attempt)
-    try:
-        with session.begin_nested():
-            session.add(
-                LogChunk(
-                    trial_id=trial_id,
-                    attempt=chunk.attempt,
-                    position=chunk.position,
-                    nbytes=chunk.nbytes,
-                    text=chunk.text,
-                )
-            )
-    except IntegrityError:  # sent again (its answer was lost): the first one stands
-        pass
+    # Sent again (its answer was lost): the first one stands.
+    insert_ignore(
+        session,
+        LOG_CHUNKS,
+        {
+            "trial_id": trial_id,
+            "attempt": chunk.attempt,
+            "position": chunk.position,
+            "nbytes": chunk.nbytes,
+            "text": chunk.text,
+            "created_at": utcnow(),
+        },
+        ["trial_id", "attempt", "position"],
+    )
     head, end = cap // 2, chunk.position + chunk.nbytes
     keep_from = end - (cap - head)
     if keep_from > head:

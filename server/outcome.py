@@ -26,6 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from search.status import LIVE_STUDY
 from server.db import changed_rows
 from server.tables import Study, Trial, utcnow
+from server.webhooks import emit
 
 __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_FAILURES",
@@ -112,4 +113,5 @@ def end_failed(session: Session, study: Study, reason: str) -> bool:
         .values(status="stopped", finished_at=now, error="study failed")
         .execution_options(synchronize_session=False)
     )
+    emit(session, study, "study.failed")
     return True

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from search.status import LIVE_STUDY
 from server.db import changed_rows
 from server.tables import Study, Trial
+from server.webhooks import emit_for_trial
 
 __all__ = ["reap_stale", "unheld_queued"]
 
@@ -94,6 +95,8 @@ def reap_stale(
         # An ask/tell study's trial waits in queued for its next suggest, never a worker.
         if changed == 1 and values["status"] == "queued" and runner == "workers":
             requeue.append(tid)
+        if changed == 1 and values["status"] == "failed":
+            emit_for_trial(session, tid, "trial.failed")
     return requeue
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from search import Strategy, Suggestion, make_strategy
 from search.space import SearchSpace
@@ -34,6 +35,7 @@ from server.outcome import common_reasons, end_failed, failing_fast
 from server.queue import TrialQueue
 from server.reaper import reap_stale, unheld_queued
 from server.tables import STUDIES, TRIALS, Study, Trial, utcnow
+from server.webhooks import emit
 
 __all__ = ["Scheduler"]
 
@@ -275,6 +277,8 @@ class Scheduler:
         if any(r.status in ("completed", "pruned") for r in history.records):
             if self._claim(session, study, "completed"):
                 log.info("study %s completed with %d trial(s)", study.name, history.created)
+                set_committed_value(study, "status", "completed")  # as the hook tells it
+                emit(session, study, "study.completed")
             return
         reason = f"every trial failed; {common_reasons(session, study)}"
         if end_failed(session, study, reason):

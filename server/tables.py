@@ -34,6 +34,7 @@ __all__ = [
     "STUDIES",
     "TRIALS",
     "Base",
+    "Delivery",
     "Event",
     "LogChunk",
     "Membership",
@@ -43,6 +44,7 @@ __all__ = [
     "Token",
     "Trial",
     "User",
+    "Webhook",
     "Worker",
     "utcnow",
 ]
@@ -271,6 +273,51 @@ class LogChunk(Base):
         UniqueConstraint(
             "trial_id", "attempt", "position", name="uq_log_chunks_trial_attempt_position"
         ),
+    )
+
+
+class Webhook(Base):
+    """Where to tell a project's (or one study's) news: ``events`` such as
+    ``study.completed`` are POSTed to ``url``, signed with ``secret`` (HMAC-SHA256)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: Only this study's events (None: every study of the project).
+    study: Mapped[str | None] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(128))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_webhooks_project", "project_id"),)
+
+
+class Delivery(Base):
+    """One event for one webhook: written in the transaction of the change it tells of
+    (an outbox), then sent, retried with backoff, and kept as the delivery log."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    #: The exact bytes sent (and signed), as UTF-8 JSON text.
+    body: Mapped[str] = mapped_column(Text)
+    #: pending (to send at ``next_at``), delivered, or failed (no tries left).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_at"),
+        Index("ix_deliveries_webhook", "webhook_id", "id"),
     )
 
 

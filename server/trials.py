@@ -31,6 +31,7 @@ from server.db import changed_rows, insert_ignore
 from server.errors import Conflict, Invalid, NotFound
 from server.stopping import stopping_decision
 from server.tables import REPORTS, TRIALS, Report, Study, Trial, utcnow
+from server.webhooks import emit
 
 __all__ = [
     "Finish",
@@ -291,6 +292,7 @@ def _fail_attempt(session: Session, trial: Trial, error: str) -> None:
         raise Conflict(f"attempt {trial.attempt} of trial {trial.id} ended meanwhile")
     for key, stored in ended.items():
         set_committed_value(trial, key, stored)
+    emit(session, trial.study, "trial.failed", trial)
 
 
 def record_report(
@@ -435,4 +437,6 @@ def finish_trial(session: Session, trial_id: int, body: FinishIn) -> Finish:
         )
     for key, stored in ended.items():
         set_committed_value(trial, key, stored)
+    if status == "failed":
+        emit(session, trial.study, "trial.failed", trial)
     return Finish(trial, repeated=False)

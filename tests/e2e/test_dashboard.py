@@ -286,7 +286,7 @@ def test_a_study_whose_trials_all_fail_reads_failed_with_the_reasons(
     page.goto(server.url + "/")
     row = page.locator("tr[data-study='broken-study']")
     row.locator(".badge.failed").wait_for()
-    assert "fail-fast" in (row.locator("td").nth(1).get_attribute("title") or "")
+    assert "fail-fast" in (row.locator("td").nth(2).get_attribute("title") or "")
     assert _study_status(server, "broken-study") == "failed"
 
 

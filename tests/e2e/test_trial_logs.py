@@ -123,3 +123,31 @@ def test_a_worker_killed_mid_trial_keeps_all_but_its_last_seconds_of_output(
     missing = [t for t in old if t not in shipped]
     assert missing == []
     assert len(shipped) >= len(printed) - 30  # at most ~3 s of ticks lost
+
+
+@pytest.mark.browser
+def test_the_trial_page_follows_a_running_trials_log_live(
+    service: EmbeddedService, make_spec, wait, chromium: Any, tmp_path: Path
+) -> None:
+    record = tmp_path / "live.txt"
+    spec = _spec(make_spec, "live", "ticker", record=str(record), seconds=20)
+    with Client(service.url) as client:
+        client.create_study(spec)
+        wait(lambda: record.exists(), timeout=120)  # running, and printing
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"{service.url}/studies/live/trials/0")
+        page.wait_for_function(
+            "document.getElementById('log-state').textContent === 'following live'"
+        )
+        page.wait_for_function("document.getElementById('trial-log').textContent.includes('tick')")
+        first = page.inner_text("#trial-log").count("tick")
+        # No reload: new lines arrive while the trial runs.
+        grown = "document.getElementById('trial-log').textContent.split('tick').length - 1"
+        page.wait_for_function(f"{grown} > {first + 20}", timeout=30_000)
+        ticks = [line for line in page.inner_text("#trial-log").splitlines() if line]
+        numbers = [int(line.split()[1]) for line in ticks if line.startswith("tick ")]
+        assert numbers == list(range(len(numbers)))  # in order, none twice, none missing
+    finally:
+        context.close()

@@ -6,22 +6,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from hpo.team import (
+    DeliveryPublic,
     EventPublic,
     MemberIn,
     MemberPublic,
     ProjectIn,
     ProjectPublic,
     ProjectUpdate,
+    WebhookCreated,
+    WebhookIn,
+    WebhookPublic,
 )
 from hpo.vocabulary import Role
-from server import access, actions, audit, projects
+from server import access, actions, audit, projects, webhooks
 from server.api.deps import MAX_ID, SessionDep
 from server.auth import Identity, IdentityDep, require
-from server.tables import Project
+from server.tables import Project, Webhook
 
 router = APIRouter(prefix="/projects", tags=["projects"], dependencies=[Depends(require("user"))])
 events = APIRouter(prefix="/events", tags=["projects"], dependencies=[Depends(require("user"))])
@@ -168,4 +172,68 @@ def _events(
             detail=e.detail,
         )
         for e, project in rows
+    ]
+
+
+HookId = Annotated[int, Path(ge=1, le=MAX_ID, description="Webhook id.")]
+
+
+def _hook(hook: Webhook) -> WebhookPublic:
+    return WebhookPublic(
+        id=hook.id,
+        url=hook.url,
+        events=list(hook.events),
+        study=hook.study,
+        created_by=hook.created_by,
+        created_at=hook.created_at,
+    )
+
+
+@router.post("/{name}/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
+def add_webhook(
+    name: str, body: WebhookIn, session: SessionDep, identity: IdentityDep
+) -> WebhookCreated:
+    """Tell a URL of the project's (or one study's) events (owner or admin). The answer
+    holds the hook's secret, shown this once: each delivery is signed with it
+    (``X-HPO-Signature-256: sha256=<HMAC-SHA256 of the body>``)."""
+    hook = actions.add_webhook(session, identity, name, body.url, list(body.events), body.study)
+    out = WebhookCreated(**_hook(hook).model_dump(), secret=hook.secret)
+    session.commit()
+    return out
+
+
+@router.get("/{name}/webhooks", response_model=list[WebhookPublic])
+def list_webhooks(name: str, session: SessionDep, identity: IdentityDep) -> list[WebhookPublic]:
+    """The project's hooks (owner or admin; never their secrets)."""
+    project, _ = access.get_project(session, identity, name, need="owner")
+    return [_hook(h) for h in webhooks.list_webhooks(session, project.id)]
+
+
+@router.delete("/{name}/webhooks/{hook_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_webhook(
+    name: str, hook_id: HookId, session: SessionDep, identity: IdentityDep
+) -> Response:
+    actions.remove_webhook(session, identity, name, hook_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{name}/webhooks/{hook_id}/deliveries", response_model=list[DeliveryPublic])
+def list_deliveries(
+    name: str, hook_id: HookId, session: SessionDep, identity: IdentityDep, limit: Limit = 100
+) -> list[DeliveryPublic]:
+    """A hook's delivery log, newest first: each event, its tries and the last answer."""
+    project, _ = access.get_project(session, identity, name, need="owner")
+    return [
+        DeliveryPublic(
+            id=d.id,
+            event=d.event,
+            status=d.status,
+            attempts=d.attempts,
+            response_code=d.response_code,
+            error=d.error,
+            next_at=d.next_at,
+            created_at=d.created_at,
+            delivered_at=d.delivered_at,
+        )
+        for d in webhooks.list_deliveries(session, project.id, hook_id, limit)
     ]
