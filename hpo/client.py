@@ -220,6 +220,7 @@ class Client(TeamCalls, LogCalls):
         sort: TrialSortKey = "number",
         order: Literal["asc", "desc"] = "asc",
         cursor: str | None = None,
+        metrics: bool = False,
     ) -> TrialPage:
         """One page (``limit`` at most 1000) of trials sorted by ``sort`` then number
         (nulls last), and the number of trials matching ``status`` in all. The page
@@ -231,6 +232,8 @@ class Client(TeamCalls, LogCalls):
             params["status"] = status
         if cursor is not None:
             params["cursor"] = cursor
+        if metrics:
+            params["metrics"] = True
         response = self._request("GET", f"/studies/{_q(name)}/trials", params=params)
         trials = [TrialPublic.model_validate(r) for r in response.json()]
         total = int(response.headers.get("x-total-count", offset + len(trials)))
@@ -259,9 +262,11 @@ class Client(TeamCalls, LogCalls):
         sort: TrialSortKey = "number",
         order: Literal["asc", "desc"] = "asc",
         limit: int | None = None,
+        metrics: bool = False,
     ) -> list[TrialPublic]:
         """Every trial of a study (or the first ``limit``), following the pages'
-        cursors (offsets with a server that gives none)."""
+        cursors (offsets with a server that gives none); with ``metrics``, each with its
+        last reported metrics."""
         out: list[TrialPublic] = []
         cursor: str | None = None
         while limit is None or len(out) < limit:
@@ -274,6 +279,7 @@ class Client(TeamCalls, LogCalls):
                 sort=sort,
                 order=order,
                 cursor=cursor,
+                metrics=metrics,
             )
             out.extend(page.trials)
             if len(page.trials) < size:
@@ -299,12 +305,13 @@ class Client(TeamCalls, LogCalls):
     ) -> list[dict[str, Any]]:
         """Every trial as a flat dict, in number order: ``number, status, value, attempt,
         failures, worker, created_at, started_at, finished_at, duration_s, last_step,
-        error`` then one ``param_<name>`` column per parameter (layout:
-        :mod:`hpo.export`). Datetimes are UTC ``datetime`` objects."""
+        error`` then one ``param_<name>`` column per parameter and one ``metric_<name>``
+        column per reported metric (layout: :mod:`hpo.export`). Datetimes are UTC
+        ``datetime`` objects."""
         from hpo.export import trial_records
 
         study = self.get_study(name)
-        return trial_records(self.all_trials(name, status=status), study)
+        return trial_records(self.all_trials(name, status=status, metrics=True), study)
 
     def trials_dataframe(self, name: str, *, status: TrialStatus | None = None) -> Any:
         """:meth:`trials_records` as a pandas ``DataFrame`` (one row per trial).

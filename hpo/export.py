@@ -28,6 +28,8 @@ The record layout (one flat ``dict`` per trial, the same columns for every row):
 ``error``                 why it failed or was stopped (or None)
 ``param_<name>``          one column per parameter, in the search space's order; None
                           where a conditional parameter was inactive
+``metric_<name>``         one column per metric any trial reported (by name): its
+                          value in the trial's last report (None where it has none)
 ========================  ===========================================================
 """
 
@@ -49,6 +51,7 @@ from search.errors import SpaceError
 
 __all__ = [
     "BASE_COLUMNS",
+    "METRIC_PREFIX",
     "PARAM_PREFIX",
     "MissingDependency",
     "csv_text",
@@ -63,6 +66,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PARAM_PREFIX = "param_"
+METRIC_PREFIX = "metric_"
 #: The fixed columns of a record, in order; ``param_<name>`` columns follow.
 BASE_COLUMNS: tuple[str, ...] = (
     "number",
@@ -113,6 +117,7 @@ def trial_records(
 ) -> list[dict[str, Any]]:
     """One flat dict per trial (layout in the module docstring), in the given order."""
     names = param_names(study, trials)
+    metric_names = sorted({k for t in trials for k in (t.metrics or {})})
     best = study.best_trial.number if study is not None and study.best_trial else None
     rows = []
     for t in trials:
@@ -142,6 +147,8 @@ def trial_records(
         }
         for name in names:
             row[PARAM_PREFIX + name] = t.params.get(name)
+        for name in metric_names:
+            row[METRIC_PREFIX + name] = (t.metrics or {}).get(name)
         rows.append(row)
     return rows
 

@@ -50,6 +50,12 @@ class StudyHistory(BaseModel):
         description="Per parameter of the search space, its value in each returned trial "
         "(null where the parameter is inactive or unset)."
     )
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metrics the study's trials report (the objective first): any may be "
+        "asked for as ``metric``. For another metric than the objective, ``values`` are "
+        "each trial's last reported value of it and ``best_so_far`` is null.",
+    )
 
 
 class CurvePoints(BaseModel):

@@ -66,6 +66,11 @@ class TrialPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    metrics: dict[str, Any] | None = Field(
+        default=None,
+        description="The metrics of its last report (latest attempt, highest step); in "
+        "lists only when asked for (metrics=true).",
+    )
 
 
 class ReportPublic(BaseModel):

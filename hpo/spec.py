@@ -228,6 +228,7 @@ class StudySpec(_Strict):
         if self.runner == "external" and self.train.entrypoint is None:
             # Ask/tell: the caller trains, so the metric and parameters are the
             # caller's; nothing of the built-in training applies.
+            self._default_direction()
             return self
         if self.train.entrypoint is not None:
             self._check_entrypoint(space)
@@ -301,6 +302,11 @@ class StudySpec(_Strict):
                 f"{entrypoint!r} is not package.module:function "
                 "(a dotted module path, a colon, a function name)",
             )
+        self._default_direction()
+        self._check_fixed_params(space)
+
+    def _default_direction(self) -> None:
+        """A built-in metric's natural direction; a custom metric must name one."""
         if self.objective.direction is None:
             if self.objective.metric not in BUILTIN_METRICS:
                 raise SpecFieldError(
@@ -308,7 +314,6 @@ class StudySpec(_Strict):
                     f"set minimize or maximize for the custom metric {self.objective.metric!r}",
                 )
             self.objective.direction = BUILTIN_METRICS[self.objective.metric]
-        self._check_fixed_params(space)
 
     def _models(self, space: SearchSpace) -> list[str]:
         """Every architecture a trial may train: ``train.model``, or the choices of a

@@ -23,7 +23,15 @@ from search.errors import SpaceError
 from search.space import SearchSpace
 from server.tables import Report, Study, Trial
 
-__all__ = ["downsample_curve", "evenly", "history", "learning_curves", "study_space"]
+__all__ = [
+    "downsample_curve",
+    "evenly",
+    "history",
+    "last_metrics",
+    "learning_curves",
+    "study_metrics",
+    "study_space",
+]
 
 
 def evenly(items: Sequence[int], k: int) -> list[int]:
@@ -66,7 +74,60 @@ def _better(direction: str) -> Callable[[float, float], bool]:
     return lambda a, b: a < b
 
 
-def history(session: Session, study: Study, max_points: int) -> StudyHistory:
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def study_metrics(session: Session, study: Study, sample: int = 200) -> list[str]:
+    """Names of the numeric metrics in the study's latest ``sample`` reports, the
+    objective first, the others by name."""
+    names: set[str] = set()
+    for (text,) in session.connection().execute(
+        select(cast(Report.metrics, Text))
+        .join(Trial, Trial.id == Report.trial_id)
+        .where(Trial.study_id == study.id)
+        .order_by(Report.id.desc())
+        .limit(sample)
+    ):
+        metrics = json.loads(text) if text else {}
+        if isinstance(metrics, dict):
+            names.update(k for k, v in metrics.items() if _number(v) is not None)
+    names.discard(study.metric)
+    return [study.metric, *sorted(names)]
+
+
+def last_metrics(session: Session, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Each trial's last report's metrics (highest attempt, then step); trials without
+    reports are left out."""
+    last: dict[int, str] = {}
+    ids = list(trial_ids)
+    for start in range(0, len(ids), 500):
+        for tid, text in session.connection().execute(
+            select(Report.trial_id, cast(Report.metrics, Text))
+            .where(Report.trial_id.in_(ids[start : start + 500]))
+            .order_by(Report.trial_id, Report.attempt, Report.step)
+        ):
+            last[tid] = text  # the last row per trial wins; parsed once below
+    out: dict[int, dict[str, Any]] = {}
+    for tid, text in last.items():
+        metrics = json.loads(text) if text else {}
+        out[tid] = metrics if isinstance(metrics, dict) else {}
+    return out
+
+
+def _last_metric(session: Session, trial_ids: list[int], metric: str) -> dict[int, float | None]:
+    """Each trial's last reported value of ``metric`` (highest attempt, then step)."""
+    return {
+        tid: _number(metrics.get(metric))
+        for tid, metrics in last_metrics(session, trial_ids).items()
+    }
+
+
+def history(
+    session: Session, study: Study, max_points: int, metric: str | None = None
+) -> StudyHistory:
     """Optimization history (see ``StudyHistory``), at most ``max_points`` trials.
 
     Sampling when the study has more trials: first the best trials (every completed
@@ -82,12 +143,15 @@ def history(session: Session, study: Study, max_points: int) -> StudyHistory:
             Trial.value,
             _seconds(session),
             cast(Trial.params, Text),  # parsed below only for the returned trials
+            Trial.id,
         )
         .where(Trial.study_id == study.id)
         .order_by(Trial.number)
     ).all()
     # Plain column tuples: indexing Row objects in the loops below costs ~3x more.
-    numbers, statuses, values, seconds, texts = list(zip(*rows, strict=True)) if rows else [()] * 5
+    numbers, statuses, values, seconds, texts, ids = (
+        list(zip(*rows, strict=True)) if rows else [()] * 6
+    )
     better = _better(study.direction)
     best: float | None = None
     best_so_far: list[float | None] = []
@@ -113,6 +177,14 @@ def history(session: Session, study: Study, max_points: int) -> StudyHistory:
         others = [i for i in range(total) if i not in taken]
         keep += evenly(others, max_points - len(keep))
         keep.sort()
+    shown_values: list[float | None] = [values[i] for i in keep]
+    shown_best: list[float | None] = [best_so_far[i] for i in keep]
+    other = metric is not None and metric != study.metric
+    if other:
+        assert metric is not None
+        found = _last_metric(session, [ids[i] for i in keep], metric)
+        shown_values = [found.get(ids[i]) for i in keep]
+        shown_best = [None] * len(keep)
     names, _space = study_space(study)
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for i in keep:
@@ -124,16 +196,17 @@ def history(session: Session, study: Study, max_points: int) -> StudyHistory:
             column.append(params.get(name))
     return StudyHistory(
         study=study.name,
-        metric=study.metric,
+        metric=metric if other and metric is not None else study.metric,
         direction=study.direction,
         total=total,
         sampled=len(keep) < total,
         numbers=[numbers[i] for i in keep],
         statuses=[statuses[i] for i in keep],
-        values=[values[i] for i in keep],
-        best_so_far=[best_so_far[i] for i in keep],
+        values=shown_values,
+        best_so_far=shown_best,
         durations=[None if seconds[i] is None else round(seconds[i], 3) for i in keep],
         params=columns,
+        metrics=study_metrics(session, study),
     )
 
 
@@ -173,7 +246,7 @@ def _as_int(value: Any) -> int | None:
 
 
 def learning_curves(
-    session: Session, study: Study, max_trials: int, max_points: int
+    session: Session, study: Study, max_trials: int, max_points: int, metric: str | None = None
 ) -> StudyCurves:
     """Learning curves (see ``StudyCurves``) of at most ``max_trials`` trials, each of
     at most ``max_points`` points.
@@ -206,13 +279,22 @@ def learning_curves(
     ids = [rows[i][0] for i in chosen]
     # Per trial and step, the row of the highest attempt comes last: it wins below.
     points: dict[int, dict[int, float | None]] = {tid: {} for tid in ids}
-    if ids:
+    if ids and (metric is None or metric == study.metric):
         for tid, step, value in conn.execute(
             select(Report.trial_id, Report.step, Report.value)
             .where(Report.trial_id.in_(ids))
             .order_by(Report.trial_id, Report.step, Report.attempt)
         ):
             points[tid][step] = value
+    elif ids:  # another metric: from each report's metrics
+        for tid, step, text in conn.execute(
+            select(Report.trial_id, Report.step, cast(Report.metrics, Text))
+            .where(Report.trial_id.in_(ids))
+            .order_by(Report.trial_id, Report.step, Report.attempt)
+        ):
+            metrics = json.loads(text) if text else {}
+            found = metrics.get(metric) if isinstance(metrics, dict) else None
+            points[tid][step] = _number(found)
     curves: list[CurvePoints] = []
     sampled = len(chosen) < total
     for i in chosen:

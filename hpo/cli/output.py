@@ -217,6 +217,18 @@ def _fidelity_cells(trial: TrialPublic) -> list[str]:
     ]
 
 
+def _param_cell(value: object) -> str:
+    if isinstance(value, float):
+        return format_value(value)
+    return "" if value is None else str(value)
+
+
+def _metric_cell(value: object) -> str:
+    if isinstance(value, float):
+        return format_value(value)
+    return "—" if value is None else str(value)
+
+
 def trials_table(
     study: StudyPublic,
     trials: Sequence[TrialPublic],
@@ -224,43 +236,77 @@ def trials_table(
     limit: int | None = None,
     detail: bool = False,
     title: str | None = None,
+    columns: Sequence[str] | None = None,
+    metrics: Sequence[str] = (),
+    width: int | None = None,
 ) -> Table:
-    """Trials with one column per parameter; the best trial is marked with ★.
-    ``detail`` adds attempt, worker and duration columns."""
+    """Trials with one column per parameter (``columns``: only these) and per chosen
+    metric (``metrics``: its last reported value; the trials must carry metrics); the
+    best trial is marked with ★. ``detail`` adds attempt, worker and duration columns.
+
+    However narrow the terminal (``width``, default the console's), the number, status
+    and value are never cut: those columns do not wrap and keep their width. The
+    parameters get a column each when they fit, else one column with a line each; the
+    note folds onto more lines."""
     best_number = study.best_trial.number if study.best_trial else None
     names: list[str] = list(study.spec.get("space", {}).keys())
     names += sorted({k for t in trials for k in t.params} - set(names))
+    if columns is not None:
+        names = [n for n in names if n in columns]
     table = Table(title=title or f"Trials of {study.name}", header_style="bold")
-    table.add_column("", width=1)
-    table.add_column("#", justify="right")
-    table.add_column("status")
-    table.add_column(study.objective.metric, justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
+    table.add_column("", width=1, no_wrap=True)
+    shown = trials if limit is None else trials[:limit]
+    numbers = [str(t.number) for t in shown]
+    values = [format_value(t.value) for t in shown]
+    table.add_column(
+        "#", justify="right", no_wrap=True, min_width=max(map(len, numbers), default=1)
+    )
+    table.add_column(
+        "status", no_wrap=True, min_width=max((len(t.status) for t in shown), default=6)
+    )
+    metric = study.objective.metric
+    table.add_column(
+        metric, justify="right", no_wrap=True, min_width=max(map(len, values), default=1)
+    )
+    for name in metrics:
+        table.add_column(name, justify="right", no_wrap=True, min_width=6)
+    param_cells = [[_param_cell(t.params.get(n)) for n in names] for t in shown]
+    # One column per parameter when they fit the terminal; else one column that lists
+    # them, a "name=value" line each (a 3-character column per parameter is unreadable).
+    widths = [max([len(n), *(len(row[i]) for row in param_cells)]) + 3 for i, n in enumerate(names)]
+    fixed = 5 + len(max(numbers, key=len, default="")) + 12 + max(map(len, values), default=6)
+    fixed += 9 * len(metrics) + 15
+    room = width or console.width
+    # Detail columns go first when room is short, then per-parameter columns.
+    per_parameter = fixed + sum(widths) + (30 if detail else 0) <= room
+    if not per_parameter and detail and fixed + sum(widths) <= room:
+        per_parameter, detail = True, False
+    if per_parameter:
+        for name in names:
+            table.add_column(name, justify="right", overflow="fold")
+    elif names:
+        table.add_column("parameters", overflow="fold", min_width=16)
     fidelity = study.full_budget is not None
     if fidelity:  # Hyperband, ASHA: which rung a trial is on, and what it continues
         for column in ("budget", "rung", "parent"):
             table.add_column(column, justify="right")
+    detail = detail and per_parameter  # narrow: attempts, worker and duration are in --json
     if detail:
         table.add_column("attempt", justify="right")
-        table.add_column("worker")
-        table.add_column("duration", justify="right")
-    table.add_column("note", overflow="fold", max_width=40)
-    shown = trials if limit is None else trials[:limit]
-    for t in shown:
+        table.add_column("worker", overflow="ellipsis", max_width=24)
+        table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold", min_width=10, max_width=40)
+    for t, cells in zip(shown, param_cells, strict=True):
         mark = "★" if t.number == best_number else ""
         style = STATUS_STYLE.get(t.status, "")
-        cells = [
-            format_value(t.params.get(n))
-            if isinstance(t.params.get(n), float)
-            else str(t.params.get(n, ""))
-            for n in names
-        ]
+        if not per_parameter and names:
+            cells = ["\n".join(f"{n}={c}" for n, c in zip(names, cells, strict=True) if c)]
         table.add_row(
             mark,
             str(t.number),
             f"[{style}]{t.status}[/]" if style else t.status,
             format_value(t.value),
+            *(_metric_cell((t.metrics or {}).get(m)) for m in metrics),
             *cells,
             *(_fidelity_cells(t) if fidelity else []),
             *([str(t.attempt), t.worker or "—", format_duration(_duration(t))] if detail else []),

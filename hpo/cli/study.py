@@ -30,6 +30,9 @@ from hpo.cli.watch import watch
 if TYPE_CHECKING:
     from hpo.schemas import StudyPublic
 
+#: Trials ``hpo study show`` lists unless told --all.
+SHOW_LIMIT = 20
+
 app = typer.Typer(
     help="Create, list, show, watch, pause, resume, stop, update, delete and export studies.",
     no_args_is_help=True,
@@ -87,14 +90,24 @@ def show(
     token: TokenOpt = None,
     json_out: JsonOpt = False,
     status: StatusOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Trials shown (the latest).")
+    ] = SHOW_LIMIT,
+    all_trials: Annotated[bool, typer.Option("--all", help="Show every trial.")] = False,
 ) -> None:
-    """Show a study and a table of its trials, the best one marked with ★.
+    """Show a study and a table of its latest trials (--all: every one), the best one
+    marked with ★.
 
-    Example: hpo study show digits-mlp --status completed
+    Example: hpo study show digits-mlp --status completed --all
     """
     with handle_errors(), make_client(server, token) as client:
         study = client.get_study(name)
-        trials = client.all_trials(name, status=status)
+        if all_trials:
+            trials = client.all_trials(name, status=status)
+            total = len(trials)
+        else:
+            page = client.trials_page(name, status=status, sort="number", order="desc", limit=limit)
+            trials, total = sorted(page.trials, key=lambda t: t.number), page.total
     if json_out:
         print_json(
             {
@@ -118,6 +131,8 @@ def show(
     if study.reason:
         console.print(f"[bold red]{study.status}:[/] {escape(study.reason)}")
     console.print(trials_table(study, trials))
+    if len(trials) < total:
+        console.print(f"showing the latest {len(trials)} of {total} trials (--all for every one)")
 
 
 app.command("watch")(watch)

@@ -38,23 +38,50 @@ def trials(
         int | None,
         typer.Option("--limit", min=1, help="Show at most this many.", show_default=False),
     ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Only these parameters, comma-separated (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            help="Also these reported metrics (their last value), comma-separated.",
+            show_default=False,
+        ),
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List a study's trials as a table, filtered and sorted.
 
-    Columns: status, objective value, parameters, attempt, worker and duration; the best
-    trial is marked with ★.
+    Columns: status, objective value, chosen metrics, parameters, attempt, worker and
+    duration; the best trial is marked with ★. Status and value are never cut, however
+    narrow the terminal: parameters wrap (or pick them with --columns).
 
-    Example: hpo trials digits-mlp --status completed --sort value --limit 10
+    Example: hpo trials digits-mlp --status completed --sort value --metrics val_loss
     """
+    chosen = _names(columns)
+    wanted = _names(metrics) or []
     with handle_errors(), make_client(server, token) as client:
         study = client.get_study(study_name)
         if order is None:
             maximize = study.objective.direction == "maximize"
             order = "desc" if sort == "value" and maximize else "asc"
-        rows, total = _fetch(client, study_name, status=status, sort=sort, order=order, limit=limit)
+        rows, total = _fetch(
+            client,
+            study_name,
+            status=status,
+            sort=sort,
+            order=order,
+            limit=limit,
+            metrics=bool(wanted),
+        )
     if json_out:
         print_json(rows)
         return
@@ -62,7 +89,7 @@ def trials(
         what = f"{status} trials" if status else "trials"
         console.print(f"study {study.name} has no {what} yet")
         return
-    console.print(trials_table(study, rows, detail=True))
+    console.print(trials_table(study, rows, detail=True, columns=chosen, metrics=wanted))
     if len(rows) < total:
         console.print(f"showing {len(rows)} of {total} trials (--limit)")
 
@@ -75,6 +102,7 @@ def _fetch(
     sort: TrialSortKey,
     order: Literal["asc", "desc"],
     limit: int | None,
+    metrics: bool = False,
 ) -> tuple[list[TrialPublic], int]:
     """The first ``limit`` (default: all) trials in the listing's order, and how many
     match the filter in all (as of the first page).
@@ -90,6 +118,7 @@ def _fetch(
         sort=sort,
         order=order,
         limit=min(limit or PAGE_SIZE, PAGE_SIZE),
+        metrics=metrics,
     )
     rows: list[TrialPublic] = list(page.trials)
     # The first page's total bounds the listing: trials added meanwhile (after the end
@@ -108,6 +137,14 @@ def _fetch(
             limit=min(PAGE_SIZE, want - len(rows)),
             offset=0 if page.next_cursor else len(rows),
             cursor=page.next_cursor,
+            metrics=metrics,
         )
         rows.extend(page.trials)
     return rows, total
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``"a, b"`` -> ["a", "b"]; None when not given."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]

@@ -13,10 +13,11 @@ from fastapi.templating import Jinja2Templates
 
 from hpo.schemas import StudyPublic
 from server import access, audit, projects, studies, trials, workers
-from server.api.deps import SessionDep, TrialNumber
+from server.api.deps import MAX_ID, SessionDep, TrialNumber
 from server.auth import SESSION_COOKIE, auth_enabled, identity_of, scopes_of, token_scopes
 from server.convert import trial_detail
 from server.dashboard.views import study_view, trial_view, worker_rows
+from server.errors import Invalid
 
 __all__ = ["install"]
 
@@ -102,6 +103,32 @@ def study_page(name: str, request: Request, session: SessionDep) -> Response:
 def study_header(name: str, request: Request, session: SessionDep) -> Response:
     view = study_view(session, access.get_study(session, identity_of(request), name))
     return _page("_study_header.html")(request, s=view)
+
+
+@router.get("/studies/{name}/compare", response_class=HTMLResponse)
+def compare_page(name: str, request: Request, session: SessionDep, trials: str = "") -> Response:
+    """2 to 5 trials side by side: parameters (differences marked) and curves overlaid;
+    ``trials`` is their numbers, comma-separated."""
+    study = access.get_study(session, identity_of(request), name)
+    numbers = _trial_numbers(trials)
+    return _page("compare.html")(
+        request,
+        study=study.name,
+        metric=study.metric,
+        numbers=numbers,
+        title=f"{name}: compare {', '.join(f'#{n}' for n in numbers)}",
+    )
+
+
+def _trial_numbers(text: str) -> list[int]:
+    """``"3,1,7"`` -> [1, 3, 7]; 422 naming ``trials`` unless 2 to 5 trial numbers."""
+    try:
+        numbers = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        numbers = []
+    if not 2 <= len(numbers) <= 5 or any(not 0 <= n <= MAX_ID for n in numbers):
+        raise Invalid("trials: pick 2 to 5 trial numbers, e.g. ?trials=1,4", field="trials")
+    return numbers
 
 
 @router.get("/events", response_class=HTMLResponse)

@@ -128,8 +128,8 @@ def test_create_watch_sort_control_and_stop_a_study(server: EmbeddedService, pag
     page.wait_for_function(
         "document.querySelectorAll('#trials-rows td.parent a').length >= 1", timeout=60_000
     )
-    assert set(_column(page, 4)) <= {"1", "2", "4"}, _column(page, 4)
-    assert set(_column(page, 5)) <= {"0", "1", "2"}, _column(page, 5)
+    assert set(_column(page, 5)) <= {"1", "2", "4"}, _column(page, 5)
+    assert set(_column(page, 6)) <= {"0", "1", "2"}, _column(page, 6)
     _shot(page, "study-running")
 
     # Sorting by value, both ways, over the completed trials.
@@ -137,11 +137,11 @@ def test_create_watch_sort_control_and_stop_a_study(server: EmbeddedService, pag
     page.wait_for_function("document.getElementById('page-info').textContent.includes('of')")
     page.click("#trials th[data-sort=value]")
     page.wait_for_selector("#trials th[data-sort=value][aria-sort=ascending]")
-    ascending = [float(v) for v in _column(page, 3)]
+    ascending = [float(v) for v in _column(page, 4)]
     assert ascending == sorted(ascending) and len(ascending) >= 2
     page.click("#trials th[data-sort=value]")
     page.wait_for_selector("#trials th[data-sort=value][aria-sort=descending]")
-    descending = [float(v) for v in _column(page, 3)]
+    descending = [float(v) for v in _column(page, 4)]
     assert descending == sorted(descending, reverse=True)
 
     # Pause, resume and the budget control; each lands in the database.

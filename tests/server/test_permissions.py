@@ -151,6 +151,17 @@ def _fresh_member(w: World) -> tuple[str, dict[str, Any]]:
     return f"/api/v1/projects/alpha/members/{name}", {}
 
 
+HOOK = {"url": "http://127.0.0.1:9/hook", "events": ["study.failed"]}
+
+
+def _fresh_hook(action: str) -> Prepare:
+    def prepare(w: World) -> tuple[str, dict[str, Any]]:
+        hook = w.admin("POST", "/api/v1/projects/alpha/webhooks", json=HOOK).json()
+        return f"/api/v1/projects/alpha/webhooks/{hook['id']}{action}", {}
+
+    return prepare
+
+
 def _new_study(w: World) -> tuple[str, dict[str, Any]]:
     return "/api/v1/studies", {"json": _spec(f"alpha-new-{next(_fresh)}", "alpha")}
 
@@ -283,6 +294,20 @@ ROUTES: list[tuple[str, str, Need, Prepare]] = [
     ),
     ("DELETE", "/api/v1/projects/{name}/members/{user}", "owner", _fresh_member),
     ("GET", "/api/v1/projects/{name}/events", "viewer", _at("/api/v1/projects/alpha/events")),
+    (
+        "POST",
+        "/api/v1/projects/{name}/webhooks",
+        "owner",
+        _at("/api/v1/projects/alpha/webhooks", json=HOOK),
+    ),
+    ("GET", "/api/v1/projects/{name}/webhooks", "owner", _at("/api/v1/projects/alpha/webhooks")),
+    ("DELETE", "/api/v1/projects/{name}/webhooks/{hook_id}", "owner", _fresh_hook("")),
+    (
+        "GET",
+        "/api/v1/projects/{name}/webhooks/{hook_id}/deliveries",
+        "owner",
+        _fresh_hook("/deliveries"),
+    ),
     ("GET", "/api/v1/events", "user", _at("/api/v1/events")),
 ]
 #: Dashboard pages (GET, the token as a bearer header as the session cookie would be).
@@ -294,6 +319,7 @@ PAGES: list[tuple[str, Need]] = [
     ("/studies/alpha-study/trials/0", "viewer"),
     ("/events", "user"),
     ("/events?project=alpha", "viewer"),
+    ("/studies/alpha-study/compare?trials=0,1", "viewer"),
     ("/workers", "user"),
 ]
 CALLERS = ["admin", "worker"] + [f"{p}-{r}" for p in ("alpha", "bravo") for r in ROLES]

@@ -16,6 +16,14 @@ from server.api.deps import SessionDep
 from server.auth import IdentityDep, require
 
 router = APIRouter(prefix="/studies", tags=["insights"], dependencies=[Depends(require("user"))])
+Metric = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=128,
+        description="Which reported metric (default: the objective); see history's metrics.",
+    ),
+]
 
 
 @router.get("/{name}/history", response_model=StudyHistory)
@@ -26,12 +34,13 @@ def get_history(
     max_points: Annotated[
         int, Query(ge=10, le=20_000, description="Most trials returned (sampled beyond).")
     ] = 2000,
+    metric: Metric = None,
 ) -> StudyHistory:
     """Optimization history, columnar: each trial's status, value, best value so far,
     duration and parameters, in number order. Beyond ``max_points`` trials a sample is
     returned that keeps every improvement of the best value and the best trial(s)."""
     study = access.get_study(session, identity, name)
-    return insights.history(session, study, max_points)
+    return insights.history(session, study, max_points, metric)
 
 
 @router.get("/{name}/curves", response_model=StudyCurves)
@@ -45,11 +54,12 @@ def get_curves(
     max_points: Annotated[
         int, Query(ge=2, le=1000, description="Most points per curve (first and last kept).")
     ] = 60,
+    metric: Metric = None,
 ) -> StudyCurves:
     """Learning curves (per-step reports, the latest attempt's per step) of the best,
     the running and an even spread of the other trials with reports."""
     study = access.get_study(session, identity, name)
-    return insights.learning_curves(session, study, max_trials, max_points)
+    return insights.learning_curves(session, study, max_trials, max_points, metric)
 
 
 @router.get("/{name}/importance", response_model=StudyImportance)

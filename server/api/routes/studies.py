@@ -20,7 +20,7 @@ from hpo.schemas import (
     TrialStatus,
 )
 from hpo.spec import StudySpec, parse_spec_text
-from server import access, actions, logs, projects, studies, trials
+from server import access, actions, insights, logs, projects, studies, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber, in_session
 from server.api.routes.trials import After, Attempt
 from server.auth import IdentityDep, auth_enabled, require
@@ -198,6 +198,9 @@ async def list_trials(
             "order and status; offset must be 0).",
         ),
     ] = None,
+    metrics: Annotated[
+        bool, Query(description="Add each trial's last reported metrics (one query more).")
+    ] = False,
 ) -> list[TrialPublic]:
     """A page of the study's trials, by ``sort`` then number (nulls last), from
     ``offset`` or after ``cursor``. ``X-Total-Count`` has the total matching
@@ -206,7 +209,7 @@ async def list_trials(
 
     def work(session: Session) -> studies.TrialsPage:
         study = access.get_study(session, identity, name)
-        return studies.list_trials(
+        page = studies.list_trials(
             session,
             study,
             status=status_,
@@ -216,6 +219,11 @@ async def list_trials(
             descending=order == "desc",
             cursor=cursor,
         )
+        if metrics:
+            found = insights.last_metrics(session, [t.id for t in page.trials])
+            for t in page.trials:
+                t.metrics = found.get(t.id, {})
+        return page
 
     page = await in_session(request, work)
     response.headers["X-Total-Count"] = str(page.total)

@@ -5,7 +5,9 @@
   const root = document.getElementById("study");
   const name = root.dataset.study;
   const base = "/studies/" + encodeURIComponent(name);
-  const metric = root.dataset.metric;
+  const metric = root.dataset.metric; // the objective
+  let chosen = metric; // the metric the plots show (the metric picker)
+  const picked = new Set(); // trials chosen for comparison
   const maximize = root.dataset.direction === "maximize";
   const PAGE = 25;
   const table = { sort: "number", order: "asc", status: "", offset: 0, total: 0 };
@@ -86,17 +88,23 @@
       type: "scattergl", mode: "markers", name: status, x: g.x, y: g.y,
       marker: { color: HPO.STATUS_COLORS[status] || "#555", size: 6, opacity: 0.8 },
     }));
-    traces.push({
-      type: "scatter", mode: "lines", name: "best so far", x: h.numbers, y: h.best_so_far,
-      line: { color: "#dd6b20", width: 2, shape: "hv" }, connectgaps: true,
-    });
+    if (chosen === metric) {  // "best" needs a direction: the objective's only
+      traces.push({
+        type: "scatter", mode: "lines", name: "best so far", x: h.numbers, y: h.best_so_far,
+        line: { color: "#dd6b20", width: 2, shape: "hv" }, connectgaps: true,
+      });
+    }
     Plotly.react("plot-history", traces, {
-      ...layoutBase, xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } },
+      ...layoutBase, xaxis: { title: { text: "trial" } }, yaxis: { title: { text: chosen } },
     }, config);
   }
 
   async function drawCurves() {
-    const data = await HPO.api(`${base}/curves?max_trials=100&max_points=60`);
+    const data = await HPO.api(`${base}/curves?max_trials=100&max_points=60${metricQuery()}`);
+    const shownTrials = data.curves.length;
+    document.getElementById("curves-note").textContent = data.sampled
+      ? `${shownTrials.toLocaleString()} of ${data.total.toLocaleString()} trials${shownTrials === data.total ? ", points thinned" : ""}`
+      : "";
     const traces = data.curves.map((c) => ({
       type: "scattergl", mode: "lines+markers", x: c.steps, y: c.values, name: `#${c.number}`,
       line: { color: HPO.STATUS_COLORS[c.status] || "#555", width: 1 }, marker: { size: 3 },
@@ -104,9 +112,13 @@
     }));
     Plotly.react("plot-curves", traces, {
       ...layoutBase, showlegend: false,
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: metric } },
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: chosen } },
       annotations: traces.length ? [] : [emptyNote("no reports yet")],
     }, config);
+  }
+
+  function metricQuery() {
+    return chosen === metric ? "" : `&metric=${encodeURIComponent(chosen)}`;
   }
 
   function emptyNote(text) {
@@ -160,7 +172,7 @@
       return;
     }
     const dims = names.map((p) => dimension(p, rows.map((i) => h.params[p][i])));
-    dims.push({ label: metric, values: rows.map((i) => h.values[i]) });
+    dims.push({ label: chosen, values: rows.map((i) => h.values[i]) });
     Plotly.react("plot-parallel", [{
       type: "parcoords", dimensions: dims,
       line: { color: rows.map((i) => h.values[i]), colorscale: "Viridis", reversescale: !maximize, showscale: true },
@@ -192,18 +204,32 @@
     Plotly.react("plot-slice", [{
       type: "scattergl", mode: "markers", x: rows.map((i) => h.params[p][i]), y: rows.map((i) => h.values[i]),
       text: rows.map((i) => `#${h.numbers[i]}`),
-      marker: { color: rows.map((i) => h.numbers[i]), colorscale: "Blues", showscale: true, size: 7,
+      // Newest darkest: plotly's "Blues" runs dark to white, so it is reversed (the
+      // newest trials were drawn white on the white plot).
+      marker: { color: rows.map((i) => h.numbers[i]), colorscale: "Blues", reversescale: true,
+        showscale: true, size: 7, line: { color: "#4a5568", width: 0.5 },
         colorbar: { title: { text: "trial" } } },
     }], {
       ...layoutBase, xaxis: { title: { text: p || "" }, type: isLog(p) ? "log" : "-" },
-      yaxis: { title: { text: metric } },
+      yaxis: { title: { text: chosen } },
       annotations: rows.length ? [] : [emptyNote("no completed trials yet")],
     }, config);
   }
   document.getElementById("slice-param").addEventListener("change", () => history && drawSlice(history));
 
+  const picker = document.getElementById("metric-picker");
+  function fillPicker(names) {
+    const known = [...picker.options].map((o) => o.value);
+    if (names.length && names.join("\n") !== known.join("\n")) {
+      picker.innerHTML = names.map((m) => `<option value="${HPO.escape(m)}">${HPO.escape(m)}</option>`).join("");
+      picker.value = names.includes(chosen) ? chosen : metric;
+    }
+  }
+  picker.addEventListener("change", () => { chosen = picker.value; drawPlots(); });
+
   async function drawPlots() {
-    history = await HPO.api(`${base}/history?max_points=2000`);
+    history = await HPO.api(`${base}/history?max_points=2000${metricQuery()}`);
+    fillPicker(history.metrics || []);
     drawHistory(history);
     drawParallel(history);
     drawSlice(history);
@@ -236,6 +262,7 @@
     const rows = await response.json();
     document.getElementById("trials-rows").innerHTML = rows.map((t) => `
       <tr data-number="${t.number}"${t.number === bestNumber ? ' class="best-row"' : ""}>
+        <td><input type="checkbox" class="compare-pick" value="${t.number}" aria-label="compare trial ${t.number}"${picked.has(t.number) ? " checked" : ""}></td>
         <td><a href="${base}/trials/${t.number}">${t.number}</a>${t.number === bestNumber ? ' <span class="star" title="best trial">★</span>' : ""}</td>
         <td><span class="badge ${t.status}">${t.status}</span></td>
         <td class="num">${HPO.fmt(t.value)}</td>
@@ -244,7 +271,7 @@
         <td class="num">${duration(t)}</td>
         <td class="num">${t.attempt}</td>
         <td>${HPO.escape(t.worker || "–")}</td>
-      </tr>`).join("") || `<tr><td colspan="${fidelity ? 10 : 7}" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
+      </tr>`).join("") || `<tr><td colspan="${fidelity ? 11 : 8}" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
     const last = Math.min(table.offset + PAGE, table.total);
     document.getElementById("page-info").textContent = table.total ? `${table.offset + 1}–${last} of ${table.total}` : "0 trials";
     document.getElementById("prev-page").disabled = table.offset === 0;
@@ -266,6 +293,21 @@
     table.status = event.target.value;
     table.offset = 0;
     loadTable();
+  });
+  const compareButton = document.getElementById("compare-button");
+  function updateCompare() {
+    compareButton.disabled = picked.size < 2 || picked.size > 5;
+    compareButton.textContent = picked.size ? `Compare ${picked.size}` : "Compare";
+  }
+  document.getElementById("trials-rows").addEventListener("change", (event) => {
+    if (!event.target.classList.contains("compare-pick")) return;
+    const number = Number(event.target.value);
+    if (event.target.checked) picked.add(number); else picked.delete(number);
+    updateCompare();
+  });
+  compareButton.addEventListener("click", () => {
+    const numbers = [...picked].sort((a, b) => a - b).join(",");
+    window.location.href = `${base}/compare?trials=${numbers}`;
   });
   document.getElementById("prev-page").addEventListener("click", () => { table.offset = Math.max(0, table.offset - PAGE); loadTable(); });
   document.getElementById("next-page").addEventListener("click", () => { table.offset += PAGE; loadTable(); });
