@@ -159,6 +159,7 @@ def build_database(url: str, trials: list[dict[str, Any]], reports: int) -> None
         study_id = conn.execute(
             insert(Study.__table__).values(
                 name=STUDY,
+                project_id=1,  # the default project, made by the migrations
                 status="running",
                 strategy="asha",
                 direction="maximize",

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from hpo.catalog import (
@@ -32,6 +32,7 @@ from hpo.catalog import (
 from search import SearchSpace, SpaceError, validate_strategy
 from search.base import OptionError
 from search.params import CategoricalParam
+from search.space import did_you_mean, space_errors
 from search.stopping_registry import stopping_rule_names, validate_stopping_rule
 
 __all__ = [
@@ -57,6 +58,20 @@ def SpecFieldError(field: str, message: str) -> PydanticCustomError:
     """A validation error that names the offending field by its dotted path."""
     return PydanticCustomError(
         "spec_field", "{field}: {message}", {"field": field, "message": message}
+    )
+
+
+def SpecFieldErrors(errors: list[tuple[str, str]]) -> PydanticCustomError:
+    """Several field errors found at once, as one validation error: the first as
+    :func:`SpecFieldError`, the others in ``ctx["more"]`` (the server's 422 lists each,
+    so every problem is reported in one go)."""
+    (field, message), *rest = errors
+    more = [{"field": f, "message": m} for f, m in rest]
+    others = "".join(f"\n{f}: {m}" for f, m in rest)
+    return PydanticCustomError(
+        "spec_field",
+        "{field}: {message}{others}",
+        {"field": field, "message": message, "more": more, "others": others},
     )
 
 
@@ -204,6 +219,18 @@ class StudySpec(_Strict):
             "POST /studies/{name}/suggest lease them; no worker ever runs one)."
         ),
     )
+
+    @field_validator("space")
+    @classmethod
+    def _space_parses(cls, space: dict[str, Any]) -> dict[str, Any]:
+        # Here, beside the other fields' checks, so every problem of the space and of
+        # the other sections is reported at once.
+        errors = space_errors(space)
+        if errors:
+            raise SpecFieldErrors(
+                [("space" if e.field == "space" else f"space.{e.field}", e.message) for e in errors]
+            )
+        return space
 
     @model_validator(mode="after")
     def _semantic_checks(self) -> StudySpec:
@@ -418,3 +445,44 @@ def _plain(data: dict[Any, Any], source: str) -> dict[str, Any]:
 
     plain: dict[str, Any] = walk(data, "", 0)
     return plain
+
+
+def did_you_mean_field(loc: list[Any] | tuple[Any, ...]) -> str:
+    """For an unknown key of a study spec at ``loc`` (``["body", "budget",
+    "max_trails"]``), the known key it most likely meant (``"; did you mean
+    'max_trials'?"``), or ""."""
+    parts = [p for p in loc if p != "body"]
+    model: Any = StudySpec
+    for part in parts[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        annotation = getattr(field, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if hasattr(c, "model_fields")), None)
+        if model is None:
+            return ""
+    if not parts or not hasattr(model, "model_fields"):
+        return ""
+    return did_you_mean(str(parts[-1]), model.model_fields)
+
+
+def expand_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as every reader shows them (the API's 422, the CLI): the
+    several problems one :func:`SpecFieldErrors` carries each become an error of their
+    own, and an unknown key of a spec gets the key it most likely meant."""
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        error = dict(error)
+        if error.get("type") == "spec_field":
+            ctx = dict(error.get("ctx") or {})
+            more = ctx.pop("more", [])
+            error["ctx"] = {"field": ctx["field"], "message": ctx["message"]}
+            out.append(error)
+            out.extend(
+                {"type": "spec_field", "loc": error.get("loc", ()), "msg": m["message"], "ctx": m}
+                for m in more
+            )
+            continue
+        if error.get("type") == "extra_forbidden":
+            error["msg"] = str(error.get("msg", "")) + did_you_mean_field(error.get("loc", ()))
+        out.append(error)
+    return out

@@ -25,6 +25,7 @@ A point holds exactly its active parameters: inactive ones are absent, not null.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -45,7 +46,10 @@ __all__ = [
     "Param",
     "SearchSpace",
     "SpaceError",
+    "did_you_mean",
+    "param_errors",
     "param_from_spec",
+    "space_errors",
 ]
 
 Param: TypeAlias = FloatParam | IntParam | CategoricalParam
@@ -62,6 +66,57 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "int": ("low", "high"),
     "categorical": ("choices",),
 }
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``known`` to a misspelt ``word``, or
+    "" when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown_keys(name: str, spec: Mapping[Any, Any]) -> list[SpaceError]:
+    """Keys no parameter type has, each with the key it most likely meant."""
+    every = {"type", *(k for cls in _KINDS.values() for k in cls.spec_keys)}
+    return [
+        SpaceError(f"{name}.{key}", f"unknown key{did_you_mean(str(key), every)}")
+        for key in spec
+        if key not in every
+    ]
+
+
+def param_errors(name: Any, spec: Any) -> list[SpaceError]:
+    """Every problem of one parameter's spec (empty when it is valid): a misspelt key
+    comes with the key it most likely meant, and does not hide the others."""
+    try:
+        param_from_spec(name, spec)
+    except SpaceError as first:
+        if not isinstance(name, str) or not isinstance(spec, Mapping):
+            return [first]
+        unknown = [e for e in _unknown_keys(name, spec) if e.field != first.field]
+        meant_type = any(e.message.endswith("'type'?") for e in unknown)
+        if first.field == f"{name}.type" and meant_type:
+            return unknown  # "tpye" explains the missing type better than "is required"
+        found = [first, *unknown]
+        return found
+    return []
+
+
+def space_errors(data: Any) -> list[SpaceError]:
+    """Every problem of a serialized space, parameter by parameter (empty when it
+    parses), so a user fixes them all in one go."""
+    if not isinstance(data, Mapping) or not data or len(data) > MAX_PARAMS:
+        try:
+            SearchSpace.from_dict(data)
+        except SpaceError as err:
+            return [err]
+    found = [err for name, spec in data.items() for err in param_errors(name, spec)]
+    if not found:
+        try:
+            SearchSpace.from_dict(data)  # what spans parameters: conditions, duplicates
+        except SpaceError as err:
+            found.append(err)
+    return found
 
 
 def param_from_spec(name: Any, spec: Any) -> Param:
@@ -88,7 +143,9 @@ def param_from_spec(name: Any, spec: Any) -> Param:
         if key not in cls.spec_keys:
             allowed = ", ".join(sorted(cls.spec_keys))
             raise SpaceError(
-                f"{name}.{key}", f"unknown key for type {kind}; allowed keys: {allowed}"
+                f"{name}.{key}",
+                f"unknown key for type {kind}{did_you_mean(str(key), cls.spec_keys)}; "
+                f"allowed keys: {allowed}",
             )
     for key in _REQUIRED[kind]:
         if key not in spec:

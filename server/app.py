@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from threadpoolctl import threadpool_limits
 
 from hpo.settings import Settings, get_settings
+from hpo.spec import expand_errors
 from server.api.routes import (
     docs,
     health,
@@ -202,8 +203,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = []
-        for error in exc.errors():
+        for error in expand_errors(list(exc.errors())):
             loc, field = _field_of(error)
-            msg = error["ctx"]["message"] if error.get("type") == "spec_field" else error["msg"]
-            detail.append({"loc": loc, "field": field, "msg": msg, "type": error.get("type")})
+            kind = error.get("type")
+            msg = error["ctx"]["message"] if kind == "spec_field" else error["msg"]
+            detail.append({"loc": loc, "field": field, "msg": msg, "type": kind})
         return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))

@@ -33,7 +33,9 @@ __all__ = [
     "common_reasons",
     "end_failed",
     "failing_fast",
+    "failure_streak",
     "max_consecutive_failures",
+    "reason_groups",
 ]
 
 #: The spec's default (``Budget.max_consecutive_failures``), for studies stored before it.
@@ -56,13 +58,7 @@ def failing_fast(session: Session, study: Study) -> str | None:
     limit = max_consecutive_failures(study)
     if limit <= 0:
         return None
-    last = session.scalars(
-        select(Trial.status)
-        .where(Trial.study_id == study.id, Trial.finished_at.is_not(None))
-        .order_by(Trial.finished_at.desc())
-        .limit(limit)
-    ).all()
-    if len(last) < limit or any(status != "failed" for status in last):
+    if failure_streak(session, study, limit) < limit:
         return None
     return (
         f"fail-fast: the last {limit} trials failed in a row "
@@ -73,6 +69,33 @@ def failing_fast(session: Session, study: Study) -> str | None:
 def common_reasons(session: Session, study: Study, shown: int = 3) -> str:
     """The most common failure reasons of the study's trials, most frequent first:
     ``most common reasons: 8 x <reason>; 2 x <reason>``."""
+    groups = reason_groups(session, study, shown)
+    if not groups:
+        return "no failed trial gave a reason"
+    return "most common reasons: " + "; ".join(f"{n} x {text}" for n, text in groups)
+
+
+def failure_streak(session: Session, study: Study, limit: int) -> int:
+    """How many of the study's latest ended trials (at most ``limit``) failed in a
+    row, newest first."""
+    last = session.scalars(
+        select(Trial.status)
+        .where(Trial.study_id == study.id, Trial.finished_at.is_not(None))
+        .order_by(Trial.finished_at.desc())
+        .limit(limit)
+    ).all()
+    streak = 0
+    for status in last:
+        if status != "failed":
+            break
+        streak += 1
+    return streak
+
+
+def reason_groups(session: Session, study: Study, shown: int = 3) -> list[tuple[int, str]]:
+    """The most common failure reasons of the study's (latest) failed trials as
+    (count, the most recent text of the group), most frequent first; reasons that
+    differ only in their numbers are one group."""
     errors = session.scalars(
         select(Trial.error)
         .where(Trial.study_id == study.id, Trial.status == "failed")
@@ -86,10 +109,7 @@ def common_reasons(session: Session, study: Study, shown: int = 3) -> str:
         key = _NUMBER.sub("#", text)
         groups[key] += 1
         example.setdefault(key, text)  # the most recent of its group
-    if not groups:
-        return "no failed trial gave a reason"
-    parts = [f"{n} x {example[key]}" for key, n in groups.most_common(shown)]
-    return "most common reasons: " + "; ".join(parts)
+    return [(n, example[key]) for key, n in groups.most_common(shown)]
 
 
 def end_failed(session: Session, study: Study, reason: str) -> bool:

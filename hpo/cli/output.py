@@ -49,8 +49,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def format_validation_error(err: ValidationError) -> str:
     """One ``field: message`` line per error, with our spec errors' dotted fields."""
+    from hpo.spec import expand_errors
+
     lines = []
-    for e in err.errors():
+    for e in expand_errors(list(err.errors())):
         if e.get("type") == "spec_field":
             lines.append(f"{e['ctx']['field']}: {e['ctx']['message']}")
         else:

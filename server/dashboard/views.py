@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hpo.schemas import TrialDetail, WorkerPublic
 from search.status import OPEN
 from server import studies
+from server.outcome import failure_streak, max_consecutive_failures, reason_groups
 from server.tables import Study, Trial
 
 __all__ = ["study_view", "trial_view", "worker_rows"]
@@ -29,9 +30,15 @@ def study_view(session: Session, study: Study) -> dict[str, Any]:
         .order_by(Trial.number)
         .limit(RUNNING_SHOWN)
     ).all()
+    failed = public.counts.get("failed", 0)
+    fail_fast = max_consecutive_failures(study)
     return {
         "public": public,
         "finished": finished,
+        # The failure banner: how many failed, the reasons grouped, where fail-fast is.
+        "failures": reason_groups(session, study, shown=5) if failed else [],
+        "fail_fast": fail_fast,
+        "streak": failure_streak(session, study, fail_fast) if failed and fail_fast else 0,
         "running": [
             {"number": n, "worker": w, "last_step": step, "budget": (info or {}).get("budget")}
             for n, w, step, info in running

@@ -282,6 +282,14 @@ def test_a_study_whose_trials_all_fail_reads_failed_with_the_reasons(
     assert header.locator(".bar span.completed").count() == 0
     assert page.locator("#stop-button").count() == 0  # nothing left to stop
     assert page.locator("#budget-form").count() == 0  # failed is final
+    # The failure banner: how many failed, the reasons grouped, the fail-fast rule.
+    banner = page.inner_text("#failure-banner")
+    failed = page.locator("#trials-rows .badge.failed").count()
+    assert failed >= 3 and f"{failed} trials failed" in banner
+    assert f"{failed} \u00d7 cannot import entrypoint 'not_installed_anywhere.train:fit'" in banner
+    assert "after 3 failures in a row" in page.inner_text("#fail-fast")
+    errors = page.locator("#trials-rows tr:has(.badge.failed) td.error-cell").all_inner_texts()
+    assert len(errors) == failed and all("not_installed_anywhere" in e for e in errors)
     _shot(page, "study-failed")
     page.goto(server.url + "/")
     row = page.locator("tr[data-study='broken-study']")

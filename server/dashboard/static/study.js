@@ -271,7 +271,8 @@
         <td class="num">${duration(t)}</td>
         <td class="num">${t.attempt}</td>
         <td>${HPO.escape(t.worker || "–")}</td>
-      </tr>`).join("") || `<tr><td colspan="${fidelity ? 11 : 8}" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
+        <td class="error-cell" title="${HPO.escape(t.error || "")}">${HPO.escape((t.error || "").split("\n")[0].slice(0, 80))}</td>
+      </tr>`).join("") || `<tr><td colspan="${fidelity ? 12 : 9}" class="empty">No trials${table.status ? " with status " + table.status : ""}.</td></tr>`;
     const last = Math.min(table.offset + PAGE, table.total);
     document.getElementById("page-info").textContent = table.total ? `${table.offset + 1}–${last} of ${table.total}` : "0 trials";
     document.getElementById("prev-page").disabled = table.offset === 0;
