@@ -82,6 +82,15 @@ def error_from(response: httpx.Response) -> APIError:
         field = detail[0].get("field") if detail and isinstance(detail[0], dict) else None
     else:
         message = str(detail)
+    if response.status_code == 404 and message in ("Not Found", ""):
+        # No route answered at all (ours always say what is missing): the server URL is
+        # not the HPO server's, or has a path that does not belong in it.
+        asked = response.request.url
+        message = (
+            f"nothing answers at {asked.copy_with(query=None)}: is the server URL "
+            "(--server, HPO_SERVER_URL) the HPO server's address, with no path after "
+            "the port (e.g. http://127.0.0.1:8765)?"
+        )
     cls = {
         400: InvalidRequest,
         401: Unauthorized,

@@ -15,8 +15,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
 from hpo.settings import Settings, get_settings
@@ -33,6 +35,7 @@ from server.api.routes import (
 )
 from server.auth import auth_required
 from server.caches import Caches
+from server.dashboard.pages import error_page, wants_page
 from server.db import Database
 from server.delivery import Deliverer
 from server.errors import ServiceError
@@ -182,7 +185,9 @@ def _field_of(error: dict[str, Any]) -> tuple[list[Any], str]:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        if wants_page(request):  # a dashboard page: an error page, not raw JSON
+            return error_page(request, exc.status_code, exc.message)
         if exc.status_code == 422:
             # The shape of every other 422 (the documented validation error), so a
             # client reads field errors one way whichever layer found them.
@@ -199,6 +204,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.field:
             body["field"] = exc.field
         return JSONResponse(status_code=exc.status_code, content=body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code >= 400 and wants_page(request):
+            message = "There is no such page." if exc.status_code == 404 else str(exc.detail)
+            return error_page(request, exc.status_code, message)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -134,3 +134,18 @@ def test_trials_picked_in_the_table_open_side_by_side(studied: EmbeddedService, 
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
     bad = httpx.get(studied.url + "/studies/metrics/compare?trials=1")
     assert bad.status_code == 422 and "trials" in bad.text
+
+
+def test_times_show_in_the_browsers_time_zone_named(
+    studied: EmbeddedService, chromium: Any
+) -> None:
+    context = chromium.new_context(timezone_id="Asia/Tokyo", locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(studied.url + "/studies/metrics")
+        page.wait_for_selector("time[data-local]")
+        shown = page.locator("time[data-local]").first
+        assert "GMT+9" in shown.inner_text()
+        assert (shown.get_attribute("title") or "").endswith("UTC")  # the server's, on hover
+    finally:
+        context.close()

@@ -85,5 +85,22 @@ const HPO = (() => {
     pruned: "#d69e2e", failed: "#c53030", stopped: "#718096",
   };
 
-  return { api, watch, refresh, fmt, escape, showError, STATUS_COLORS };
+  // Times are rendered in UTC by the server; shown in the browser's time zone, named.
+  const LOCAL = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hour12: false, timeZoneName: "short",
+  });
+  function localTimes(root = document) {
+    for (const el of root.querySelectorAll("time[datetime]:not([data-local])")) {
+      const at = new Date(el.getAttribute("datetime"));
+      if (Number.isNaN(at.getTime())) continue;
+      el.title = el.textContent; // the UTC time on hover
+      el.textContent = LOCAL.format(at);
+      el.dataset.local = "1";
+    }
+  }
+  document.addEventListener("DOMContentLoaded", () => localTimes());
+  new MutationObserver(() => localTimes()).observe(document.documentElement, { childList: true, subtree: true });
+
+  return { api, watch, refresh, fmt, escape, showError, localTimes, STATUS_COLORS };
 })();
