@@ -284,7 +284,11 @@
 
   document.querySelectorAll("#trials th.sortable").forEach((th) => {
     th.addEventListener("click", () => {
-      table.order = table.sort === th.dataset.sort && table.order === "asc" ? "desc" : "asc";
+      // A first click on Value puts the best first (the study's direction); a second
+      // click on the same column turns its order round.
+      const bestFirst = th.dataset.sort === "value" ? (maximize ? "desc" : "asc") : "asc";
+      const flipped = { asc: "desc", desc: "asc" };
+      table.order = table.sort === th.dataset.sort ? flipped[table.order] : bestFirst;
       table.sort = th.dataset.sort;
       table.offset = 0;
       loadTable();
