@@ -21,18 +21,6 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-@pytest.fixture
 def studied(tmp_path: Path) -> Iterator[EmbeddedService]:
     """A study of three ask/tell trials, each reporting score (the objective), loss and
     lr_now for three steps."""

@@ -5,7 +5,6 @@ finds it, with its creator, in the audit trail."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,6 @@ strategy: {{name: random, seed: 1}}
 budget: {{max_trials: 3, max_parallel: 1, epochs: 1}}
 runner: external
 """
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def _rows(page: Any) -> list[str]:

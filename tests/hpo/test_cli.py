@@ -25,6 +25,7 @@ import httpx
 import pytest
 import typer
 import yaml
+from helpers.cli import ok, one_line_error
 from helpers.services import embedded_settings
 from helpers.signals import hear_ctrl_c
 from helpers.studies import multi_fidelity_study
@@ -66,20 +67,6 @@ def hpo(server: EmbeddedService | None, *args: str, input: str | None = None) ->
     """Run ``hpo ARGS`` in-process against ``server`` (via HPO_SERVER_URL)."""
     env = {"COLUMNS": "200", "HPO_SERVER_URL": server.url if server else ""}
     return CliRunner().invoke(app, list(args), env=env, input=input)
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result: Result, *expected: str) -> None:
-    """Exit 1, the message on stderr in one line, no traceback."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    for text in expected:
-        assert text in result.stderr, result.stderr
 
 
 def run_queued(sdk: Client, name: str, value: float = 0.5) -> int:

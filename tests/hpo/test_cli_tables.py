@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from helpers.cli import ok
 from helpers.services import embedded_settings
 from typer.testing import CliRunner, Result
 
@@ -61,9 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService
 
 def _hpo(server: EmbeddedService, width: int, *args: str) -> Result:
     env = {"COLUMNS": str(width), "HPO_SERVER_URL": server.url}
-    result = CliRunner().invoke(app, list(args), env=env, terminal_width=width)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
+    return ok(CliRunner().invoke(app, list(args), env=env, terminal_width=width))
 
 
 @pytest.mark.parametrize("width", [80, 160])
