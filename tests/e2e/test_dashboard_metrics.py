@@ -137,3 +137,29 @@ def test_times_show_in_the_browsers_time_zone_named(
         assert (shown.get_attribute("title") or "").endswith("UTC")  # the server's, on hover
     finally:
         context.close()
+
+
+def test_the_trials_table_is_searched_and_narrowed_by_a_range(
+    studied: EmbeddedService, page: Any
+) -> None:
+    trials = httpx.get(studied.url + "/api/v1/studies/metrics/trials").json()
+    depths = sorted({t["params"]["depth"] for t in trials})
+    cut = depths[0]
+    page.goto(studied.url + "/studies/metrics")
+    page.wait_for_selector("#trials-rows tr[data-number]")
+    page.wait_for_function("document.getElementById('filter-param').options.length === 3")
+    page.select_option("#filter-param", "depth")
+    page.fill("#filter-high", str(cut))
+    page.dispatch_event("#filter-high", "change")
+    want = sorted(t["number"] for t in trials if t["params"]["depth"] <= cut)
+    page.wait_for_function(
+        f"document.querySelectorAll('#trials-rows tr[data-number]').length === {len(want)}"
+    )
+    shown = page.locator("#trials-rows tr[data-number]").evaluate_all(
+        "rows => rows.map(r => Number(r.dataset.number))"
+    )
+    assert sorted(shown) == want
+    page.fill("#filter-high", "")
+    page.dispatch_event("#filter-high", "change")
+    page.fill("#trial-search", "zzz-nothing")
+    page.wait_for_selector("#trials-rows td.empty")

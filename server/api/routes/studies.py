@@ -20,7 +20,7 @@ from hpo.schemas import (
     TrialStatus,
 )
 from hpo.spec import StudySpec, parse_spec_text
-from server import access, actions, insights, logs, projects, studies, trials
+from server import access, actions, insights, logs, projects, studies, trial_filter, trials
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber, in_session
 from server.api.routes.trials import After, Attempt
 from server.auth import IdentityDep, auth_enabled, require
@@ -201,28 +201,62 @@ async def list_trials(
     metrics: Annotated[
         bool, Query(description="Add each trial's last reported metrics (one query more).")
     ] = False,
+    param: Annotated[
+        list[str] | None,
+        Query(
+            max_length=50,
+            description="Only trials whose parameter is in a range (name:low:high, either end "
+            "may be empty) or has a value (name=value); repeat for several.",
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only trials whose number, parameters, error or worker contain this.",
+        ),
+    ] = None,
 ) -> list[TrialPublic]:
     """A page of the study's trials, by ``sort`` then number (nulls last), from
     ``offset`` or after ``cursor``. ``X-Total-Count`` has the total matching
     ``status``; ``X-Next-Cursor``, when another page follows, the cursor of that page
     (keyset paging: as fast at the end of a large study as at its start)."""
 
+    filters = trial_filter.parse_filters(param or [])
+    if (filters or q) and cursor is not None:
+        raise Invalid("cursor: not with param or q filters (page them by offset)", field="cursor")
+
     def work(session: Session) -> studies.TrialsPage:
         study = access.get_study(session, identity, name)
-        page = studies.list_trials(
-            session,
-            study,
-            status=status_,
-            limit=limit,
-            offset=offset,
-            sort=sort,
-            descending=order == "desc",
-            cursor=cursor,
-        )
+        if filters or q:
+            found, total = trial_filter.filter_trials(
+                session,
+                study,
+                status=status_,
+                filters=filters,
+                search=q,
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
+            )
+            page = studies.TrialsPage(found, total, None)
+        else:
+            page = studies.list_trials(
+                session,
+                study,
+                status=status_,
+                limit=limit,
+                offset=offset,
+                sort=sort,
+                descending=order == "desc",
+                cursor=cursor,
+            )
         if metrics:
-            found = insights.last_metrics(session, [t.id for t in page.trials])
+            last = insights.last_metrics(session, [t.id for t in page.trials])
             for t in page.trials:
-                t.metrics = found.get(t.id, {})
+                t.metrics = last.get(t.id, {})
         return page
 
     page = await in_session(request, work)

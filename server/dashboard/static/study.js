@@ -10,7 +10,7 @@
   const picked = new Set(); // trials chosen for comparison
   const maximize = root.dataset.direction === "maximize";
   const PAGE = 25;
-  const table = { sort: "number", order: "asc", status: "", offset: 0, total: 0 };
+  const table = { sort: "number", order: "asc", status: "", offset: 0, total: 0, q: "", range: "" };
   const config = { displaylogo: false, responsive: true };
   const layoutBase = {
     margin: { l: 56, r: 16, t: 8, b: 44 }, height: 300, paper_bgcolor: "rgba(0,0,0,0)",
@@ -256,6 +256,8 @@
   async function loadTable() {
     const query = new URLSearchParams({ limit: PAGE, offset: table.offset, sort: table.sort, order: table.order });
     if (table.status) query.set("status", table.status);
+    if (table.q) query.set("q", table.q);
+    if (table.range) query.set("param", table.range);
     const response = await fetch(`/api/v1${base}/trials?${query}`, { credentials: "same-origin" });
     if (!response.ok) return;
     table.total = Number(response.headers.get("x-total-count") || 0);
@@ -294,6 +296,31 @@
       loadTable();
     });
   });
+  // Search and a parameter range narrow the table (the server filters every trial).
+  let typing = null;
+  document.getElementById("trial-search").addEventListener("input", (event) => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { table.q = event.target.value.trim(); table.offset = 0; loadTable(); }, 250);
+  });
+  const rangeParam = document.getElementById("filter-param");
+  function fillRangeParams() {
+    const numeric = Object.entries(space).filter(([, p]) => p && (p.type === "float" || p.type === "int")).map(([n]) => n);
+    if (rangeParam.options.length !== numeric.length + 1) {
+      rangeParam.innerHTML = '<option value="">parameter…</option>'
+        + numeric.map((n) => `<option value="${HPO.escape(n)}">${HPO.escape(n)}</option>`).join("");
+    }
+  }
+  function applyRange() {
+    const p = rangeParam.value;
+    const low = document.getElementById("filter-low").value;
+    const high = document.getElementById("filter-high").value;
+    table.range = p && (low !== "" || high !== "") ? `${p}:${low}:${high}` : "";
+    table.offset = 0;
+    loadTable();
+  }
+  for (const id of ["filter-param", "filter-low", "filter-high"]) {
+    document.getElementById(id).addEventListener("change", applyRange);
+  }
   document.getElementById("status-filter").addEventListener("change", (event) => {
     table.status = event.target.value;
     table.offset = 0;
@@ -320,6 +347,7 @@
   // -- live ----------------------------------------------------------------------------
   HPO.watch(base, async (summary) => {
     space = (summary.spec && summary.spec.space) || {};
+    fillRangeParams();
     bestNumber = summary.best_trial ? summary.best_trial.number : null;
     // The first answer too: the study may have changed between the page's rendering
     // and this poll (a study that fails fast does in well under a second).
