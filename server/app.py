@@ -35,6 +35,7 @@ from server.api.routes import (
 )
 from server.auth import auth_required
 from server.caches import Caches
+from server.compression import ReadCompression
 from server.dashboard.pages import error_page, wants_page
 from server.db import Database
 from server.delivery import Deliverer
@@ -168,6 +169,7 @@ def create_app(
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(NulGuard)
+    app.add_middleware(ReadCompression)
     return app
 
 

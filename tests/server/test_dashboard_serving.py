@@ -59,3 +59,15 @@ def test_a_server_url_with_a_wrong_path_says_so(live_server) -> None:
     with Client(live_server.url) as client, pytest.raises(NotFound) as missing:
         client.get_study("nope")
     assert missing.value.message == "no study named 'nope'"  # ours are not rewritten
+
+
+def test_reads_are_compressed_and_writes_are_not(live_server, make_spec) -> None:
+    with httpx.Client(base_url=live_server.url + "/api/v1") as api:
+        spec = make_spec("packed", runner="external", budget={"max_trials": 30, "max_parallel": 30})
+        assert api.post("/studies", json=spec).status_code == 201
+        leased = api.post("/studies/packed/suggest", params={"count": 30})
+        assert "content-encoding" not in leased.headers  # a write: as it was
+        listed = api.get("/studies/packed/trials", headers={"accept-encoding": "gzip"})
+        assert listed.headers["content-encoding"] == "gzip" and len(listed.json()) == 30
+        plain = api.get("/studies/packed/trials", headers={"accept-encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.json() == listed.json()
