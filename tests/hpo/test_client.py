@@ -165,7 +165,7 @@ def test_trials_pages_sorting_records_and_best(
     assert [r["number"] for r in records] == [0, 1, 2, 3, 4]
     first = records[0]
     params = ["param_lr", "param_batch_size", "param_units"]  # the space's order
-    assert list(first) == [*BASE_COLUMNS, *params]
+    assert list(first) == [*BASE_COLUMNS, *params, "metric_loss"]  # every reported metric
     assert first["status"] == "completed" and first["value"] == pytest.approx(0.1)
     assert first["attempt"] == 1 and first["worker"] == "test:1"
     assert isinstance(first["started_at"], datetime)

@@ -106,7 +106,10 @@ def test_csv_and_json_rows(study: Client) -> None:
     text = csv_text(records)
     rows = list(csv.DictReader(io.StringIO(text)))
     params = ["param_lr", "param_batch_size", "param_units", "param_activation"]
-    assert list(rows[0]) == [*BASE_COLUMNS, *params]
+    metrics = ["metric_note", "metric_val_loss"]  # each reported metric, by name
+    assert list(rows[0]) == [*BASE_COLUMNS, *params, *metrics]
+    assert float(rows[0]["metric_val_loss"]) == pytest.approx(1.0 - float(rows[0]["value"]))
+    assert rows[0]["metric_note"] == "text"
     assert [r["status"] for r in rows] == ["completed", "failed", "completed"]
     assert rows[1]["value"] == ""  # None is an empty cell
     assert rows[1]["error"] == "diverged"
