@@ -18,6 +18,7 @@ marks as cut. Chunks are cut at UTF-8 character boundaries.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -188,6 +189,9 @@ class LogShipper:
     def _run(self) -> None:
         while not self._done.wait(self._interval):
             try:
+                # What Python still buffers reaches the pipe, then the pump, then us.
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
                 self.flush()
             except Exception:  # never let shipping logs end the trial
                 log.exception("shipping the trial log failed")
@@ -217,9 +221,10 @@ def capture_output(sink: Callable[[bytes], None], *, tee: bool = True) -> Iterat
     # in, as a terminal shows them (two pipes would interleave by thread timing).
     read_end, write_end = os.pipe()
     _widen(read_end)
+    closing = threading.Event()
     pump = threading.Thread(
         target=_pump,
-        args=(read_end, saved[1] if tee else None, sink),
+        args=(read_end, saved[1] if tee else None, sink, closing),
         daemon=True,
         name="hpo-output",
     )
@@ -235,6 +240,7 @@ def capture_output(sink: Callable[[bytes], None], *, tee: bool = True) -> Iterat
         finally:
             restore()
     finally:
+        closing.set()
         for fd, copy in saved.items():
             os.dup2(copy, fd)  # the pipe's last write ends close here: the pump sees EOF
         if write_end >= 0:
@@ -265,7 +271,9 @@ def _widen(read_end: int) -> None:
         fcntl.fcntl(read_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
 
 
-def _pump(read_end: int, target: int | None, sink: Callable[[bytes], None]) -> None:
+def _pump(
+    read_end: int, target: int | None, sink: Callable[[bytes], None], closing: threading.Event
+) -> None:
     while True:
         try:
             data = os.read(read_end, _PIPE_BYTES)
@@ -279,7 +287,7 @@ def _pump(read_end: int, target: int | None, sink: Callable[[bytes], None]) -> N
         with contextlib.suppress(Exception):  # the log is best effort; output still flows
             sink(data)
         if len(data) < 65536:
-            time.sleep(_GATHER_S)
+            closing.wait(_GATHER_S)  # no gathering once the attempt ends: drain at once
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -288,21 +296,62 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+class _Stdout(io.TextIOWrapper):
+    """stdout during a trial: a line is flushed when it ends, unless lines come faster
+    than one per ``_BURST_S`` (a flood: then Python's 8 KiB buffer gathers them, and
+    the shipper flushes what is left at each shipment), so the log keeps the order
+    things were printed in while a flood costs a system call per 8 KiB, not per line."""
+
+    _flushed = 0.0
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "\n" in text:
+            now = time.monotonic()
+            if now - self._flushed > _BURST_S:
+                self.flush()
+                self._flushed = now
+        return written
+
+
+class _Stderr(io.TextIOWrapper):
+    """stderr during a trial: line-buffered, and what stdout still holds goes first,
+    so a traceback lands after the prints that came before it."""
+
+    partner: io.TextIOWrapper | None = None
+
+    def write(self, text: str) -> int:
+        if self.partner is not None:
+            self.partner.flush()
+        return super().write(text)
+
+
+#: Lines closer together than this are a flood (see ``_Stdout``).
+_BURST_S = 0.01
+
+
 def _python_streams_to_descriptors() -> Callable[[], None]:
-    """Point ``sys.stdout`` and ``sys.stderr`` at descriptors 1 and 2, line-buffered, so
-    a ``print`` reaches the log when it happens even where Python's streams were
-    somewhere else (a notebook, a test runner); returns what puts them back."""
+    """Point ``sys.stdout`` and ``sys.stderr`` at descriptors 1 and 2 (see ``_Stdout``
+    and ``_Stderr``), even where Python's streams were somewhere else (a notebook, a
+    test runner); returns what puts them back."""
     saved = (sys.stdout, sys.stderr)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    sys.stdout = open(
-        1, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False
+    out = _Stdout(
+        io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
+        encoding=encoding,
+        errors="backslashreplace",
     )
-    sys.stderr = open(
-        2, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False
+    err = _Stderr(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+        encoding=encoding,
+        errors="backslashreplace",
+        line_buffering=True,
     )
+    err.partner = out
+    sys.stdout, sys.stderr = out, err
 
     def restore() -> None:
-        for stream in (sys.stdout, sys.stderr):
+        for stream in (out, err):
             with contextlib.suppress(Exception):
                 stream.flush()
                 stream.close()
