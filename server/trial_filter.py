@@ -126,8 +126,9 @@ def filter_trials(
         kept.append(trial)
     # By the key, ties by number, trials without a value last either way (as the
     # indexed listing orders them). Sorts are stable, reversed ones too.
-    present = sorted((t for t in kept if _value_of(t, sort) is not None), key=lambda t: t.number)
-    present.sort(key=lambda t: _value_of(t, sort), reverse=descending)
-    missing = sorted((t for t in kept if _value_of(t, sort) is None), key=lambda t: t.number)
-    page = (present + missing)[offset : offset + limit]
+    keyed = [(_value_of(t, sort), t) for t in kept]  # each trial's key read once
+    present = sorted((pair for pair in keyed if pair[0] is not None), key=lambda p: p[1].number)
+    present.sort(key=lambda pair: pair[0], reverse=descending)
+    missing = sorted((t for value, t in keyed if value is None), key=lambda t: t.number)
+    page = ([t for _, t in present] + missing)[offset : offset + limit]
     return [trial_public(t, study.name) for t in page], len(kept)

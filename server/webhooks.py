@@ -23,13 +23,12 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from hpo.vocabulary import WEBHOOK_EVENTS, WebhookEvent
+from hpo.vocabulary import WebhookEvent
 from server.errors import NotFound
 from server.studies import best_trial
 from server.tables import Delivery, Study, Trial, Webhook, utcnow
 
 __all__ = [
-    "EVENTS",
     "WebhookEvent",
     "create_webhook",
     "delete_webhook",
@@ -39,8 +38,6 @@ __all__ = [
     "list_webhooks",
     "sign",
 ]
-
-EVENTS = WEBHOOK_EVENTS
 
 
 def sign(secret: str, body: bytes) -> str:
