@@ -62,7 +62,9 @@ class LogShipper:
 
     ``write`` (any thread) takes bytes as they are printed; ``flush`` sends what is
     pending; the shipping thread flushes every ``interval`` seconds; ``close`` stops it
-    and sends the rest. ``send`` delivers one chunk (a client call); a 404 or 409 (the
+    and sends the rest. The thread starts with the first bytes written: most trials of
+    a fast study print nothing, and a thread's start and join cost more CPU than the
+    rest of an attempt's capture. ``send`` delivers one chunk (a client call); a 404 or 409 (the
     trial is gone, or the attempt is unknown) stops shipping for good.
     """
 
@@ -89,6 +91,7 @@ class LogShipper:
         self._dead = False
         self._chunk = CHUNK_BYTES  # halved when the server finds a chunk too large
         self._done = threading.Event()
+        self._armed = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="hpo-logs")
 
     @property
@@ -102,11 +105,14 @@ class LogShipper:
         return self._dropped
 
     def start(self) -> LogShipper:
-        self._thread.start()
+        """Ship from now on (the thread itself starts with the first bytes)."""
+        self._armed = True
         return self
 
     def write(self, data: bytes) -> None:
         with self._lock:
+            if self._armed and not self._done.is_set() and self._thread.ident is None:
+                self._thread.start()
             position = self._written
             self._written += len(data)
             if position < self._head_end:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hpo.client import Client
+from hpo.client import Client, NotFound
 from hpo.embedded import EmbeddedService
 from hpo.settings import Settings
 
@@ -42,6 +42,14 @@ def _spec(make_spec, name: str, entrypoint: str, **params: Any) -> dict[str, Any
     )
 
 
+def _status(client: Client, study: str, number: int) -> str | None:
+    """The trial's status, None while the scheduler has not created it yet."""
+    try:
+        return client.get_trial(study, number).status
+    except NotFound:
+        return None
+
+
 def _hpo(service: EmbeddedService, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HPO_SERVER_URL": service.url}
     hpo = str(Path(sys.executable).with_name("hpo"))
@@ -54,7 +62,7 @@ def test_a_failing_entrypoints_output_and_traceback_are_on_the_page_and_in_the_c
 ) -> None:
     with Client(service.url) as client:
         client.create_study(_spec(make_spec, "noisy", "noisy_failure"))
-        wait(lambda: client.get_trial("noisy", 0).status == "failed", timeout=120)
+        wait(lambda: _status(client, "noisy", 0) == "failed", timeout=120)
         trial = client.get_trial("noisy", 0)
         assert "broken on purpose" in (trial.error or "")
         log = wait(
