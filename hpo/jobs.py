@@ -7,7 +7,9 @@ workers refuse to run anything else.
 
 from __future__ import annotations
 
-__all__ = ["RUN_TRIAL", "job_id", "trial_of_job"]
+from hpo.resources import DEFAULT_POOL
+
+__all__ = ["RUN_TRIAL", "job_id", "pool_queue", "trial_of_job"]
 
 #: Import path of the only job function a worker runs.
 RUN_TRIAL = "worker.job.run_trial"
@@ -25,3 +27,9 @@ def trial_of_job(job: str) -> int | None:
         return None
     head = job[len(_PREFIX) :].split("-", 1)[0]
     return int(head) if head.isdigit() else None
+
+
+def pool_queue(base: str, pool: str) -> str:
+    """The queue that carries a pool's jobs: ``base`` itself for the default pool (so a
+    fleet of before pools keeps its queue), ``base:pool`` for the others."""
+    return base if pool == DEFAULT_POOL else f"{base}:{pool}"

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from hpo.artifacts import relative_key
+from hpo.resources import DEFAULT_POOL, POOL_PATTERN
 from hpo.spec import Objective, TrainSpec, check_json_text
 from hpo.vocabulary import TokenScope, TrialSortKey
 from search.status import Decision, StudyStatus, TrialStatus
@@ -125,6 +126,13 @@ class StudyPublic(BaseModel):
     )
     project: str = Field(default="default", description="The project the study belongs to.")
     created_by: str | None = Field(default=None, description="Who created the study.")
+    pool: str = Field(default=DEFAULT_POOL, description="The pool its trials run in.")
+    priority: float = Field(default=1.0, description="Its weight in the pool's share.")
+    waiting: str | None = Field(
+        default=None,
+        description="Why its trials wait with no one to run them (e.g. an empty pool); "
+        "given by GET /studies/{name}.",
+    )
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None
@@ -254,6 +262,7 @@ class WorkerIn(_In):
     host: str = Field(min_length=1, max_length=256)
     pid: StrictInt = Field(ge=0, le=2**31 - 1)
     devices: list[str] = Field(default_factory=list, max_length=64)
+    pool: str = Field(default=DEFAULT_POOL, pattern=POOL_PATTERN)
     status: Literal["idle", "busy", "stopped"] = "idle"
 
     @field_validator("name", "host", "devices")
@@ -270,6 +279,7 @@ class WorkerPublic(BaseModel):
     host: str
     pid: int
     devices: list[str]
+    pool: str = DEFAULT_POOL
     status: str
     current_trials: list[int] = Field(description="Ids of trials it runs now.")
     started_at: datetime

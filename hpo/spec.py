@@ -29,6 +29,7 @@ from hpo.catalog import (
     TRAINING_PARAMS,
     known_params,
 )
+from hpo.resources import Resources
 from search import SearchSpace, SpaceError, validate_strategy
 from search.base import OptionError
 from search.params import CategoricalParam
@@ -211,6 +212,15 @@ class StudySpec(_Strict):
     budget: Budget = Field(default_factory=Budget)
     stopping: StoppingSpec | None = Field(default=None, description="Early stopping rule.")
     train: TrainSpec = Field(default_factory=TrainSpec)
+    resources: Resources = Field(
+        default_factory=Resources, description="Pool and GPUs of each trial."
+    )
+    priority: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Weight of this study's share of its pool when trials wait for slots.",
+    )
     runner: Literal["workers", "external"] = Field(
         default="workers",
         description=(

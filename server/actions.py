@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hpo.spec import StudySpec
 from hpo.vocabulary import Role
-from server import access, audit, projects, studies, webhooks
+from server import access, audit, pools, projects, studies, webhooks
 from server.auth import Identity
 from server.errors import Forbidden, Invalid
 from server.projects import check_entrypoint, project_for_spec
@@ -37,12 +37,19 @@ __all__ = [
 
 
 def create_study(
-    session: Session, identity: Identity, spec: StudySpec, *, check_entrypoints: bool
+    session: Session,
+    identity: Identity,
+    spec: StudySpec,
+    *,
+    check_entrypoints: bool,
+    local_only: bool = False,
+    heartbeat_timeout: float = 60.0,
 ) -> Study:
     """Create a study in the spec's project (default: the default project) for a
     member or owner of it. A project the caller is no member of reads as missing (422
     naming ``project``, as for a project that does not exist); a viewer is Forbidden;
-    an entrypoint the project may not run is 422 naming ``train.entrypoint``."""
+    an entrypoint the project may not run is 422 naming ``train.entrypoint``; trials
+    no worker of its pool could run are 422 naming the resource (``server.pools``)."""
     project = project_for_spec(session, spec.project)
     role = access.role_in(session, identity, project.id)
     if role is None:
@@ -55,6 +62,10 @@ def create_study(
         )
     if check_entrypoints:
         check_entrypoint(project, spec.train.entrypoint)
+    if spec.runner == "workers":
+        pools.check_resources(
+            session, spec.resources, local_only=local_only, heartbeat_timeout=heartbeat_timeout
+        )
     study = studies.create_study(session, spec, project_id=project.id, created_by=identity.name)
     audit.record(session, identity, "study.create", project_id=project.id, study=study.name)
     return study

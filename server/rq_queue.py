@@ -2,9 +2,11 @@
 
 Jobs are ``hpo.jobs.RUN_TRIAL`` with one argument, the trial id, serialized with RQ's
 JSON serializer (never pickle). A job's timeout follows its study's trial timeout (not
-RQ's 180 s default). The queue is transport only: :meth:`live_trial_ids` tells the
-reconciler which trials some job still holds, so trials lost with a flushed Redis are
-enqueued again.
+RQ's 180 s default). Each pool has its own queue (``hpo.jobs.pool_queue``: the base
+name for ``default``, ``<base>:<pool>`` for the others), so a trial is only ever taken
+by a worker of its study's pool. The queue is transport only: :meth:`live_trial_ids`
+tells the reconciler which trials some job still holds, so trials lost with a flushed
+Redis are enqueued again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from redis import Redis
 from rq import Queue
@@ -19,7 +22,8 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from hpo.jobs import RUN_TRIAL, job_id, trial_of_job
+from hpo.jobs import RUN_TRIAL, job_id, pool_queue, trial_of_job
+from hpo.resources import DEFAULT_POOL
 from server.db import Database
 from server.tables import Study, Trial
 
@@ -35,40 +39,60 @@ class RQTrialQueue:
 
     def __init__(self, redis_url: str, db: Database, *, name: str = "hpo-trials") -> None:
         self.redis = Redis.from_url(redis_url)
-        self.queue = Queue(name, connection=self.redis, serializer=JSONSerializer)
+        self.name = name
+        self._queues: dict[str, Queue] = {}
+        self.queue = self.pool(DEFAULT_POOL)
         self.db = db
 
-    def _timeouts(self, trial_ids: Sequence[int]) -> dict[int, float]:
+    def pool(self, pool: str) -> Queue:
+        """The queue of ``pool``'s jobs."""
+        queue = self._queues.get(pool)
+        if queue is None:
+            queue = Queue(
+                pool_queue(self.name, pool), connection=self.redis, serializer=JSONSerializer
+            )
+            self._queues[pool] = queue
+        return queue
+
+    def _routes(self, trial_ids: Sequence[int]) -> dict[int, tuple[float, str]]:
         with self.db.session() as session:
             rows = session.execute(
-                select(Trial.id, Study.trial_timeout)
+                select(Trial.id, Study.trial_timeout, Study.pool)
                 .join(Study, Study.id == Trial.study_id)
                 .where(Trial.id.in_(list(trial_ids)))
             ).all()
-        return {tid: timeout for tid, timeout in rows}
+        return {tid: (timeout, pool) for tid, timeout, pool in rows}
 
     def enqueue(self, trial_ids: Sequence[int]) -> None:
-        """One pipeline round trip for the whole batch."""
+        """One pipeline round trip for the whole batch (per pool it spans)."""
         if not trial_ids:
             return
-        timeouts = self._timeouts(trial_ids)
-        jobs = [
-            Queue.prepare_data(
-                RUN_TRIAL,
-                args=(int(tid),),
-                # a little over the trial timeout: the server's reaper acts first
-                timeout=int(timeouts.get(tid, 86_400)) + 60,
-                job_id=job_id(int(tid), uuid.uuid4().hex[:12]),
-                result_ttl=0,  # the database holds the outcome: keep no result in Redis
-                failure_ttl=86_400,
-                description=f"trial {tid}",
+        routes = self._routes(trial_ids)
+        by_pool: dict[str, list[Any]] = {}
+        for tid in trial_ids:
+            timeout, pool = routes.get(tid, (86_400.0, DEFAULT_POOL))
+            by_pool.setdefault(pool, []).append(
+                Queue.prepare_data(
+                    RUN_TRIAL,
+                    args=(int(tid),),
+                    # a little over the trial timeout: the server's reaper acts first
+                    timeout=int(timeout) + 60,
+                    job_id=job_id(int(tid), uuid.uuid4().hex[:12]),
+                    result_ttl=0,  # the database holds the outcome: keep no result in Redis
+                    failure_ttl=86_400,
+                    description=f"trial {tid}",
+                )
             )
-            for tid in trial_ids
-        ]
-        self.queue.enqueue_many(jobs)
+        for pool, jobs in by_pool.items():
+            self.pool(pool).enqueue_many(jobs)
 
     def live_trial_ids(self) -> set[int] | None:
-        """Trials some job holds: waiting in the queue or started by a worker."""
-        ids = self.queue.get_job_ids()
-        ids += StartedJobRegistry(queue=self.queue).get_job_ids()
+        """Trials some job holds: waiting in a pool's queue or started by a worker."""
+        with self.db.session() as session:
+            pools = set(session.scalars(select(Study.pool).distinct()))
+        ids: list[str] = []
+        for pool in sorted(pools | set(self._queues)):
+            queue = self.pool(pool)
+            ids += queue.get_job_ids()
+            ids += StartedJobRegistry(queue=queue).get_job_ids()
         return {t for t in map(trial_of_job, ids) if t is not None}

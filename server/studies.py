@@ -81,6 +81,9 @@ def create_study(
         max_retries=spec.budget.max_retries,
         trial_timeout=spec.budget.trial_timeout,
         runner=spec.runner,
+        pool=spec.resources.pool,
+        gpus=spec.resources.gpus,
+        priority=spec.priority,
         spec=spec.model_dump(mode="json"),
     )
     session.add(study)
@@ -179,6 +182,8 @@ def study_public(session: Session, study: Study) -> StudyPublic:
         reason=study.reason,
         project=study.project.name,
         created_by=study.created_by,
+        pool=study.pool,
+        priority=study.priority,
         spec=study.spec,
         created_at=study.created_at,
         finished_at=study.finished_at,

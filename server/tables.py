@@ -165,6 +165,11 @@ class Study(Base):
     #: Who evaluates its trials: "workers" (the scheduler queues them) or "external"
     #: (only ask/tell callers lease them, through suggest).
     runner: Mapped[Runner] = mapped_column(String(16), default="workers", server_default="workers")
+    #: The pool of workers its trials run in, the GPUs one trial holds (None: one slot)
+    #: and its weight in that pool's share (``hpo.resources``).
+    pool: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    gpus: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
     #: Why a study ended failed (fail-fast, or every trial failed), with the most
     #: common reasons of its failed trials.
     reason: Mapped[str | None] = mapped_column(Text)
@@ -180,6 +185,7 @@ class Study(Base):
     __table_args__ = (
         Index("ix_studies_status", "status"),
         Index("ix_studies_project", "project_id"),
+        Index("ix_studies_pool_status", "pool", "status"),
     )
 
 
@@ -330,6 +336,7 @@ class Worker(Base):
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
     devices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    pool: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     status: Mapped[WorkerStatus] = mapped_column(String(16), default="idle")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -21,6 +21,7 @@ def register_worker(session: Session, body: WorkerIn) -> Worker:
         worker = Worker(name=body.name, started_at=now)
         session.add(worker)
     worker.host, worker.pid, worker.devices = body.host, body.pid, list(body.devices)
+    worker.pool = body.pool
     worker.status, worker.heartbeat_at = body.status, now
     return worker
 
@@ -30,7 +31,7 @@ def list_workers(
 ) -> list[WorkerPublic]:
     """Workers with the trials they run now; ``stale`` when silent past the timeout."""
     now = utcnow()
-    query = select(Worker).order_by(Worker.name)
+    query = select(Worker).order_by(Worker.pool, Worker.name)
     if not include_stopped:
         query = query.where(Worker.status != "stopped")
     workers = session.scalars(query).all()
@@ -51,6 +52,7 @@ def list_workers(
                 host=w.host,
                 pid=w.pid,
                 devices=list(w.devices or []),
+                pool=w.pool,
                 status="busy" if running.get(w.name) else w.status,
                 current_trials=sorted(running.get(w.name, [])),
                 started_at=w.started_at,

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
+from hpo.jobs import pool_queue
+from hpo.resources import DEFAULT_POOL
 from worker.gpus import Slot
 
 __all__ = ["DaemonConfig", "run_daemon"]
@@ -34,6 +36,7 @@ class DaemonConfig:
     redis_url: str
     queue_name: str
     slots: tuple[Slot, ...]
+    pool: str = DEFAULT_POOL
     burst: bool = False  # exit when the queue is empty (tests, batch jobs)
 
 
@@ -47,7 +50,14 @@ def run_daemon(config: DaemonConfig) -> int:
         slot = config.slots[index]
         proc = ctx.Process(
             target=_slot_main,
-            args=(slot, config.redis_url, config.queue_name, config.burst, os.getpid()),
+            args=(
+                slot,
+                config.redis_url,
+                pool_queue(config.queue_name, config.pool),
+                config.pool,
+                config.burst,
+                os.getpid(),
+            ),
             name=f"hpo-worker-{slot.name}",
         )
         proc.start()
@@ -84,8 +94,11 @@ def run_daemon(config: DaemonConfig) -> int:
         time.sleep(0.2)
 
 
-def _slot_main(slot: Slot, redis_url: str, queue_name: str, burst: bool, parent: int) -> None:
-    """One slot: pin the device, register with the server, take jobs until told to stop."""
+def _slot_main(
+    slot: Slot, redis_url: str, queue_name: str, pool: str, burst: bool, parent: int
+) -> None:
+    """One slot: pin the device, register with the server in its pool, take that pool's
+    jobs until told to stop."""
     os.environ.update(slot.env)  # before torch is imported anywhere in this process
     if "OMP_NUM_THREADS" in slot.env:  # also if torch was imported before the update
         import torch
@@ -112,7 +125,9 @@ def _slot_main(slot: Slot, redis_url: str, queue_name: str, burst: bool, parent:
         if os.getppid() != parent and rq_worker_box:  # orphaned: leave warmly
             os.kill(os.getpid(), signal.SIGTERM)
 
-    presence = Presence(client, slot.devices, settings.heartbeat_interval, orphaned).start()
+    presence = Presence(
+        client, slot.devices, settings.heartbeat_interval, orphaned, pool=pool
+    ).start()
     connection = Redis.from_url(redis_url)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     rq_worker = TrialWorker([queue], connection=connection, name=f"{worker_name()}-{slot.name}")

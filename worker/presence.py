@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from hpo.client import APIError, Client
+from hpo.resources import DEFAULT_POOL
 from hpo.schemas import WorkerIn
 from search.status import WorkerStatus
 from worker.job import worker_name
@@ -37,9 +38,12 @@ class Presence:
         devices: Sequence[str],
         interval: float,
         on_beat: Callable[[], None] | None = None,
+        *,
+        pool: str = DEFAULT_POOL,
     ) -> None:
         self.client = client
         self.devices = list(devices) or ["cpu"]
+        self.pool = pool
         self.interval = interval
         self.on_beat = on_beat
         self.status: WorkerStatus = "idle"
@@ -53,6 +57,7 @@ class Presence:
             host=socket.gethostname(),
             pid=os.getpid(),
             devices=self.devices,
+            pool=self.pool,
             status=self.status,
         )
         try:

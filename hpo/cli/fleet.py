@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, make_client
 from hpo.cli.output import console, fail, handle_errors, print_json
+from hpo.resources import DEFAULT_POOL, POOL_PATTERN
 
 
 def worker(
@@ -18,6 +20,12 @@ def worker(
         typer.Option(help="GPUs to use, e.g. 0,1,2,3 (default: every visible GPU; none: CPU)."),
     ] = None,
     slots: Annotated[int, typer.Option(min=1, help="CPU slots when no GPU is used.")] = 1,
+    pool: Annotated[
+        str,
+        typer.Option(
+            envvar="HPO_WORKER_POOL", help="The pool this worker serves (a study's resources.pool)."
+        ),
+    ] = DEFAULT_POOL,
     server: ServerOpt = None,
     token: Annotated[
         str | None,
@@ -32,9 +40,10 @@ def worker(
     queue: Annotated[str | None, typer.Option(help="Queue name (HPO_QUEUE_NAME).")] = None,
     burst: Annotated[bool, typer.Option(help="Exit once the queue is empty.")] = False,
 ) -> None:
-    """Run trials from the queue: one process per GPU, each trial pinned to its GPU.
+    """Run trials of one pool from the queue: one process per GPU, each trial pinned to
+    its GPU.
 
-    Example: HPO_REDIS_URL=redis://redis:6379/0 hpo worker --gpus 0,1 --server http://hpo:8765
+    Example: HPO_REDIS_URL=redis://redis:6379/0 hpo worker --pool a100 --gpus 0,1 --server http://hpo:8765
     """
     from hpo.settings import get_settings
     from worker.daemon import DaemonConfig, run_daemon
@@ -46,6 +55,11 @@ def worker(
         redis_url = redis_url or settings.redis_url
         if not redis_url:
             raise fail("no Redis to take trials from: set HPO_REDIS_URL or pass --redis-url")
+        if not re.fullmatch(POOL_PATTERN, pool):
+            raise fail(
+                f"--pool: {pool!r} is not a pool name (letters, digits, '_', '.', '-'; "
+                "at most 64, starting with a letter or digit)"
+            )
         chosen = parse_gpus(gpus)
         # GPUs are counted (which imports torch) only when the plan needs the count: with
         # --gpus none, or CUDA_VISIBLE_DEVICES set, it does not.
@@ -65,10 +79,13 @@ def worker(
         os.environ["HPO_WORKER_TOKEN"] = token
     os.environ["HPO_REDIS_URL"] = redis_url
     names = ", ".join(f"{s.name} ({s.device})" for s in plan)
-    console.print(f"hpo worker: {len(plan)} slot(s): {names}; server {get_settings().server_url}")
+    console.print(
+        f"hpo worker: pool {pool}, {len(plan)} slot(s): {names}; server {get_settings().server_url}"
+    )
     config = DaemonConfig(
         redis_url=redis_url,
         queue_name=queue or settings.queue_name,
+        pool=pool,
         slots=tuple(plan),
         burst=burst,
     )
@@ -81,7 +98,8 @@ def workers(
     json_out: JsonOpt = False,
     all_: Annotated[bool, typer.Option("--all", help="Include stopped workers.")] = False,
 ) -> None:
-    """List workers: host, devices, current trials, last heartbeat (stale ones marked).
+    """List workers by pool: host, devices, current trials, last heartbeat (stale ones
+    marked).
 
     Example: hpo workers --server http://hpo.internal:8765
     """
@@ -93,12 +111,21 @@ def workers(
     if not rows:
         console.print("no workers connected: start one with [bold]hpo worker[/]")
         return
-    table = Table(title="Workers", header_style="bold")
-    for col in ("name", "host", "devices", "status", "trials", "last heartbeat"):
-        table.add_column(col)
+    pools: dict[str, int] = {}
     for w in rows:
+        pools[w.pool] = pools.get(w.pool, 0) + 1
+    title = "Workers: " + ", ".join(f"{n} in pool {p}" for p, n in sorted(pools.items()))
+    table = Table(title=title, header_style="bold")
+    for col in ("pool", "name", "host", "devices", "status", "trials", "last heartbeat"):
+        table.add_column(col)
+    previous = None
+    for w in sorted(rows, key=lambda w: (w.pool, w.name)):
+        if previous is not None and w.pool != previous:
+            table.add_section()
+        previous = w.pool
         beat = f"{w.heartbeat_at:%Y-%m-%d %H:%M:%S}" + (" [red](stale)[/]" if w.stale else "")
         table.add_row(
+            w.pool,
             w.name,
             w.host,
             ",".join(w.devices),

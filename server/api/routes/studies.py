@@ -20,7 +20,17 @@ from hpo.schemas import (
     TrialStatus,
 )
 from hpo.spec import StudySpec, parse_spec_text
-from server import access, actions, insights, logs, projects, studies, trial_filter, trials
+from server import (
+    access,
+    actions,
+    insights,
+    logs,
+    pools,
+    projects,
+    studies,
+    trial_filter,
+    trials,
+)
 from server.api.deps import SchedulerDep, SessionDep, TrialNumber, in_session
 from server.api.routes.trials import After, Attempt
 from server.auth import IdentityDep, auth_enabled, require
@@ -43,7 +53,14 @@ def create_study(
     """Create a study from a spec in its project (member or owner). 422 names the
     invalid field (``project`` for a project you are no member of,
     ``train.entrypoint`` for code the project may not run); 409 on a duplicate name."""
-    study = actions.create_study(session, identity, spec, check_entrypoints=auth_enabled(request))
+    study = actions.create_study(
+        session,
+        identity,
+        spec,
+        check_entrypoints=auth_enabled(request),
+        local_only=scheduler.queue.owns_workers,
+        heartbeat_timeout=request.app.state.settings.heartbeat_timeout,
+    )
     return _committed(session, scheduler, study)
 
 
@@ -76,10 +93,15 @@ def list_studies(
 @router.get("/{name}", response_model=StudyPublic)
 async def get_study(name: str, request: Request, identity: IdentityDep) -> StudyPublic:
     """The study with its status counts and best trial."""
-    return await in_session(
-        request,
-        lambda session: studies.study_public(session, access.get_study(session, identity, name)),
-    )
+    timeout = request.app.state.settings.heartbeat_timeout
+
+    def answer(session: Session) -> StudyPublic:
+        study = access.get_study(session, identity, name)
+        public = studies.study_public(session, study)
+        public.waiting = pools.waiting_reason(session, study, timeout)
+        return public
+
+    return await in_session(request, answer)
 
 
 def _committed(session: Session, scheduler: Scheduler, study: Study) -> StudyPublic:
