@@ -221,3 +221,69 @@ def test_0006_moves_todays_data_into_a_default_project_and_keeps_every_token_wor
             assert conn.execute(text("SELECT count(*) FROM tokens")).scalar() == 4
     finally:
         engine.dispose()
+
+
+def test_0009_puts_todays_studies_and_workers_in_the_default_pool(database_url: str) -> None:
+    """A database of the previous release (at 0008: a running study, a registered
+    worker) upgrades to 0009 with the study in pool ``default`` at weight 1 taking one
+    slot per trial, and the worker in ``default``; the service reads both, and the
+    downgrade gives the previous release its database back; on SQLite and PostgreSQL."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    from server.db import Database
+    from server.studies import get_study, study_public
+    from server.workers import list_workers
+
+    upgrade(database_url, "0008")
+    engine = create_engine(database_url)
+    now = datetime.now(timezone.utc)
+    spec = (
+        '{"name": "old", "objective": {"metric": "loss", "direction": "minimize"},'
+        ' "space": {"lr": {"type": "float", "low": 0.001, "high": 0.1}},'
+        ' "strategy": {"name": "random", "seed": 1, "options": {}},'
+        ' "budget": {"max_trials": 2, "max_parallel": 1, "epochs": 1},'
+        ' "train": {"model": "mlp", "dataset": "synthetic", "params": {}}}'
+    )
+    with engine.begin() as conn:
+        project = conn.execute(text("SELECT id FROM projects WHERE name = 'default'")).scalar()
+        conn.execute(
+            text(
+                "INSERT INTO studies (name, project_id, status, strategy, direction, metric,"
+                " seed, max_trials, max_parallel, max_retries, trial_timeout, spec, runner,"
+                " created_at, updated_at) VALUES ('old', :p, 'running', 'random', 'minimize',"
+                " 'loss', 1, 2, 1, 2, 86400, :spec, 'workers', :now, :now)"
+            ),
+            {"p": project, "spec": spec, "now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO workers (name, host, pid, devices, status, started_at, heartbeat_at)"
+                " VALUES ('box:1', 'box', 1, '[\"0\"]', 'idle', :now, :now)"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+    upgrade(database_url, "0009")
+    assert current_revision(database_url) == "0009"
+    upgrade(database_url)
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            study = get_study(session, "old")
+            assert (study.pool, study.priority, study.gpus) == ("default", 1.0, None)
+            assert study_public(session, study).pool == "default"
+            (worker,) = list_workers(session, heartbeat_timeout=60)
+            assert (worker.name, worker.pool) == ("box:1", "default")
+    finally:
+        db.dispose()
+    downgrade(database_url, "0008")
+    assert current_revision(database_url) == "0008"
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM studies")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM workers")).scalar() == 1
+    finally:
+        engine.dispose()
