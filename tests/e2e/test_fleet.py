@@ -112,9 +112,10 @@ class Fleet:
         self.server.kill()
         self.server.wait(10)
 
-    def start_worker(self, slots: int) -> subprocess.Popen:
+    def start_worker(self, slots: int, pool: str | None = None) -> subprocess.Popen:
         proc = self._spawn(
-            ["worker", "--gpus", "none", "--slots", str(slots)],
+            ["worker", "--gpus", "none", "--slots", str(slots)]
+            + (["--pool", pool] if pool else []),
             self.worker_logs / f"worker{len(self.workers)}.log",
         )
         self.workers.append(proc)
@@ -340,6 +341,25 @@ def test_four_workers_two_hundred_trials_on_postgresql(fleet: Fleet) -> None:
     assert len(workers) == 4 and all(w.devices == ["cpu"] for w in workers)
     assert _server_errors(fleet) == []
     assert _worker_retries(fleet) == []  # no 5xx answer, and the server never went away
+
+
+def test_each_pool_runs_only_its_own_studies_trials(fleet: Fleet) -> None:
+    fleet.start_worker(slots=1, pool="alpha")
+    fleet.start_worker(slots=1)
+    with fleet.client() as client:
+        client.create_study({**_spec("in-alpha", 6, 2, 1), "resources": {"pool": "alpha"}})
+        client.create_study(_spec("in-default", 6, 2, 1))
+        _wait_study(client, "in-alpha", timeout=120)
+        _wait_study(client, "in-default", timeout=120)
+        pool_of = {w.name: w.pool for w in client.list_workers(include_stopped=True)}
+        ran = {
+            name: {
+                pool_of.get(str(t.worker)) for t in _assert_terminal_and_contiguous(client, name, 6)
+            }
+            for name in ("in-alpha", "in-default")
+        }
+    assert ran == {"in-alpha": {"alpha"}, "in-default": {"default"}}
+    assert _server_errors(fleet) == []
 
 
 def test_server_killed_and_restarted_mid_study_loses_nothing(fleet: Fleet) -> None:
