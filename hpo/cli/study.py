@@ -26,6 +26,7 @@ from hpo.cli.output import (
     trials_table,
 )
 from hpo.cli.watch import watch
+from hpo.resources import DEFAULT_POOL
 
 if TYPE_CHECKING:
     from hpo.schemas import StudyPublic
@@ -120,7 +121,10 @@ def show(
         f"[bold]{study.name}[/]  status [bold]{study.status}[/]  strategy {study.strategy}  "
         f"{study.objective.direction} {study.objective.metric}  "
         f"done {study_done(study)}/{study.max_trials}  parallel {study.max_parallel}"
+        + (f"  pool {study.pool}" if study.pool != DEFAULT_POOL else "")
     )
+    if study.waiting:
+        console.print(f"[bold yellow]waiting:[/] {escape(study.waiting)}")
     if study.best_trial:
         best = study.best_trial
         console.print(
