@@ -96,13 +96,17 @@ def studies_rows(request: Request, session: SessionDep, project: str | None = No
 
 @router.get("/studies/{name}", response_class=HTMLResponse)
 def study_page(name: str, request: Request, session: SessionDep) -> Response:
-    view = study_view(session, access.get_study(session, identity_of(request), name))
+    view = study_view(
+        session, access.get_study(session, identity_of(request), name), _beat(request)
+    )
     return _page("study.html")(request, s=view, title=f"Study {name}")
 
 
 @router.get("/ui/studies/{name}/header", response_class=HTMLResponse)
 def study_header(name: str, request: Request, session: SessionDep) -> Response:
-    view = study_view(session, access.get_study(session, identity_of(request), name))
+    view = study_view(
+        session, access.get_study(session, identity_of(request), name), _beat(request)
+    )
     return _page("_study_header.html")(request, s=view)
 
 
@@ -229,8 +233,13 @@ def favicon() -> FileResponse:
     return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
+def _beat(request: Request) -> float:
+    """The server's heartbeat timeout: a worker silent for longer serves no pool."""
+    return float(request.app.state.settings.heartbeat_timeout)
+
+
 def _workers(request: Request, session: SessionDep) -> list:
-    timeout = request.app.state.settings.heartbeat_timeout
+    timeout = _beat(request)
     return workers.list_workers(session, heartbeat_timeout=timeout, include_stopped=True)
 
 

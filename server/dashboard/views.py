@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from hpo.schemas import TrialDetail, WorkerPublic
 from search.status import OPEN
-from server import studies
+from server import pools, studies
 from server.outcome import failure_streak, max_consecutive_failures, reason_groups
 from server.tables import Study, Trial
 
@@ -20,9 +20,14 @@ __all__ = ["study_view", "trial_view", "worker_rows"]
 RUNNING_SHOWN = 20
 
 
-def study_view(session: Session, study: Study) -> dict[str, Any]:
-    """The study header: public summary, progress, best trial, running trials."""
+def study_view(
+    session: Session, study: Study, heartbeat_timeout: float | None = None
+) -> dict[str, Any]:
+    """The study header: public summary, progress, best trial, running trials; with
+    ``heartbeat_timeout``, also why it waits when its pool has no worker."""
     public = studies.study_public(session, study)
+    if heartbeat_timeout is not None:
+        public.waiting = pools.waiting_reason(session, study, heartbeat_timeout)
     finished = sum(n for status, n in public.counts.items() if status not in OPEN)
     running = session.execute(
         select(Trial.number, Trial.worker, Trial.last_step, Trial.info)

@@ -76,3 +76,21 @@ def test_an_embedded_server_runs_only_the_default_pool(sqlite_settings) -> None:
         error = _only_error(_create(api, "elsewhere", resources={"pool": "a100"}))
         assert error["field"] == "resources.pool" and "HPO_REDIS_URL" in error["msg"]
         assert _create(api, "here", resources={"pool": "default"}).status_code == 201
+
+
+def test_the_dashboard_groups_workers_by_pool_and_says_why_a_study_waits(
+    api, live_server
+) -> None:
+    _register(api, "g:1", "a100", ["0"])
+    _register(api, "g:2", "a100", ["1"])
+    _register(api, "c:1", "default", ["cpu"])
+    assert _create(api, "stranded", resources={"pool": "h100"}).status_code == 201
+    with httpx.Client(base_url=live_server.url, timeout=30) as pages:
+        workers = pages.get("/workers").text
+        assert workers.count('class="pool-row"') == 2
+        assert "Pool a100 · 2 worker(s)" in workers and "Pool default · 1 worker(s)" in workers
+        assert workers.index('data-pool="a100"') < workers.index('data-worker="g:1"')
+        study = pages.get("/studies/stranded").text
+        assert 'id="study-waiting"' in study and "no worker serves pool &#39;h100&#39;" in study
+        header = pages.get("/ui/studies/stranded/header").text
+        assert 'id="study-waiting"' in header
