@@ -78,9 +78,7 @@ def test_an_embedded_server_runs_only_the_default_pool(sqlite_settings) -> None:
         assert _create(api, "here", resources={"pool": "default"}).status_code == 201
 
 
-def test_the_dashboard_groups_workers_by_pool_and_says_why_a_study_waits(
-    api, live_server
-) -> None:
+def test_the_dashboard_groups_workers_by_pool_and_says_why_a_study_waits(api, live_server) -> None:
     _register(api, "g:1", "a100", ["0"])
     _register(api, "g:2", "a100", ["1"])
     _register(api, "c:1", "default", ["cpu"])
