@@ -61,8 +61,11 @@ class TeamCalls:
         *,
         description: str | None = None,
         entrypoints: Sequence[str] | None = None,
+        gpu_quota: float | None = None,
+        clear_gpu_quota: bool = False,
     ) -> ProjectPublic:
-        """Change the description or the entrypoint allowlist (owner or admin)."""
+        """Change the description or the entrypoint allowlist (owner or admin), or
+        the GPU quota (admin): ``gpu_quota`` sets it, ``clear_gpu_quota`` lifts it."""
         from hpo.team import ProjectPublic
 
         body: dict[str, Any] = {}
@@ -70,6 +73,8 @@ class TeamCalls:
             body["description"] = description
         if entrypoints is not None:
             body["entrypoints"] = list(entrypoints)
+        if gpu_quota is not None or clear_gpu_quota:
+            body["gpu_quota"] = None if clear_gpu_quota else gpu_quota
         answer = self._request("PATCH", f"/projects/{_q(name)}", json=body)
         return ProjectPublic.model_validate(answer.json())
 

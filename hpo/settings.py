@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="Worker side: how long to keep retrying an unreachable server.",
     )
     queue_name: str = Field(default="hpo-trials", description="RQ queue name.")
+    dispatch: Literal["fair", "fifo"] = Field(
+        default="fair",
+        description="Server side: which study a free slot serves. fair = the one furthest "
+        "below its weighted share (priority, projects, quotas); fifo = each study keeps "
+        "max_parallel trials queued and workers take them in order (for comparison).",
+    )
     api_token: str | None = Field(
         default=None,
         description="Server side: an admin token (enables auth; creates the other tokens).",

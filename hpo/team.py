@@ -46,6 +46,12 @@ def _prefixes(values: list[str] | None) -> list[str] | None:
     return values
 
 
+GPU_QUOTA = (
+    "The most GPUs the project's trials hold at once, fleet-wide (a trial without "
+    "resources.gpus counts one slot); unset: no cap."
+)
+
+
 class ProjectIn(_In):
     """A new project (admin): a unique name, what it is for, and the module prefixes its
     studies' entrypoints may come from (``*``: any; none: built-in models only)."""
@@ -53,15 +59,18 @@ class ProjectIn(_In):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=10_000)
     entrypoints: list[str] = Field(default_factory=list, max_length=1000)
+    gpu_quota: float | None = Field(default=None, gt=0, le=1_000_000, description=GPU_QUOTA)
 
     _check = field_validator("entrypoints")(_prefixes)
 
 
 class ProjectUpdate(_In):
-    """Change a project's settings (owner or admin); what is left out stays."""
+    """Change a project's settings (owner or admin; its quota: admin); what is left
+    out stays. ``gpu_quota: null`` lifts the quota."""
 
     description: str | None = Field(default=None, max_length=10_000)
     entrypoints: list[str] | None = Field(default=None, max_length=1000)
+    gpu_quota: float | None = Field(default=None, gt=0, le=1_000_000, description=GPU_QUOTA)
 
     _check = field_validator("entrypoints")(_prefixes)
 
@@ -72,6 +81,7 @@ class ProjectPublic(BaseModel):
     name: str
     description: str
     entrypoints: list[str]
+    gpu_quota: float | None = None
     role: Role | None = Field(
         default=None, description="Your role in it (none: you see it as an admin)."
     )

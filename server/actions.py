@@ -123,12 +123,13 @@ def create_project(
     *,
     description: str = "",
     entrypoints: Sequence[str] = (),
+    gpu_quota: float | None = None,
 ) -> Project:
     """Create a project (admins only: its allowlist says what code the fleet runs)."""
     if "admin" not in identity.scopes:
         raise Forbidden("creating a project needs an admin token")
     project = projects.create_project(
-        session, name, description=description, entrypoints=entrypoints
+        session, name, description=description, entrypoints=entrypoints, gpu_quota=gpu_quota
     )
     audit.record(
         session,
@@ -140,6 +141,13 @@ def create_project(
     return project
 
 
+class Keep:
+    """ "Leave this setting as it is" (where ``None`` means something: no quota)."""
+
+
+KEEP = Keep()
+
+
 def change_project(
     session: Session,
     identity: Identity,
@@ -147,12 +155,20 @@ def change_project(
     *,
     description: str | None = None,
     entrypoints: Sequence[str] | None = None,
+    gpu_quota: float | Keep | None = KEEP,
 ) -> Project:
-    """Change a project's description or entrypoint allowlist (owner or admin)."""
+    """Change a project's description or entrypoint allowlist (owner or admin), or
+    its GPU quota (admin only: a quota caps the project; ``None`` lifts it)."""
     project, _ = access.get_project(session, identity, name, need="owner")
     old = list(project.entrypoints)
     projects.update_project(session, project, description=description, entrypoints=entrypoints)
     detail: dict[str, Any] = {}
+    if not isinstance(gpu_quota, Keep):
+        if "admin" not in identity.scopes:
+            raise Forbidden("gpu_quota: changing a project's quota needs an admin token")
+        if gpu_quota != project.gpu_quota:
+            detail["gpu_quota"] = [project.gpu_quota, gpu_quota]
+        project.gpu_quota = gpu_quota
     if entrypoints is not None and list(project.entrypoints) != old:
         detail["entrypoints"] = [old, list(project.entrypoints)]
     if description is not None:

@@ -107,6 +107,7 @@ def create_app(
         interval=settings.scheduler_interval,
         heartbeat_timeout=settings.heartbeat_timeout,
         reconcile_interval=settings.reconcile_interval,
+        dispatch=settings.dispatch,
     )
 
     deliverer = Deliverer(

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from search.status import OPEN
 from server.history import HistoryMirror
+from server.tables import Study, Trial
 
 __all__ = ["SlotHolds"]
 
@@ -54,3 +59,21 @@ class SlotHolds:
                 study == history.study_id and trial != finishing and number not in history.open
                 for trial, (study, number) in self._held.items()
             )
+
+    def in_pool(self, session: Session, pool: str, finishing: int | None = None) -> float:
+        """Slots of ``pool`` held for refills other than ``finishing``'s: those whose
+        trial has ended (one still open is counted in flight already), in slots
+        (``server.dispatch.slot_size``)."""
+        with self._lock:
+            ids = [trial for trial in self._held if trial != finishing]
+        if not ids:
+            return 0
+        return float(
+            session.scalar(
+                select(func.sum(func.coalesce(Study.gpus, 1.0)))
+                .select_from(Trial)
+                .join(Study, Study.id == Trial.study_id)
+                .where(Trial.id.in_(ids), Study.pool == pool, Trial.status.not_in(sorted(OPEN)))
+            )
+            or 0
+        )

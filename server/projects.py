@@ -44,12 +44,22 @@ _NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def create_project(
-    session: Session, name: str, *, description: str = "", entrypoints: Sequence[str] = ()
+    session: Session,
+    name: str,
+    *,
+    description: str = "",
+    entrypoints: Sequence[str] = (),
+    gpu_quota: float | None = None,
 ) -> Project:
     """Store a new project; a duplicate name is a Conflict naming ``name``."""
     if session.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise Conflict(f"name: a project named {name!r} already exists", field="name")
-    project = Project(name=name, description=description, entrypoints=sorted(set(entrypoints)))
+    project = Project(
+        name=name,
+        description=description,
+        entrypoints=sorted(set(entrypoints)),
+        gpu_quota=gpu_quota,
+    )
     session.add(project)
     try:
         session.flush()

@@ -1,15 +1,16 @@
 """A finish's hand-over: the finished trial's study refilled at once, and the trial a
 finish handed to its worker found again when that finish is repeated.
 
-A finish request (``POST /trials/{id}/finish``) frees a slot of its study. Instead of
-waiting for a scheduler pass, the request refills that one study itself
-(:func:`refill`) once its own transaction has committed, holding the scheduler's lock
-(``Scheduler.exclusive()``) for the refill only: the lock serializes every refill and
-pass, so whatever it covers bounds the service's throughput. With ``lease_next`` the
-refill takes that one freed slot and its new trial goes straight to the finishing
-worker, already started (attempt 1), in the answer's ``next_trial``. The freed slot
-is held for that refill from before the finish commits (``server.holds``), so
-neither a pass nor a concurrent finish's refill takes it in between.
+A finish request (``POST /trials/{id}/finish``) frees a slot of its study's pool.
+Instead of waiting for a scheduler pass, the request refills that slot itself
+(:func:`refill`: by fair share, ``server.dispatch``) once its own transaction has
+committed, holding the scheduler's lock (``Scheduler.exclusive()``) for the refill
+only: the lock serializes every refill and pass, so whatever it covers bounds the
+service's throughput. With ``lease_next`` the refill's first new trial goes straight
+to the finishing worker, already started (attempt 1), in the answer's
+``next_trial``. The freed slot is held for that refill from before the finish
+commits (``server.holds``), so neither a pass nor a concurrent finish's refill takes
+it in between.
 
 If that answer is lost, the worker repeats the finish (same attempt, same outcome).
 The repeat frees no slot, so it refills nothing; :func:`handed_with` finds in the
@@ -23,11 +24,13 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from hpo.schemas import TrialSpec
+from server.dispatch import serve_pool
 from server.scheduler import Scheduler
 from server.tables import Report, Study, Trial, utcnow
 
@@ -47,71 +50,113 @@ def refill(
     lease_to: str | None = None,
     spec_of: Callable[[Study, Trial], TrialSpec] | None = None,
 ) -> TrialSpec | None:
-    """Refill one study's freed slot at once, in its own transaction (a trial of it
-    just ended): what a pass does for that study, without a pass over all studies.
-    ``study`` may come from the caller's finished session (its settings are only
-    read; the claim on its row re-checks that it still runs). ``finishing``: the
-    trial whose finish this refill follows; the slot held for it
-    (``Scheduler.holds``) may be taken, those held for other finishes may not.
+    """Refill the slot a trial of ``study`` just freed, at once, in its own transaction:
+    what a pass does for that study's pool, without a pass over every pool. With fair
+    share (``server.dispatch``) the slot goes to the pool's study furthest below its
+    share, which need not be ``study``; else (``fifo``, or a pool no worker serves
+    yet) ``study`` is topped up. ``study`` may come from the caller's finished
+    session (its settings are only read; a claim on a study's row re-checks that it
+    still runs). ``finishing``: the trial whose finish this refill follows; the slot
+    held for it (``Scheduler.holds``) may be taken, those held for other finishes may
+    not.
 
     With ``lease_to`` (and ``spec_of`` to describe it), the first new trial goes
     straight to that worker, started (attempt 1), and its spec is returned; it is
-    not enqueued. That happens only when no trial has waited in ``queued`` (past a
-    short grace), so a worker that keeps asking never jumps the queue. Every other
-    new trial is enqueued after the commit, as a pass does. Never raises: on any
-    error the scheduler is woken to do it in a full pass.
+    not enqueued. That happens only when no trial of the pool has waited in
+    ``queued`` (past a short grace), so a worker that keeps asking never jumps the
+    queue. Every other new trial is enqueued after the commit, as a pass does. Never
+    raises: on any error the scheduler is woken to do it in a full pass.
 
     Takes ``scheduler.exclusive()`` itself (reentrant: a caller holding it across
     the finish keeps it).
     """
-    if study.status != "running":
-        return None
     try:
-        leased = None
+        leased: tuple[Study, dict[str, Any]] | None = None
         with scheduler.exclusive():
             with scheduler.db.session() as session:
-                if lease_to is not None and (spec_of is None or _queue_waits(scheduler, session)):
+                if lease_to is not None and (
+                    spec_of is None or _queue_waits(scheduler, session, study.pool)
+                ):
                     lease_to = None
-                rows = scheduler.fill(session, study, lease_to, finishing=finishing)
-                if rows and lease_to is not None:
-                    leased = rows.pop(0)
+                served = _serve(scheduler, session, study, lease_to, finishing)
+                ids = []
+                for owner, rows in served:
+                    for row in rows:
+                        if leased is None and row["status"] == "running":
+                            leased = (owner, row)
+                        else:
+                            ids.append(row["id"])
         # Committed; the rest needs no lock (whatever the lock covers bounds throughput).
-        if rows:
-            scheduler.queue.enqueue([row["id"] for row in rows])
+        if ids:
+            scheduler.queue.enqueue(ids)
         if leased is None or spec_of is None:
             return None
-        return spec_of(study, Trial(**leased))  # the row as inserted: no read back
+        return spec_of(leased[0], Trial(**leased[1]))  # the row as inserted: no read back
     except Exception:  # the database keeps them queued; a pass (or recovery) retries
-        log.exception("refilling study %s failed; waking the scheduler", study.id)
+        log.exception("refilling after study %s failed; waking the scheduler", study.id)
         scheduler.wake()
         return None
+
+
+def _serve(
+    scheduler: Scheduler,
+    session: Session,
+    study: Study,
+    lease_to: str | None,
+    finishing: int | None,
+) -> list[tuple[Study, list[dict[str, Any]]]]:
+    """The refill's fill: the pool by fair share, else the study alone; either way
+    ``study`` is completed when this was its last trial."""
+    served = None
+    if scheduler.dispatch == "fair":
+        held = scheduler.holds.in_pool(session, study.pool, finishing)
+        served = serve_pool(
+            scheduler, session, study.pool, lease_to=lease_to, finishing=finishing, held=held
+        )
+    if study.status != "running":
+        return served or []
+    if served is None:
+        return [(study, scheduler.fill(session, study, lease_to, finishing=finishing))]
+    if all(owner.id != study.id for owner, _ in served):
+        scheduler.fill(session, study, limit=0)  # nothing new for it: ends it if done
+    return served
 
 
 #: Seconds a "nothing waits" answer of ``_queue_waits`` is reused: at hundreds of
 #: finishes a second the query was ~6 % of the server's time, and a trial that starts to
 #: wait is seen at most this much later (it waits ``LEASE_GRACE`` + this, not forever).
 QUEUE_CHECK_TTL = 0.1
-_WAITING = select(Trial.id).where(Trial.status == "queued", Trial.queued_at < bindparam("cutoff"))
-_WAITING = _WAITING.limit(1)
+_WAITING = (
+    select(Trial.id)
+    .join(Study, Study.id == Trial.study_id)
+    .where(
+        Trial.status == "queued",
+        Trial.queued_at < bindparam("cutoff"),
+        Study.pool == bindparam("pool"),
+        Study.runner == "workers",
+    )
+    .limit(1)
+)
 
 
-def _queue_waits(scheduler: Scheduler, session: Session) -> bool:
-    """Whether some trial has waited for a worker longer than ``LEASE_GRACE``.
+def _queue_waits(scheduler: Scheduler, session: Session, pool: str) -> bool:
+    """Whether some trial of ``pool`` has waited for a worker longer than
+    ``LEASE_GRACE``.
 
     Only those count: a trial queued moments ago is most likely being started by
     the worker that took it from the queue (counting it would turn every finish
     into a plain enqueue, the queue never quite empty); one that waits longer has
     no free worker, and the finisher goes back to the queue to take it in turn.
-    "Nothing waits" is reused for ``QUEUE_CHECK_TTL`` seconds (callers hold the
-    scheduler's lock, so the memo needs none of its own).
+    "Nothing waits" is reused for ``QUEUE_CHECK_TTL`` seconds per pool (callers hold
+    the scheduler's lock, so the memo needs none of its own).
     """
     now = time.monotonic()
-    if now - scheduler.nothing_waited_at < QUEUE_CHECK_TTL:
+    if now - scheduler.nothing_waited_at.get(pool, -1.0) < QUEUE_CHECK_TTL:
         return False
     cutoff = utcnow() - timedelta(seconds=LEASE_GRACE)
-    if session.scalar(_WAITING, {"cutoff": cutoff}) is not None:
+    if session.scalar(_WAITING, {"cutoff": cutoff, "pool": pool}) is not None:
         return True  # not reused: the finisher goes to the queue until nothing waits
-    scheduler.nothing_waited_at = now
+    scheduler.nothing_waited_at[pool] = now
     return False
 
 
@@ -121,8 +166,9 @@ def handed_with(session: Session, finished: Trial) -> Trial | None:
     answer may have been lost): handing the same trial again to the same worker is
     safe, it is the same lease.
 
-    Recognised from the database alone (no column records the hand-over): a trial of
-    the same study, ``running`` at attempt 1 for the same (named) worker, started in
+    Recognised from the database alone (no column records the hand-over): a trial
+    (of any study: fair share may have handed over another study's), ``running`` at
+    attempt 1 for the same (named) worker, started in
     the very statement that created it (``started_at == created_at``: only a lease at
     creation does that; a start from the queue comes later, and any restart makes
     attempt 2), no earlier than ``finished`` ended (the refill ran after the finish
@@ -141,7 +187,6 @@ def handed_with(session: Session, finished: Trial) -> Trial | None:
     return session.scalar(
         select(Trial)
         .where(
-            Trial.study_id == finished.study_id,
             Trial.status == "running",
             Trial.attempt == 1,
             Trial.worker == worker,

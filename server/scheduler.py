@@ -29,6 +29,7 @@ from search.space import SearchSpace
 from search.status import LIVE_STUDY
 from server.caches import caches_of
 from server.db import Database
+from server.dispatch import Dispatch, PoolCapacity, serve_pool
 from server.history import HISTORY, HistoryMirror
 from server.holds import SlotHolds
 from server.outcome import common_reasons, end_failed, failing_fast
@@ -65,8 +66,13 @@ class Scheduler:
         interval: float = 0.5,
         heartbeat_timeout: float = 60.0,
         reconcile_interval: float = 10.0,
+        dispatch: Dispatch = "fair",
     ) -> None:
         self.db = db
+        #: "fair": a pool's free slots go by fair share (``server.dispatch``); "fifo":
+        #: every study topped up to its ``max_parallel``, workers taking jobs in order.
+        self.dispatch = dispatch
+        self.capacity = PoolCapacity(heartbeat_timeout)
         self.queue = queue
         self.interval = interval
         self.heartbeat_timeout = heartbeat_timeout
@@ -84,8 +90,8 @@ class Scheduler:
         self._lock = threading.RLock()
         # Slots freed by finishes on their way to their own refill (server.holds).
         self.holds = SlotHolds()
-        #: When ``server.refill`` last found no trial waiting past its grace.
-        self.nothing_waited_at = -1.0
+        #: When ``server.refill`` last found no trial of a pool waiting past its grace.
+        self.nothing_waited_at: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -196,26 +202,52 @@ class Scheduler:
         with self._lock:
             with self.db.session() as session:
                 running = session.execute(
-                    select(Study.id, Study.created_at)
+                    select(Study.id, Study.created_at, Study.pool)
                     .where(Study.status == "running")
                     .order_by(Study.id)
                 ).all()
-            self.db.caches.keep_only(HISTORY, {(i, created) for i, created in running})
-            study_ids = [i for i, _ in running]
+            self.db.caches.keep_only(HISTORY, {(i, created) for i, created, _ in running})
+            pools: dict[str, list[int]] = {}
+            for study_id, _, pool in running:
+                pools.setdefault(pool, []).append(study_id)
             total = 0
-            for study_id in study_ids:
-                try:
-                    total += self._schedule_study(study_id)
-                except Exception:  # one broken study must not starve the others
-                    log.exception("scheduling study %s failed", study_id)
+            for pool, study_ids in pools.items():
+                served = self._serve(pool) if self.dispatch == "fair" else None
+                if served is not None:
+                    total += served
+                for study_id in study_ids:
+                    try:
+                        # fair share served the pool: only ends (or fails) what is done
+                        total += self._schedule_study(study_id, 0 if served is not None else None)
+                    except Exception:  # one broken study must not starve the others
+                        log.exception("scheduling study %s failed", study_id)
             return total
 
-    def _schedule_study(self, study_id: int) -> int:
+    def _serve(self, pool: str) -> int | None:
+        """Fill one pool's free slots by fair share and enqueue them; None when no
+        worker serves it yet (its studies are topped up one by one instead)."""
+        try:
+            with self.db.session() as session:
+                served = serve_pool(self, session, pool, held=self.holds.in_pool(session, pool))
+                if served is None:
+                    return None
+                new_ids = [row["id"] for _, rows in served for row in rows]
+        except Exception:
+            log.exception("serving pool %s failed", pool)
+            return 0
+        if new_ids:
+            try:
+                self.queue.enqueue(new_ids)
+            except Exception:  # they stay queued in the database; recovery re-enqueues
+                log.exception("enqueueing %d trial(s) of pool %s failed", len(new_ids), pool)
+        return len(new_ids)
+
+    def _schedule_study(self, study_id: int, limit: int | None = None) -> int:
         with self.db.session() as session:
             study = session.get(Study, study_id)
             if study is None or study.status != "running":
                 return 0
-            new_ids = [row["id"] for row in self.fill(session, study)]
+            new_ids = [row["id"] for row in self.fill(session, study, limit=limit)]
         if new_ids:
             try:
                 self.queue.enqueue(new_ids)
@@ -230,8 +262,10 @@ class Scheduler:
         lease_to: str | None = None,
         *,
         finishing: int | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Top the study up to ``max_parallel`` in flight (or complete it) in
+        """Top the study up to ``max_parallel`` in flight, or by at most ``limit``
+        trials (what fair share gave it: ``server.dispatch``), or complete it, in
         ``session`` (committed by the caller, who then enqueues the rows not leased);
         the rows inserted (with their ``id``), the one leased to ``lease_to`` (if any)
         first. Slots held for other finishes' refills (``self.holds``) are left
@@ -247,6 +281,8 @@ class Scheduler:
                 return []
         held = self.holds.others(history, finishing)
         want = min(study.max_parallel - in_flight - held, study.max_trials - created)
+        if limit is not None:
+            want = min(want, limit)
         if study.runner == "external":  # ask/tell: only suggest creates its trials
             want = 0
         suggestions = []

@@ -105,6 +105,9 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     entrypoints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The most slots (GPUs; one per trial without ``resources.gpus``) its studies'
+    #: trials hold at once, fleet-wide; None: no cap (``server.share``).
+    gpu_quota: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -7,7 +7,7 @@ An admin creates projects.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.table import Table
 from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, make_client
 from hpo.cli.output import console, handle_errors, print_json
 from hpo.vocabulary import Role
+
+if TYPE_CHECKING:
+    from hpo.team import ProjectPublic
 
 __all__ = ["app"]
 
@@ -105,6 +108,7 @@ def show(
     console.print(f"[bold]{project.name}[/]  {project.description}")
     console.print(f"studies: {project.n_studies}   your role: {project.role or 'admin'}")
     console.print(f"entrypoints: {', '.join(project.entrypoints) or 'built-in models only'}")
+    console.print(_quota(project))
     table = Table(title="Members", header_style="bold")
     table.add_column("user", no_wrap=True)
     table.add_column("role", no_wrap=True)
@@ -123,24 +127,49 @@ def set_(
     clear_entrypoints: Annotated[
         bool, typer.Option("--no-entrypoints", help="Allow built-in models only.")
     ] = False,
+    gpu_quota: Annotated[
+        float | None,
+        typer.Option(
+            "--gpu-quota",
+            min=0.001,
+            help="Admin: the most GPUs its trials hold at once, fleet-wide.",
+            show_default=False,
+        ),
+    ] = None,
+    clear_gpu_quota: Annotated[
+        bool, typer.Option("--no-gpu-quota", help="Admin: lift the GPU quota.")
+    ] = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Change a project's description or entrypoint allowlist (owner or admin).
+    """Change a project's description or entrypoint allowlist (owner or admin), or
+    its GPU quota (admin).
 
-    Example: hpo project set vision -e team.vision -e team.common
+    Example: hpo project set vision -e team.vision -e team.common --gpu-quota 16
     """
     allow = [] if clear_entrypoints else entrypoints
     with handle_errors(), make_client(server, token) as client:
-        project = client.update_project(name, description=description, entrypoints=allow)
+        project = client.update_project(
+            name,
+            description=description,
+            entrypoints=allow,
+            gpu_quota=gpu_quota,
+            clear_gpu_quota=clear_gpu_quota,
+        )
     if json_out:
         print_json(project)
     else:
         console.print(
             f"project [bold]{project.name}[/]: entrypoints "
-            f"{', '.join(project.entrypoints) or 'built-in models only'}"
+            f"{', '.join(project.entrypoints) or 'built-in models only'}; {_quota(project)}"
         )
+
+
+def _quota(project: ProjectPublic) -> str:
+    if project.gpu_quota is None:
+        return "no GPU quota"
+    return f"GPU quota {project.gpu_quota:g}"
 
 
 @app.command("add-member")

@@ -41,6 +41,7 @@ def _public(session: Session, project: Project, role: Role | None) -> ProjectPub
         name=project.name,
         description=project.description,
         entrypoints=list(project.entrypoints),
+        gpu_quota=project.gpu_quota,
         role=role,
         n_studies=projects.study_counts(session, [project.id]).get(project.id, 0),
         created_at=project.created_at,
@@ -51,7 +52,12 @@ def _public(session: Session, project: Project, role: Role | None) -> ProjectPub
 def create_project(body: ProjectIn, session: SessionDep, identity: IdentityDep) -> ProjectPublic:
     """Create a project (admin). 409 on a duplicate name."""
     project = actions.create_project(
-        session, identity, body.name, description=body.description, entrypoints=body.entrypoints
+        session,
+        identity,
+        body.name,
+        description=body.description,
+        entrypoints=body.entrypoints,
+        gpu_quota=body.gpu_quota,
     )
     out = _public(session, project, None)
     session.commit()
@@ -81,9 +87,16 @@ def get_project(name: str, session: SessionDep, identity: IdentityDep) -> Projec
 def update_project(
     name: str, body: ProjectUpdate, session: SessionDep, identity: IdentityDep
 ) -> ProjectPublic:
-    """Change the description or the entrypoint allowlist (owner or admin)."""
+    """Change the description or the entrypoint allowlist (owner or admin), or the
+    GPU quota (admin; ``null`` lifts it)."""
+    quota = body.gpu_quota if "gpu_quota" in body.model_fields_set else actions.KEEP
     project = actions.change_project(
-        session, identity, name, description=body.description, entrypoints=body.entrypoints
+        session,
+        identity,
+        name,
+        description=body.description,
+        entrypoints=body.entrypoints,
+        gpu_quota=quota,
     )
     out = _public(session, project, access.roles_of(session, identity).get(project.id))
     session.commit()

@@ -1,0 +1,202 @@
+"""Dispatch: a pool's free slots filled by fair share, from a pass or a finish's refill.
+
+The database decides which study a free slot serves; the queue only carries the trial
+there. A pool's size is what its serving workers registered (:class:`PoolCapacity`:
+one slot per worker process), and the server keeps no more trials in flight
+(``queued`` or ``running``) in the pool than that: each pool's queue holds no more
+jobs than it has idle slots, so no study can fill it ahead of the others. Each free
+slot goes to the study :func:`server.share.allot` picks (priority, projects, quotas),
+and a finishing worker is leased the first of them at once.
+
+Until a worker of the pool has registered, its size is unknown: every study is then
+topped up to its ``max_parallel`` as before (the trials wait in the queue for the
+fleet to start). ``dispatch = "fifo"`` keeps that behaviour always (the order jobs
+were queued in), for comparison.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from search.status import OPEN
+from server.share import Standing, allot
+from server.tables import Project, Study, Trial, Worker, utcnow
+
+if TYPE_CHECKING:
+    from server.scheduler import Scheduler
+
+__all__ = ["Dispatch", "PoolCapacity", "pool_standings", "serve_pool", "slot_size"]
+
+Dispatch = Literal["fair", "fifo"]
+
+_OPEN = sorted(OPEN)
+_IN_FLIGHT = (
+    select(func.count())
+    .where(Trial.study_id == Study.id, Trial.status.in_(_OPEN))
+    .correlate(Study)
+    .scalar_subquery()
+)
+_LAST_NUMBER = (
+    select(func.max(Trial.number)).where(Trial.study_id == Study.id).correlate(Study)
+).scalar_subquery()
+#: The pool's studies whose trials its workers run, live ones only (a paused study's
+#: running trials still hold slots; it gets none).
+_STANDINGS = (
+    select(
+        Study.id,
+        Study.project_id,
+        Study.status,
+        Study.priority,
+        Study.gpus,
+        Study.max_parallel,
+        Study.max_trials,
+        _LAST_NUMBER,
+        _IN_FLIGHT,
+        Project.gpu_quota,
+    )
+    .join(Project, Project.id == Study.project_id)
+    .where(
+        Study.pool == bindparam("pool"),
+        Study.status.in_(["running", "paused"]),
+        Study.runner == "workers",
+    )
+)
+#: Slots each project's trials hold fleet-wide (for quotas).
+_PROJECT_USE = (
+    select(Study.project_id, Study.gpus, func.count())
+    .join(Trial, Trial.study_id == Study.id)
+    .where(Trial.status.in_(_OPEN), Study.project_id.in_(bindparam("projects", expanding=True)))
+    .group_by(Study.project_id, Study.gpus)
+)
+
+
+def slot_size(gpus: float | None) -> float:
+    """Slots one trial of a study with ``resources.gpus = gpus`` holds."""
+    return 1.0 if gpus is None else float(gpus)
+
+
+class PoolCapacity:
+    """How many slots each pool's serving workers have, re-read at most every ``ttl``
+    seconds (a registration is repeated every heartbeat interval anyway). A worker
+    serves while its registration is fresh (``heartbeat_timeout``) and not stopped."""
+
+    def __init__(self, heartbeat_timeout: float, ttl: float = 1.0) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, int]] = {}
+
+    def of(self, session: Session, pool: str) -> int:
+        """The pool's slots (0: no worker serves it now)."""
+        now = time.monotonic()
+        known = self._known.get(pool)
+        if known is not None and now - known[0] < self.ttl:
+            return known[1]
+        cutoff = utcnow() - timedelta(seconds=self.heartbeat_timeout)
+        count = session.scalar(
+            select(func.count())
+            .select_from(Worker)
+            .where(Worker.pool == pool, Worker.status != "stopped", Worker.heartbeat_at >= cutoff)
+        )
+        self._known[pool] = (now, int(count or 0))
+        return int(count or 0)
+
+    def forget(self) -> None:
+        """Re-read every pool at its next use (a worker joined or left)."""
+        self._known.clear()
+
+
+def pool_standings(session: Session, pool: str) -> tuple[list[Standing], dict[int, float | None]]:
+    """The pool's live studies as :class:`Standing` rows, and each of their projects'
+    quota."""
+    standings, quotas = [], {}
+    for row in session.execute(_STANDINGS, {"pool": pool}):
+        sid, project, status, priority, gpus, parallel, budget, last, in_flight, quota = row
+        created = 0 if last is None else last + 1
+        want = 0 if status != "running" else max(0, min(parallel - in_flight, budget - created))
+        standings.append(
+            Standing(
+                study_id=sid,
+                project_id=project,
+                priority=priority,
+                in_flight=in_flight,
+                want=want,
+                size=slot_size(gpus),
+            )
+        )
+        quotas[project] = quota
+    return standings, quotas
+
+
+def project_use(session: Session, projects: Iterable[int]) -> dict[int, float]:
+    """Slots each of ``projects`` holds now, fleet-wide."""
+    used: dict[int, float] = {}
+    for project, gpus, count in session.execute(_PROJECT_USE, {"projects": list(projects)}):
+        used[project] = used.get(project, 0.0) + count * slot_size(gpus)
+    return used
+
+
+def serve_pool(
+    scheduler: Scheduler,
+    session: Session,
+    pool: str,
+    *,
+    lease_to: str | None = None,
+    finishing: int | None = None,
+    held: float = 0.0,
+) -> list[tuple[Study, list[dict[str, Any]]]] | None:
+    """Fill the pool's free slots by fair share in ``session`` (the caller commits,
+    then enqueues the rows not leased; it holds ``scheduler.exclusive()``). The first
+    new trial goes to ``lease_to`` (started) when given. ``held``: slots of the pool
+    freed by other finishes on their way to their own refill (left for them).
+
+    Returns each served study with its new rows (the leased one first), or None when
+    no worker serves the pool yet (its size is unknown: the caller tops its studies
+    up as before)."""
+    capacity = scheduler.capacity.of(session, pool)
+    if capacity <= 0:
+        return None
+    standings, quotas = pool_standings(session, pool)
+    capped = [p for p, q in quotas.items() if q is not None]
+    used_fleet = project_use(session, capped) if capped else {}
+    free = capacity - held - sum(s.in_flight * s.size for s in standings)
+    served: list[tuple[Study, list[dict[str, Any]]]] = []
+    for _round in range(3):  # a study may have fewer to suggest than it was allotted
+        given = allot(standings, free, project_used=used_fleet, quotas=quotas)
+        if not given:
+            break
+        short = False
+        by_id = {s.study_id: s for s in standings}
+        for study_id, count in given.items():
+            study = session.get(Study, study_id)
+            if study is None:
+                continue
+            rows = scheduler.fill(session, study, lease_to, finishing=finishing, limit=count)
+            if rows:
+                lease_to = None if rows[0]["status"] == "running" else lease_to
+                served.append((study, rows))
+            took = len(rows)
+            stood = by_id[study_id]
+            size = stood.size
+            free -= took * size
+            if stood.project_id in used_fleet:
+                used_fleet[stood.project_id] += took * size
+            want = 0 if took < count else stood.want - took
+            short = short or took < count
+            by_id[study_id] = Standing(
+                study_id=study_id,
+                project_id=stood.project_id,
+                priority=stood.priority,
+                in_flight=stood.in_flight + took,
+                want=want,
+                size=size,
+            )
+        standings = list(by_id.values())
+        if not short:
+            break
+    return served

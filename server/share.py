@@ -1,0 +1,101 @@
+"""Fair share: which studies a pool's free slots go to. Pure: no database, no clock.
+
+When a pool's studies want more slots than it has, a freed slot goes to the study
+furthest below its weighted share, never to whichever job was queued first. Shares
+are split in two levels: first equally between the projects that want slots in the
+pool, then within a project by its studies' ``priority``. "Furthest below" is measured
+as usage over weight: a project's slots in use in the pool (over its equal weight),
+then a study's slots in use over its priority. A newly submitted study holds nothing,
+so the next freed slot is its own, however full the pool is.
+
+A project's ``gpu_quota`` caps what all its studies hold at once across the fleet
+(every pool); a study whose next trial would pass it gets nothing until some of the
+project's trials end.
+
+Slots are counted in units of one worker slot: a trial holds ``size`` of them (one,
+N for an N-GPU trial, 1/k for a trial packed k to a GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["Standing", "allot"]
+
+#: Tolerance on unit sums: shares like 1/3 do not add up exactly in floating point.
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one running study of a pool stands when slots are handed out."""
+
+    study_id: int
+    project_id: int
+    #: the study's ``priority`` (> 0): its weight within its project
+    priority: float
+    #: trials it has queued or running now
+    in_flight: int
+    #: at most how many more trials it would take now (``max_parallel`` and the budget
+    #: left; an upper bound: the strategy may have fewer to suggest)
+    want: int
+    #: slots one of its trials holds
+    size: float = 1.0
+
+
+def allot(
+    standings: Iterable[Standing],
+    free: float,
+    *,
+    project_used: Mapping[int, float] | None = None,
+    quotas: Mapping[int, float | None] | None = None,
+) -> dict[int, int]:
+    """How many new trials each study gets from ``free`` slots: study id -> count
+    (only studies that get some). One slot at a time, each to the project, then the
+    study within it, furthest below its share (ties: the older study, by id).
+
+    ``project_used``: slots each project holds fleet-wide now (for its quota);
+    ``quotas``: a project's most slots at once (None or absent: no cap)."""
+    rows = sorted(standings, key=lambda s: s.study_id)
+    used_by_project: dict[int, float] = {}
+    for s in rows:
+        held_now = s.in_flight * s.size
+        used_by_project[s.project_id] = used_by_project.get(s.project_id, 0.0) + held_now
+    fleet_used = dict(project_used or {})
+    quota_of = quotas or {}
+    held = {s.study_id: s.in_flight * s.size for s in rows}
+    left = {s.study_id: s.want for s in rows}
+    given: dict[int, int] = {}
+    while free > _EPS:
+        eligible = [
+            s
+            for s in rows
+            if left[s.study_id] > 0
+            and s.size <= free + _EPS
+            and _within_quota(s, fleet_used, quota_of)
+        ]
+        if not eligible:
+            break
+        oldest: dict[int, int] = {}
+        for s in eligible:
+            oldest.setdefault(s.project_id, s.study_id)  # rows are in id order
+        project = min(oldest, key=lambda p: (used_by_project[p], oldest[p]))
+        study = min(
+            (s for s in eligible if s.project_id == project),
+            key=lambda s: (held[s.study_id] / s.priority, s.study_id),
+        )
+        given[study.study_id] = given.get(study.study_id, 0) + 1
+        left[study.study_id] -= 1
+        held[study.study_id] += study.size
+        used_by_project[project] += study.size
+        fleet_used[project] = fleet_used.get(project, 0.0) + study.size
+        free -= study.size
+    return given
+
+
+def _within_quota(
+    s: Standing, used: Mapping[int, float], quotas: Mapping[int, float | None]
+) -> bool:
+    quota = quotas.get(s.project_id)
+    return quota is None or used.get(s.project_id, 0.0) + s.size <= quota + _EPS
