@@ -7,7 +7,7 @@ workers refuse to run anything else.
 
 from __future__ import annotations
 
-from hpo.resources import DEFAULT_POOL
+from hpo.vocabulary import DEFAULT_POOL
 
 __all__ = ["RUN_TRIAL", "job_id", "pool_queue", "trial_of_job"]
 

@@ -19,12 +19,10 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_POOL", "POOL_PATTERN", "Resources", "fits", "largest_fit", "pool_error"]
+from hpo.vocabulary import DEFAULT_POOL, POOL_PATTERN
 
-DEFAULT_POOL = "default"
-#: Pool names: what a worker's ``--pool`` and a study's ``resources.pool`` may be (they
-#: also name a Redis queue and a CLI column: no spaces, no colon).
-POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+__all__ = ["Resources", "fits", "largest_fit", "pool_error"]
+
 #: Most trials one GPU is shared between (``gpus: 1/64`` is the smallest fraction).
 MAX_PACKING = 64
 #: Most GPUs one trial may ask for (one worker's devices).

@@ -12,9 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from hpo.artifacts import relative_key
-from hpo.resources import DEFAULT_POOL, POOL_PATTERN
 from hpo.spec import Objective, TrainSpec, check_json_text
-from hpo.vocabulary import TokenScope, TrialSortKey
+from hpo.vocabulary import DEFAULT_POOL, POOL_PATTERN, TokenScope, TrialSortKey
 from search.status import Decision, StudyStatus, TrialStatus
 
 __all__ = [

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "DEFAULT_POOL",
     "DEFAULT_PROJECT",
     "PAGE_SIZE",
+    "POOL_PATTERN",
     "ROLES",
     "WEBHOOK_EVENTS",
     "Role",
@@ -41,3 +43,9 @@ WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
     "study.failed",
     "trial.failed",
 )
+
+#: The pool a worker joins and a study runs in when none is named (``hpo.resources``).
+DEFAULT_POOL = "default"
+#: Pool names: what a worker's ``--pool`` and a study's ``resources.pool`` may be (they
+#: also name a Redis queue and a CLI column: no spaces, no colon).
+POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"

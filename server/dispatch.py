@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from search.status import OPEN
+from server.pools import gpu_count
 from server.share import Standing, allot
 from server.tables import Project, Study, Trial, Worker, utcnow
 
@@ -84,7 +85,10 @@ def slot_size(gpus: float | None) -> float:
 class PoolCapacity:
     """How many slots each pool's serving workers have, re-read at most every ``ttl``
     seconds (a registration is repeated every heartbeat interval anyway). A worker
-    serves while its registration is fresh (``heartbeat_timeout``) and not stopped."""
+    serves while its registration is fresh (``heartbeat_timeout``) and not stopped;
+    it brings one slot per GPU it registered, or one slot without any (a daemon's
+    process per GPU registers one each; a process that owns a whole machine's GPUs
+    registers them all)."""
 
     def __init__(self, heartbeat_timeout: float, ttl: float = 1.0) -> None:
         self.heartbeat_timeout = heartbeat_timeout
@@ -98,13 +102,14 @@ class PoolCapacity:
         if known is not None and now - known[0] < self.ttl:
             return known[1]
         cutoff = utcnow() - timedelta(seconds=self.heartbeat_timeout)
-        count = session.scalar(
-            select(func.count())
-            .select_from(Worker)
-            .where(Worker.pool == pool, Worker.status != "stopped", Worker.heartbeat_at >= cutoff)
+        devices = session.scalars(
+            select(Worker.devices).where(
+                Worker.pool == pool, Worker.status != "stopped", Worker.heartbeat_at >= cutoff
+            )
         )
-        self._known[pool] = (now, int(count or 0))
-        return int(count or 0)
+        slots = sum(max(1, gpu_count(d)) for d in devices)
+        self._known[pool] = (now, slots)
+        return slots
 
     def forget(self) -> None:
         """Re-read every pool at its next use (a worker joined or left)."""

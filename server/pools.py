@@ -16,7 +16,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpo.resources import DEFAULT_POOL, Resources, pool_error
+from hpo.resources import Resources, pool_error
+from hpo.vocabulary import DEFAULT_POOL
 from server.errors import Invalid
 from server.tables import Study, Worker, utcnow
 

@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from hpo.jobs import RUN_TRIAL, job_id, pool_queue, trial_of_job
-from hpo.resources import DEFAULT_POOL
+from hpo.vocabulary import DEFAULT_POOL
 from server.db import Database
 from server.tables import Study, Trial
 

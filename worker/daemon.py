@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 from hpo.jobs import pool_queue
-from hpo.resources import DEFAULT_POOL
+from hpo.vocabulary import DEFAULT_POOL
 from worker.gpus import Slot
 
 __all__ = ["DaemonConfig", "run_daemon"]

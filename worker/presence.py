@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable, Sequence
 
 from hpo.client import APIError, Client
-from hpo.resources import DEFAULT_POOL
 from hpo.schemas import WorkerIn
+from hpo.vocabulary import DEFAULT_POOL
 from search.status import WorkerStatus
 from worker.job import worker_name
 

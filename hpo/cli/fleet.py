@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hpo.cli.common import JsonOpt, ServerOpt, TokenOpt, make_client
 from hpo.cli.output import console, fail, handle_errors, print_json
-from hpo.resources import DEFAULT_POOL, POOL_PATTERN
+from hpo.vocabulary import DEFAULT_POOL, POOL_PATTERN
 
 
 def worker(

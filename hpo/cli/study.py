@@ -26,7 +26,7 @@ from hpo.cli.output import (
     trials_table,
 )
 from hpo.cli.watch import watch
-from hpo.resources import DEFAULT_POOL
+from hpo.vocabulary import DEFAULT_POOL
 
 if TYPE_CHECKING:
     from hpo.schemas import StudyPublic

@@ -1,0 +1,267 @@
+"""The simulated side of ``benchmarks.fleet_sim``, in a process of its own.
+
+GPU machines register in their pool (one registration per machine, listing its GPUs,
+repeated as a heartbeat), take trial ids from their pool's Redis queue as RQ workers
+do, and run each trial over the real API: ``start``, one report halfway, ``finish``
+with ``lease_next`` after a drawn duration (training nothing), then the trial the
+finish handed over, if any. A machine keeps a ledger of its GPUs: a trial runs only
+once its ``resources.gpus`` are free there (four quarter-GPU trials share one).
+
+An observer samples, every ``TICK`` seconds, what each study holds and wants, and
+integrates slot-time: what each study got against its ideal share
+(``fleet_sim_scenario.fair_shares``), and slot-time left idle while work waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from redis import asyncio as aioredis
+
+from benchmarks.fleet_sim_scenario import Plan, StudyPlan, fair_shares
+from hpo.jobs import pool_queue, trial_of_job
+
+__all__ = ["simulate"]
+
+TICK = 0.25
+_SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}
+
+
+@dataclass
+class Tally:
+    """What the simulated fleet saw, per study and in all."""
+
+    holding: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, int] = field(default_factory=dict)
+    created: dict[str, float] = field(default_factory=dict)
+    first_start: dict[str, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)  # slot-seconds held
+    ideal: dict[str, float] = field(default_factory=dict)  # slot-seconds of fair share
+    idle_waiting: dict[str, float] = field(default_factory=dict)  # slot-seconds
+    contended: dict[str, float] = field(default_factory=dict)  # slot-seconds
+    durations: dict[str, list[float]] = field(default_factory=dict)  # per pool
+    lease_seconds: list[float] = field(default_factory=list)
+    completed: int = 0
+
+
+class Machine:
+    """One simulated GPU machine of a pool, with its ledger of free GPUs."""
+
+    def __init__(self, name: str, pool: str, gpus: int) -> None:
+        self.name, self.pool, self.gpus = name, pool, gpus
+        self.free = float(gpus)
+        #: the pool's smallest trial: what a lane sets aside before taking a job
+        self.smallest = 1.0
+        self.changed = asyncio.Condition()
+
+
+class Simulation:
+    def __init__(self, url: str, redis_url: str, queue_base: str, plan: Plan, seed: int) -> None:
+        self.plan = plan
+        self.plans = {s.name: s for s in plan.studies}
+        self.http = httpx.AsyncClient(
+            base_url=f"{url}/api/v1", timeout=60, limits=httpx.Limits(max_connections=64)
+        )
+        self.redis = aioredis.Redis.from_url(redis_url)
+        self.queue_base = queue_base
+        self.rng = random.Random(seed)
+        self.tally = Tally()
+        self.stop = asyncio.Event()
+        self.machines = [
+            Machine(f"{p.name}-m{i:02d}", p.name, p.gpus_per_machine)
+            for p in plan.pools
+            for i in range(p.machines)
+        ]
+
+    async def run(self) -> Tally:
+        for project in sorted({s.project for s in self.plan.studies}):
+            await self.http.post("/projects", json={"name": project})
+        await self._register()
+        started = time.monotonic()
+        tasks = [asyncio.create_task(self._beats())]
+        tasks += [asyncio.create_task(self._submit(s, started)) for s in self.plan.studies]
+        for machine in self.machines:
+            sizes = [s.size for s in self.plan.studies if s.pool == machine.pool]
+            machine.smallest = min([1.0, *sizes])
+            lanes = max(1, round(machine.gpus / machine.smallest))
+            tasks += [asyncio.create_task(self._lane(machine, j)) for j in range(lanes)]
+        await self._observe(started)
+        self.stop.set()
+        for machine in self.machines:
+            async with machine.changed:
+                machine.changed.notify_all()
+        for failure in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(failure, Exception):  # a broken simulation must not pass for a result
+                raise failure
+        await self.http.aclose()
+        await self.redis.aclose()
+        return self.tally
+
+    async def _register(self) -> None:
+        for m in self.machines:
+            body = {
+                "name": m.name,
+                "host": m.name,
+                "pid": 1,
+                "devices": [str(g) for g in range(m.gpus)],
+                "pool": m.pool,
+            }
+            answer = await self.http.post("/workers", json=body)
+            answer.raise_for_status()
+
+    async def _beats(self) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(5)
+            await self._register()
+
+    async def _submit(self, study: StudyPlan, started: float) -> None:
+        await asyncio.sleep(max(0.0, started + study.arrival - time.monotonic()))
+        spec = {
+            "name": study.name,
+            "project": study.project,
+            "objective": {"metric": "val_loss", "direction": "minimize"},
+            "space": _SPACE,
+            "strategy": {"name": "random", "seed": 1},
+            "budget": {
+                "max_trials": study.max_trials,
+                "max_parallel": study.max_parallel,
+                "epochs": 1,
+            },
+            "train": {"model": "mlp", "dataset": "synthetic", "params": {}},
+            "resources": {"pool": study.pool, "gpus": study.gpus},
+            "priority": study.priority,
+        }
+        answer = await self.http.post("/studies", json=spec)
+        if answer.status_code != 201:
+            raise RuntimeError(f"study {study.name} refused: {answer.text}")
+        self.tally.created[study.name] = time.monotonic()
+
+    async def _lane(self, machine: Machine, lane: int) -> None:
+        """One trial at a time: a job from the queue when the machine has room for
+        the pool's smallest trial (held for it while it waits), then every trial
+        finishes hand over."""
+        worker = f"{machine.name}-lane{lane}"
+        key = f"rq:queue:{pool_queue(self.queue_base, machine.pool)}"
+        while not self.stop.is_set():
+            async with machine.changed:
+                await machine.changed.wait_for(
+                    lambda: machine.free + 1e-9 >= machine.smallest or self.stop.is_set()
+                )
+                machine.free -= machine.smallest
+            spec = await self._take(key, worker)
+            held = machine.smallest
+            while spec is not None and not self.stop.is_set():
+                spec, held = await self._run(machine, spec, held)
+            await self._give_back(machine, held)
+
+    async def _take(self, key: str, worker: str) -> dict[str, Any] | None:
+        popped = await self.redis.blpop([key], timeout=1)
+        if popped is None or self.stop.is_set():
+            return None
+        trial_id = trial_of_job(popped[1].decode())
+        began = time.perf_counter()
+        answer = await self.http.post(f"/trials/{trial_id}/start", json={"worker": worker})
+        self.tally.lease_seconds.append(time.perf_counter() - began)
+        return answer.json() if answer.status_code == 200 else None  # else taken, stopped
+
+    @staticmethod
+    async def _give_back(machine: Machine, slots: float) -> None:
+        async with machine.changed:
+            machine.free += slots
+            machine.changed.notify_all()
+
+    async def _run(
+        self, machine: Machine, spec: dict[str, Any], held: float
+    ) -> tuple[dict[str, Any] | None, float]:
+        """Run one trial on ``held`` slots of the machine already set aside (more are
+        waited for, extra given back); the trial its finish handed over, if any, and
+        the slots still set aside for it."""
+        plan = self.plans[spec["study"]]
+        async with machine.changed:
+            need = plan.size - held
+            await machine.changed.wait_for(
+                lambda: machine.free + 1e-9 >= need or self.stop.is_set()
+            )
+            if self.stop.is_set():
+                return None, held
+            machine.free -= need
+            if need < 0:
+                machine.changed.notify_all()
+        tally = self.tally
+        tally.first_start.setdefault(plan.name, time.monotonic())
+        tally.holding[plan.name] = tally.holding.get(plan.name, 0.0) + plan.size
+        seconds = plan.duration * self.rng.lognormvariate(0.0, 0.3)
+        try:
+            trial, attempt = spec["trial_id"], spec["attempt"]
+            await asyncio.sleep(seconds / 2)
+            report = {"attempt": attempt, "step": 0, "value": 1.0}
+            await self.http.post(f"/trials/{trial}/report", json=report)
+            await asyncio.sleep(seconds / 2)
+            if self.stop.is_set():
+                return None, plan.size
+            body = {"attempt": attempt, "status": "completed", "value": 1.0, "lease_next": True}
+            began = time.perf_counter()
+            answer = await self.http.post(f"/trials/{trial}/finish", json=body)
+            tally.lease_seconds.append(time.perf_counter() - began)
+            tally.completed += 1
+            tally.finished[plan.name] = tally.finished.get(plan.name, 0) + 1
+            tally.durations.setdefault(plan.pool, []).append(seconds)
+            handed = answer.json().get("next_trial") if answer.status_code == 200 else None
+            return handed, plan.size
+        finally:
+            tally.holding[plan.name] -= plan.size
+
+    async def _observe(self, started: float) -> None:
+        capacity = {p.name: float(p.slots) for p in self.plan.pools}
+        tally, last = self.tally, time.monotonic()
+        while time.monotonic() - started < self.plan.horizon:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            dt, last = now - last, now
+            for pool, slots in capacity.items():
+                wants = {}
+                for s in self.plan.studies:
+                    if s.pool != pool or s.name not in tally.created:
+                        continue
+                    left = s.max_trials - tally.finished.get(s.name, 0)
+                    if left > 0:
+                        wants[s.name] = min(s.max_parallel, left) * s.size
+                if not wants:
+                    continue
+                held = {name: tally.holding.get(name, 0.0) for name in wants}
+                for name, share in fair_shares(slots, wants, self.plans).items():
+                    tally.ideal[name] = tally.ideal.get(name, 0.0) + share * dt
+                    tally.used[name] = tally.used.get(name, 0.0) + held[name] * dt
+                waiting = sum(wants.values()) - sum(held.values())
+                if waiting > 1e-9:
+                    idle = max(
+                        0.0,
+                        slots
+                        - sum(
+                            tally.holding.get(s.name, 0.0)
+                            for s in self.plan.studies
+                            if s.pool == pool
+                        ),
+                    )
+                    tally.contended[pool] = tally.contended.get(pool, 0.0) + slots * dt
+                    tally.idle_waiting[pool] = (
+                        tally.idle_waiting.get(pool, 0.0) + min(idle, waiting) * dt
+                    )
+
+
+def simulate(url: str, redis_url: str, queue_base: str, plan: Plan, seed: int) -> Tally:
+    """Run the simulated fleet against the server at ``url`` for the plan's horizon."""
+    return asyncio.run(Simulation(url, redis_url, queue_base, plan, seed).run())
+
+
+def jain(values: list[float]) -> float:
+    """Jain's fairness index of ``values`` (1: all equal; 1/n: one has everything)."""
+    if not values:
+        return math.nan
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
