@@ -101,3 +101,22 @@ def test_projects_members_allowlists_and_the_audit_trail(secured, tmp_path) -> N
     assert [e["action"] for e in only] == ["study.create"]
     # Only an admin creates projects.
     one_line_error(_run(secured, ana, "project", "create", "hers"), "403", "admin")
+
+
+def test_only_an_admin_sets_a_projects_gpu_quota_and_show_prints_it(secured) -> None:
+    admin = lambda *a: _run(secured, ADMIN, *a)  # noqa: E731
+    ok(admin("project", "create", "capped"))
+    owner = ok(admin("token", "create", "cara-laptop", "--user", "cara")).stdout.strip()
+    ok(admin("project", "add-member", "capped", "cara", "--role", "owner"))
+    # an owner may change the project's settings, not lift or set its quota
+    one_line_error(
+        _run(secured, owner, "project", "set", "capped", "--gpu-quota", "64"), "403", "gpu_quota"
+    )
+    assert "no GPU quota" in ok(admin("project", "show", "capped")).stdout
+    assert "GPU quota 16" in ok(admin("project", "set", "capped", "--gpu-quota", "16")).stdout
+    shown = json.loads(ok(admin("project", "show", "capped", "--json")).stdout)
+    assert shown["gpu_quota"] == 16
+    assert "GPU quota 16" in ok(_run(secured, owner, "project", "show", "capped")).stdout
+    assert "no GPU quota" in ok(admin("project", "set", "capped", "--no-gpu-quota")).stdout
+    refused = admin("project", "set", "capped", "--gpu-quota", "0")
+    assert refused.exit_code == 2 and "--gpu-quota" in refused.output  # a usage error
