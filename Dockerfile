@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    HPO_DATA_DIR=/data
+    HPO_DATA_DIR=/data \
+    PYTHONPATH=/app
 
 # torch first, in its own layer: the largest download and the least often changed. The
 # project asks only torch>=2.3, so the install below keeps this build (CPU or CUDA).
@@ -25,6 +26,9 @@ COPY worker ./worker
 COPY search ./search
 COPY models ./models
 COPY migrations ./migrations
+# The examples run as shipped: their specs, and the training code an entrypoint names
+# (`examples.custom_train:train` imports from /app, on PYTHONPATH).
+COPY examples ./examples
 # The service and the worker (the image runs either), on PostgreSQL.
 RUN pip install ".[all,postgres]"
 

@@ -39,12 +39,24 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
 
 
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:(?::?-(?P<default>[^}]*))|(?::?\?(?P<required>[^}]*)))?\}"
+)
+#: What a required variable (``${VAR:?message}``) stands for when a test interpolates.
+GIVEN = "a-value-the-operator-set"
 
 
 def _interpolate(value: str) -> str:
-    """Compose's ``${VAR:-default}`` with no variable set: the default (or empty)."""
-    return _INTERPOLATION.sub(lambda m: m.group("default") or "", value)
+    """Compose's ``${VAR:-default}`` with no variable set: the default (or empty);
+    ``${VAR:?message}`` (compose refuses to start without it): as if it were set."""
+    return _INTERPOLATION.sub(
+        lambda m: GIVEN if m.group("required") is not None else (m.group("default") or ""),
+        value,
+    )
+
+
+WORKERS = ("worker-gpu0", "worker-gpu1", "worker-cpu")
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -151,8 +163,8 @@ def _resolve(app: typer.Typer, argv: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------- compose
 
 
-def test_compose_has_the_four_services() -> None:
-    assert {"postgres", "redis", "server", "worker"} <= set(_services())
+def test_compose_has_the_services() -> None:
+    assert {"postgres", "redis", "server", *WORKERS} <= set(_services())
 
 
 def test_postgres_and_redis_have_healthchecks_and_postgres_a_named_volume() -> None:
@@ -183,40 +195,54 @@ def test_server_starts_after_healthy_postgres_and_redis() -> None:
     assert _interpolate(env["HPO_REDIS_URL"]).startswith("redis://redis:6379")
 
 
-def test_secrets_come_from_the_environment_with_defaults() -> None:
+def test_secrets_must_be_given_no_guessable_fallback() -> None:
+    """The server publishes a port: its tokens and the database password have no
+    defaults (``${VAR:?...}``: compose refuses to start without them)."""
+    assert "change-me" not in COMPOSE_FILE.read_text()
     services = _services()
     server_env = _environment(services["server"])
     for var in ("HPO_API_TOKEN", "HPO_WORKER_TOKEN"):
-        assert re.fullmatch(r"\$\{" + var + r":-[^}]+\}", server_env[var]), server_env[var]
-    worker_env = _environment(services["worker"])
-    assert worker_env["HPO_WORKER_TOKEN"] == server_env["HPO_WORKER_TOKEN"]
+        assert re.fullmatch(r"\$\{" + var + r":\?[^}]+\}", server_env[var]), server_env[var]
+    assert "${POSTGRES_PASSWORD:?" in server_env["HPO_DATABASE_URL"]
+    assert _environment(services["postgres"])["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?"
+    )
+    for name in WORKERS:
+        assert _environment(services[name])["HPO_WORKER_TOKEN"] == server_env["HPO_WORKER_TOKEN"]
 
 
-def test_worker_holds_no_database_or_admin_credentials() -> None:
+@pytest.mark.parametrize("name", WORKERS)
+def test_worker_holds_no_database_or_admin_credentials(name: str) -> None:
     # DESIGN principle 3: workers talk to the server over HTTP only.
-    env = _environment(_services()["worker"])
+    worker = _services()[name]
+    env = _environment(worker)
     assert "HPO_DATABASE_URL" not in env
     assert "HPO_API_TOKEN" not in env
     assert env["HPO_SERVER_URL"] == "http://server:8765"
     assert _interpolate(env["HPO_REDIS_URL"]).startswith("redis://redis:6379")
-
-
-def test_worker_reserves_nvidia_gpus_and_can_scale() -> None:
-    worker = _services()["worker"]
-    devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    nvidia = [d for d in devices if d.get("driver") == "nvidia"]
-    assert nvidia, devices
-    assert "gpu" in nvidia[0]["capabilities"]
-    assert nvidia[0].get("count") == "all" or "device_ids" in nvidia[0]
-    # `docker compose up --scale worker=N` needs generated names and no fixed host ports.
-    assert "container_name" not in worker
-    assert "ports" not in worker
+    assert _interpolate(env["HPO_WORKER_POOL"]) == "default"
+    assert "container_name" not in worker and "ports" not in worker
     assert worker["depends_on"]["server"]["condition"] == "service_healthy"
+
+
+def test_each_gpu_worker_reserves_only_its_own_gpu() -> None:
+    """``count: all`` would give every worker every GPU; each reserves its own device
+    ids, no two the same, and the CPU worker reserves none."""
+    services = _services()
+    taken: list[str] = []
+    for name in ("worker-gpu0", "worker-gpu1"):
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        (nvidia,) = [d for d in devices if d.get("driver") == "nvidia"]
+        assert "gpu" in nvidia["capabilities"]
+        assert "count" not in nvidia, f"{name} reserves by count, not by device"
+        taken += [str(i) for i in nvidia["device_ids"]]
+    assert sorted(taken) == ["0", "1"]
+    assert "deploy" not in services["worker-cpu"]
 
 
 def test_server_and_worker_build_the_repository_image() -> None:
     services = _services()
-    for name in ("server", "worker"):
+    for name in ("server", *WORKERS):
         build = services[name]["build"]
         context = build if isinstance(build, str) else build.get("context", ".")
         assert (COMPOSE_FILE.parent / context / "Dockerfile").resolve() == DOCKERFILE
@@ -224,7 +250,11 @@ def test_server_and_worker_build_the_repository_image() -> None:
 
 @pytest.mark.parametrize(
     ("service", "expected"),
-    [("server", [["db", "upgrade"], ["server"]]), ("worker", [["worker"]])],
+    [
+        ("server", [["db", "upgrade"], ["server"]]),
+        ("worker-gpu0", [["worker"]]),
+        ("worker-cpu", [["worker"]]),
+    ],
 )
 def test_hpo_commands_in_compose_exist_in_the_cli(
     service: str, expected: list[list[str]], monkeypatch: pytest.MonkeyPatch
@@ -296,3 +326,22 @@ def test_dockerfile_copies_every_package_the_project_ships() -> None:
     assert "pyproject.toml" in copied or "." in copied
     if "." not in copied:
         assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
+
+
+def test_the_image_can_run_the_examples() -> None:
+    """The examples are in the image, and each entrypoint an example names imports
+    from a folder on the image's PYTHONPATH."""
+    instructions = _instructions()
+    copies = [shlex.split(a) for kw, a in instructions if kw == "COPY"]
+    workdirs = [a for kw, a in instructions if kw == "WORKDIR"]
+    app_dir = workdirs[0]
+    assert ["examples", "./examples"] in copies
+    env_lines = " ".join(a for kw, a in instructions if kw == "ENV")
+    assert f"PYTHONPATH={app_dir}" in env_lines
+    for spec_file in sorted((ROOT / "examples").glob("*.yaml")):
+        spec = yaml.safe_load(spec_file.read_text())
+        entrypoint = (spec.get("train") or {}).get("entrypoint")
+        if entrypoint:
+            module = entrypoint.split(":")[0]
+            assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), entrypoint
+            assert module.split(".")[0] == "examples", f"{spec_file.name}: {entrypoint}"
