@@ -29,8 +29,9 @@ COPY migrations ./migrations
 # The examples run as shipped: their specs, and the training code an entrypoint names
 # (`examples.custom_train:train` imports from /app, on PYTHONPATH).
 COPY examples ./examples
-# The service and the worker (the image runs either), on PostgreSQL.
-RUN pip install ".[all,postgres]"
+# The service and the worker (the image runs either), on PostgreSQL, with artifacts on
+# a shared volume or object storage.
+RUN pip install ".[all,postgres,s3]"
 
 # Unprivileged user; /data holds the data directory (artifacts, checkpoints): mount a
 # volume there, shared between server and workers when checkpoints must survive a worker.

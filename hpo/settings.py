@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -19,6 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["DEFAULT_PORT", "Settings", "get_settings"]
 
 DEFAULT_PORT = 8765
+
+
+if TYPE_CHECKING:
+    from hpo.artifacts import LocalStore
 
 
 class Settings(BaseSettings):
@@ -58,6 +62,17 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(
         default=10.0, gt=0, description="Seconds between a running trial's heartbeats."
+    )
+    artifact_url: str | None = Field(
+        default=None,
+        description="An object store for artifacts (fsspec URL, e.g. s3://bucket/prefix; "
+        "needs the s3 extra); artifact_dir is then each machine's local cache. Unset: "
+        "artifact_dir is the store.",
+    )
+    artifact_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON options for the object store's client, e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}.',
     )
     checkpoint_interval: float = Field(
         default=30.0,
@@ -145,6 +160,12 @@ class Settings(BaseSettings):
     def resolved_artifact_dir(self) -> Path:
         """Checkpoint folder, defaulting to ``<data_dir>/artifacts``."""
         return self.artifact_dir or self.data_dir / "artifacts"
+
+    def artifact_store(self) -> LocalStore:
+        """The artifact store these settings name (``hpo.artifacts.open_store``)."""
+        from hpo.artifacts import open_store
+
+        return open_store(self.resolved_artifact_dir, self.artifact_url, self.artifact_options)
 
     @property
     def resolved_database_url(self) -> str:

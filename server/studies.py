@@ -6,6 +6,7 @@ commits or rolls back the whole request, so a rejected request writes nothing.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpo.schemas import StudyPublic, TrialPublic
+from hpo.settings import Settings
 from hpo.spec import NAME_PATTERN, Objective, StudySpec
 from hpo.vocabulary import DEFAULT_PROJECT
 from search.registry import full_budget
@@ -27,6 +29,8 @@ from server.errors import Conflict, Invalid, NotFound
 from server.paging import Position, decode_cursor, encode_cursor, page_numbers
 from server.tables import LogChunk, Project, Report, Study, Trial, utcnow
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "TRANSITIONS",
     "Transition",
@@ -34,6 +38,7 @@ __all__ = [
     "best_trial",
     "change_status",
     "create_study",
+    "delete_artifacts",
     "delete_study",
     "get_study",
     "list_studies",
@@ -353,3 +358,13 @@ def delete_study(session: Session, study: Study) -> None:
     session.execute(delete(LogChunk).where(LogChunk.trial_id.in_(trial_ids)))
     session.execute(delete(Trial).where(Trial.study_id == study.id))
     session.execute(delete(Study).where(Study.id == study.id))
+
+
+def delete_artifacts(settings: Settings, name: str) -> None:
+    """Remove a deleted study's folder from the artifact store (local and, with
+    ``HPO_ARTIFACT_URL``, the object store). Never raises: the study is gone already;
+    a store that cannot be reached leaves its files, and says so in the log."""
+    try:
+        settings.artifact_store().delete_folder(name)
+    except Exception:
+        log.exception("deleting the artifacts of study %s failed; remove %s/ by hand", name, name)

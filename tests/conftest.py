@@ -18,7 +18,7 @@ from hpo.errors import InvalidRequest
 from hpo.settings import Settings
 
 # Real Redis and PostgreSQL servers (tests/service_fixtures.py; tests/ is on pythonpath).
-pytest_plugins = ["service_fixtures"]
+pytest_plugins = ["service_fixtures", "s3_fixtures"]
 
 SMALL_SPACE: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},

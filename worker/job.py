@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from hpo.artifacts import resolve_key
+from hpo.artifacts import LocalStore, trial_folder
 from hpo.client import Client, Conflict
 from hpo.schemas import FinishIn, ReportIn, TrialSpec
 from hpo.settings import Settings, get_settings
@@ -104,14 +104,15 @@ def _attempt(
 ) -> tuple[str, TrialSpec | None]:
     """Run one started attempt; its final status and the next trial leased with its
     finish (None when there is none)."""
-    artifacts = settings.resolved_artifact_dir
+    store = settings.artifact_store()
+    artifacts = store.root  # where trials work; with an object store, its local cache
     want_next = None
     if chain is not None:
 
         def want_next() -> bool:
             return not SHUTDOWN.is_set() and chain(spec)
 
-    resume_from = _resume_from(artifacts, spec)
+    resume_from = _resume_from(store, spec)
     with (
         shipped_output(
             lambda chunk: client.send_log(spec.trial_id, chunk),
@@ -125,27 +126,46 @@ def _attempt(
         try:
             if spec.train.entrypoint:
                 ckpt_dir = checkpoint_dir_for(artifacts, spec)
-                status = _run_entrypoint(lease, spec, device, ckpt_dir, resume_from)
+                status = _run_entrypoint(lease, spec, device, ckpt_dir, resume_from, store)
             else:
                 ckpt = checkpoint_path(artifacts, spec)
                 every = settings.checkpoint_interval
-                status = _run(lease, spec, device, ckpt, resume_from, every)
+                status = _run(lease, spec, device, ckpt, resume_from, every, store)
         except Fenced as err:
             log.warning("trial %s attempt %s fenced off: %s", spec.trial_id, spec.attempt, err)
             return "superseded", None
     return status, lease.next_trial
 
 
-def _resume_from(artifacts: Path, spec: TrialSpec) -> Path | None:
-    """Where the spec's checkpoint (a key of the artifact store) lies on this worker;
-    None when there is none, or it would lie outside the store (never read that)."""
+def _resume_from(store: LocalStore, spec: TrialSpec) -> Path | None:
+    """Where the spec's checkpoint (a key of the artifact store) lies on this worker,
+    fetched from an object store first; None when there is none, it is gone, or it
+    would lie outside the store (never read that)."""
     if not spec.checkpoint:
         return None
     try:
-        return resolve_key(artifacts, spec.checkpoint)
+        return store.fetch(spec.checkpoint) or store.path(spec.checkpoint)
     except ValueError as err:
         log.warning("trial %s: not resuming: %s", spec.trial_id, err)
-        return None
+    except Exception as err:  # an unreachable store: start over rather than fail
+        log.warning("trial %s: cannot fetch checkpoint %s: %s", spec.trial_id, spec.checkpoint, err)
+    return None
+
+
+def _stored(store: LocalStore, spec: TrialSpec, report: ReportIn) -> ReportIn:
+    """``report`` once the checkpoint it names is in the store (uploaded first with an
+    object store, so the server never holds a key whose upload did not finish); without
+    that checkpoint when the upload failed (the step is reported, not resumable)."""
+    if report.checkpoint is None:
+        return report
+    try:
+        store.push(f"{trial_folder(spec.study, spec.number)}/{report.checkpoint}")
+    except Exception as err:
+        log.warning(
+            "trial %s: checkpoint of step %s not stored: %s", spec.trial_id, report.step, err
+        )
+        return report.model_copy(update={"checkpoint": None})
+    return report
 
 
 def _run(
@@ -155,6 +175,7 @@ def _run(
     ckpt: Path,
     resume_from: Path | None,
     every: float,
+    store: LocalStore,
 ) -> str:
     """The built-in bridge: checkpoints at most every ``every`` seconds, at the last
     epoch, and at the epoch where the attempt stops to hand the trial back."""
@@ -174,7 +195,7 @@ def _run(
         # this epoch's save decision and its report runs one more epoch, which saves.
         # Not at the last epoch: the trial is done, and finishing beats a retry.
         handing_back = SHUTDOWN.is_set() and saved is not None and metrics.epoch < spec.epochs
-        return lease.report(report) or handing_back
+        return lease.report(_stored(store, spec, report)) or handing_back
 
     def fail(error: str) -> str:
         return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=error))
@@ -206,7 +227,12 @@ def _run(
 
 
 def _run_entrypoint(
-    lease: Lease, spec: TrialSpec, device: str | None, ckpt_dir: Path, resume_from: Path | None
+    lease: Lease,
+    spec: TrialSpec,
+    device: str | None,
+    ckpt_dir: Path,
+    resume_from: Path | None,
+    store: LocalStore,
 ) -> str:
     """The user's training function (``train.entrypoint``) in place of the bridge."""
 
@@ -214,7 +240,8 @@ def _run_entrypoint(
         if lease.fenced.is_set():
             raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
         # At the trial's last step it is done: let it return and finish, not hand back.
-        return lease.report(report) or (SHUTDOWN.is_set() and report.step < spec.epochs)
+        stop = lease.report(_stored(store, spec, report))
+        return stop or (SHUTDOWN.is_set() and report.step < spec.epochs)
 
     outcome = run_entrypoint(
         spec,

@@ -499,13 +499,18 @@ def test_a_report_naming_a_path_outside_the_trial_is_refused(sdk: Client, study,
     assert [r.step for r in follow.reports] == [1]
 
 
-def test_a_retried_trial_resumes_from_its_checkpoint(sdk: Client, study, wait) -> None:
+def test_a_retried_trial_resumes_from_its_checkpoint(
+    sdk: Client, study, wait, artifact_backend
+) -> None:
+    """On a shared folder, and on S3 with the retry on a machine whose cache is empty."""
     study("again", "interrupted", epochs=5, interrupt_at=2)
     trial_id = queued(sdk, wait, "again")
     try:
         assert run_trial(trial_id, client=sdk) == "released"  # worker shutting down
     finally:
         SHUTDOWN.clear()
+    assert "again/trial-0/snapshots/step-2/state.txt" in artifact_backend.stored("again/")
+    artifact_backend.switch()
     assert run_trial(queued(sdk, wait, "again"), client=sdk) == "completed"
     trial = sdk.get_trial("again", 0)
     assert trial.attempt == 2

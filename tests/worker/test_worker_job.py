@@ -109,7 +109,7 @@ def test_a_second_delivery_of_the_same_job_is_skipped(sdk: Client, make_spec, wa
 
 
 def test_a_shutdown_hands_back_at_a_saved_epoch_and_the_retry_resumes_after_it(
-    sdk: Client, make_spec, wait, monkeypatch
+    sdk: Client, make_spec, wait, monkeypatch, artifact_backend
 ) -> None:
     # Checkpoints on an interval no epoch reaches: the hand-back itself must save one.
     monkeypatch.setenv("HPO_CHECKPOINT_INTERVAL", "3600")
@@ -135,6 +135,8 @@ def test_a_shutdown_hands_back_at_a_saved_epoch_and_the_retry_resumes_after_it(
     handed = sdk.get_trial("handback", 0)
     assert handed.status == "queued" and handed.failures == 0
     first = [r.step for r in handed.reports]
+    assert artifact_backend.stored("handback/") == ["handback/trial-0/checkpoint.pt"]
+    artifact_backend.switch()  # the retry runs elsewhere (with S3: an empty cache)
     runner, outcome = attempt(lambda t: any(r.attempt == 2 for r in t.reports))
     sdk.stop_study("handback")
     runner.join(timeout=60)

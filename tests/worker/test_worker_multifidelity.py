@@ -11,8 +11,9 @@ from worker.job import run_trial
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _run_queued(sdk: Client, name: str, wait) -> None:
-    """Run every trial the scheduler queues, one at a time, until the study ends."""
+def _run_queued(sdk: Client, name: str, wait, machines=None) -> None:
+    """Run every trial the scheduler queues, one at a time, until the study ends
+    (each on another worker machine with ``machines``)."""
     while sdk.get_study(name).status == "running":
         queued = wait(
             lambda: (
@@ -21,17 +22,22 @@ def _run_queued(sdk: Client, name: str, wait) -> None:
         )
         if queued is True:
             return
+        if machines is not None:
+            machines.switch()
         run_trial(queued[0].id, client=sdk)
 
 
-def test_asha_promotions_resume_from_the_parents_checkpoint(sdk: Client, make_spec, wait) -> None:
+def test_asha_promotions_resume_from_the_parents_checkpoint(
+    sdk: Client, make_spec, wait, artifact_backend
+) -> None:
+    """On a shared folder, and on S3 with every trial on a machine of its own."""
     spec = make_spec(
         "asha",
         strategy={"name": "asha", "seed": 3, "options": {"min_budget": 1, "eta": 2}},
         budget={"max_trials": 8, "max_parallel": 1, "epochs": 4},
     )
     sdk.create_study(spec)
-    _run_queued(sdk, "asha", wait)
+    _run_queued(sdk, "asha", wait, artifact_backend)
     trials = {t.number: t for t in sdk.all_trials("asha")}
     promoted = [t for t in trials.values() if "parent" in t.info]
     assert promoted, "ASHA promoted nothing"

@@ -153,9 +153,14 @@ def update_study(
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(name: str, session: SessionDep, identity: IdentityDep) -> Response:
-    """Delete a study, its trials and their reports (checkpoints stay on disk)."""
+def delete_study(
+    name: str, session: SessionDep, identity: IdentityDep, request: Request
+) -> Response:
+    """Delete a study, its trials and their reports, then its artifacts (checkpoints,
+    trial files) in the artifact store, local or object storage."""
     actions.delete_study(session, identity, name)
+    session.commit()  # the rows first: files of a study that still exists are never lost
+    studies.delete_artifacts(request.app.state.settings, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
