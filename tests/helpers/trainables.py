@@ -173,3 +173,31 @@ def ticker(params: dict[str, Any], reporter: Any) -> None:
             n += 1
             time.sleep(0.1)
     reporter.report(1, score=1.0)
+
+
+WEIGHTS = "weights.bin"
+
+
+def big_second_step(params: dict[str, Any], reporter: Any) -> None:
+    """A first attempt saves a small checkpoint at step 1, then a large one (``mb``
+    MB of weights) at step 2, whose upload a test kills; it never gets further. A
+    retry resumes after its saved step and reports ``whole``: 1 when the checkpoint it
+    got holds what that step saved (step 1: no weights; step 2: all of them)."""
+    size = int(params["mb"]) << 20
+    directory = reporter.checkpoint_dir
+    if reporter.resume_step is None:
+        _save(directory, 1)
+        reporter.report(1, score=0.1, resumed_from=-1, whole=1)
+        (directory / WEIGHTS).write_bytes(os.urandom(size))
+        _save(directory, 2)
+        reporter.report(2, score=0.2, resumed_from=-1, whole=1)
+        time.sleep(600)  # the test has killed this process by now
+        return
+    saved = _saved_step(directory) or 0
+    weights = directory / WEIGHTS
+    whole = (saved == 1 and not weights.exists()) or (
+        saved == 2 and weights.exists() and weights.stat().st_size == size
+    )
+    for step in range(saved + 1, reporter.epochs + 1):
+        _save(directory, step)
+        reporter.report(step, score=step / 10, resumed_from=saved, whole=int(whole))
