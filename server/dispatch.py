@@ -36,7 +36,7 @@ __all__ = ["Dispatch", "PoolCapacity", "pool_standings", "serve_pool", "slot_siz
 
 Dispatch = Literal["fair", "fifo"]
 
-_OPEN = sorted(OPEN)
+_OPEN = tuple(sorted(OPEN))
 _IN_FLIGHT = (
     select(func.count())
     .where(Trial.study_id == Study.id, Trial.status.in_(_OPEN))
