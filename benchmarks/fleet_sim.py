@@ -92,7 +92,11 @@ def run_dispatch(dispatch: str, plan: Plan, seed: int) -> Outcome:
                 args=(service.url, redis_url, settings.queue_name, plan, seed, send),
             )
             child.start()
-            tally: Tally = receive.recv()
+            send.close()  # the child's end only: a child that dies ends recv() (EOFError)
+            try:
+                tally: Tally = receive.recv()
+            except EOFError:
+                raise RuntimeError(f"the simulated fleet died (exit {child.exitcode})") from None
             child.join(60)
             ours = _cpu_seconds([os.getpid()]) - ours
             services = service_cpu_seconds() - services

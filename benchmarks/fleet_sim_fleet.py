@@ -68,7 +68,8 @@ class Simulation:
         self.http = httpx.AsyncClient(
             base_url=f"{url}/api/v1", timeout=60, limits=httpx.Limits(max_connections=64)
         )
-        self.redis = aioredis.Redis.from_url(redis_url)
+        # a blocking pop per idle lane: more connections than redis-py's default pool
+        self.redis = aioredis.Redis.from_url(redis_url, max_connections=4096)
         self.queue_base = queue_base
         self.rng = random.Random(seed)
         self.tally = Tally()
@@ -81,7 +82,7 @@ class Simulation:
 
     async def run(self) -> Tally:
         for project in sorted({s.project for s in self.plan.studies}):
-            await self.http.post("/projects", json={"name": project})
+            await self._post("/projects", json={"name": project})
         await self._register()
         started = time.monotonic()
         tasks = [asyncio.create_task(self._beats())]
@@ -103,6 +104,17 @@ class Simulation:
         await self.redis.aclose()
         return self.tally
 
+    async def _post(self, path: str, json: dict[str, Any]) -> httpx.Response:
+        """POST as a worker's client does: a dropped connection is tried again."""
+        for attempt in range(5):
+            try:
+                return await self.http.post(path, json=json)
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     async def _register(self) -> None:
         for m in self.machines:
             body = {
@@ -112,7 +124,7 @@ class Simulation:
                 "devices": [str(g) for g in range(m.gpus)],
                 "pool": m.pool,
             }
-            answer = await self.http.post("/workers", json=body)
+            answer = await self._post("/workers", json=body)
             answer.raise_for_status()
 
     async def _beats(self) -> None:
@@ -137,7 +149,7 @@ class Simulation:
             "resources": {"pool": study.pool, "gpus": study.gpus},
             "priority": study.priority,
         }
-        answer = await self.http.post("/studies", json=spec)
+        answer = await self._post("/studies", json=spec)
         if answer.status_code != 201:
             raise RuntimeError(f"study {study.name} refused: {answer.text}")
         self.tally.created[study.name] = time.monotonic()
@@ -166,7 +178,7 @@ class Simulation:
             return None
         trial_id = trial_of_job(popped[1].decode())
         began = time.perf_counter()
-        answer = await self.http.post(f"/trials/{trial_id}/start", json={"worker": worker})
+        answer = await self._post(f"/trials/{trial_id}/start", json={"worker": worker})
         self.tally.lease_seconds.append(time.perf_counter() - began)
         return answer.json() if answer.status_code == 200 else None  # else taken, stopped
 
@@ -183,6 +195,22 @@ class Simulation:
         waited for, extra given back); the trial its finish handed over, if any, and
         the slots still set aside for it."""
         plan = self.plans[spec["study"]]
+        beats = asyncio.create_task(self._heartbeats(spec))
+        try:
+            return await self._run_beating(machine, spec, held, plan)
+        finally:
+            beats.cancel()
+
+    async def _heartbeats(self, spec: dict[str, Any]) -> None:
+        """A started attempt is alive: beat as a worker does, from its start."""
+        body = {"attempt": spec["attempt"]}
+        while True:
+            await asyncio.sleep(float(spec.get("heartbeat_interval") or 10.0))
+            await self._post(f"/trials/{spec['trial_id']}/heartbeat", json=body)
+
+    async def _run_beating(
+        self, machine: Machine, spec: dict[str, Any], held: float, plan: StudyPlan
+    ) -> tuple[dict[str, Any] | None, float]:
         async with machine.changed:
             need = plan.size - held
             await machine.changed.wait_for(
@@ -201,13 +229,13 @@ class Simulation:
             trial, attempt = spec["trial_id"], spec["attempt"]
             await asyncio.sleep(seconds / 2)
             report = {"attempt": attempt, "step": 0, "value": 1.0}
-            await self.http.post(f"/trials/{trial}/report", json=report)
+            await self._post(f"/trials/{trial}/report", json=report)
             await asyncio.sleep(seconds / 2)
             if self.stop.is_set():
                 return None, plan.size
             body = {"attempt": attempt, "status": "completed", "value": 1.0, "lease_next": True}
             began = time.perf_counter()
-            answer = await self.http.post(f"/trials/{trial}/finish", json=body)
+            answer = await self._post(f"/trials/{trial}/finish", json=body)
             tally.lease_seconds.append(time.perf_counter() - began)
             tally.completed += 1
             tally.finished[plan.name] = tally.finished.get(plan.name, 0) + 1
