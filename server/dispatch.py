@@ -153,12 +153,12 @@ def serve_pool(
     *,
     lease_to: str | None = None,
     finishing: int | None = None,
-    held: float = 0.0,
 ) -> list[tuple[Study, list[dict[str, Any]]]] | None:
     """Fill the pool's free slots by fair share in ``session`` (the caller commits,
     then enqueues the rows not leased; it holds ``scheduler.exclusive()``). The first
-    new trial goes to ``lease_to`` (started) when given. ``held``: slots of the pool
-    freed by other finishes on their way to their own refill (left for them).
+    new trial goes to ``lease_to`` (started) when given. Slots of the pool freed by
+    finishes other than ``finishing``'s, on their way to their own refill
+    (``scheduler.holds``), are left for them.
 
     Returns each served study with its new rows (the leased one first), or None when
     no worker serves the pool yet (its size is unknown: the caller tops its studies
@@ -167,6 +167,10 @@ def serve_pool(
     if capacity <= 0:
         return None
     standings, quotas = pool_standings(session, pool)
+    # Read after the standings, never before: a finish committing in between is then
+    # counted twice (its slot stays free until its own refill), not zero times (a
+    # pass would take the slot held for the finishing worker).
+    held = scheduler.holds.in_pool(session, pool, finishing)
     capped = [p for p, q in quotas.items() if q is not None]
     used_fleet = project_use(session, capped) if capped else {}
     free = capacity - held - sum(s.in_flight * s.size for s in standings)

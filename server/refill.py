@@ -109,10 +109,7 @@ def _serve(
     ``study`` is completed when this was its last trial."""
     served = None
     if scheduler.dispatch == "fair":
-        held = scheduler.holds.in_pool(session, study.pool, finishing)
-        served = serve_pool(
-            scheduler, session, study.pool, lease_to=lease_to, finishing=finishing, held=held
-        )
+        served = serve_pool(scheduler, session, study.pool, lease_to=lease_to, finishing=finishing)
     if study.status != "running":
         return served or []
     if served is None:

@@ -228,7 +228,7 @@ class Scheduler:
         worker serves it yet (its studies are topped up one by one instead)."""
         try:
             with self.db.session() as session:
-                served = serve_pool(self, session, pool, held=self.holds.in_pool(session, pool))
+                served = serve_pool(self, session, pool)
                 if served is None:
                     return None
                 new_ids = [row["id"] for _, rows in served for row in rows]
