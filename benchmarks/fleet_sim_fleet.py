@@ -1,11 +1,13 @@
 """The simulated side of ``benchmarks.fleet_sim``, in a process of its own.
 
 GPU machines register in their pool (one registration per machine, listing its GPUs,
-repeated as a heartbeat), take trial ids from their pool's Redis queue as RQ workers
-do, and run each trial over the real API: ``start``, one report halfway, ``finish``
-with ``lease_next`` after a drawn duration (training nothing), then the trial the
-finish handed over, if any. A machine keeps a ledger of its GPUs: a trial runs only
-once its ``resources.gpus`` are free there (four quarter-GPU trials share one).
+repeated as a heartbeat), take trial ids from their pool's Redis queues as the worker
+daemon does (``worker.daemon``: one queue per trial size, a job popped only when its
+size fits the machine's free GPUs now, the largest size first), and run each trial over
+the real API: ``start``, one report halfway, ``finish`` with ``lease_next`` after a
+drawn duration (training nothing), then the trial the finish handed over, if any (the
+server hands over only a trial of the size that ended). Four quarter-GPU trials share
+one GPU.
 
 An observer samples, every ``TICK`` seconds, what each study holds and wants, and
 integrates slot-time: what each study got against its ideal share
@@ -56,8 +58,6 @@ class Machine:
     def __init__(self, name: str, pool: str, gpus: int) -> None:
         self.name, self.pool, self.gpus = name, pool, gpus
         self.free = float(gpus)
-        #: the pool's smallest trial: what a lane sets aside before taking a job
-        self.smallest = 1.0
         self.changed = asyncio.Condition()
 
 
@@ -68,7 +68,7 @@ class Simulation:
         self.http = httpx.AsyncClient(
             base_url=f"{url}/api/v1", timeout=60, limits=httpx.Limits(max_connections=64)
         )
-        # a blocking pop per idle lane: more connections than redis-py's default pool
+        # a blocking pop per machine: more connections than redis-py's default pool
         self.redis = aioredis.Redis.from_url(redis_url, max_connections=4096)
         self.queue_base = queue_base
         self.rng = random.Random(seed)
@@ -87,11 +87,7 @@ class Simulation:
         started = time.monotonic()
         tasks = [asyncio.create_task(self._beats())]
         tasks += [asyncio.create_task(self._submit(s, started)) for s in self.plan.studies]
-        for machine in self.machines:
-            sizes = [s.size for s in self.plan.studies if s.pool == machine.pool]
-            machine.smallest = min([1.0, *sizes])
-            lanes = max(1, round(machine.gpus / machine.smallest))
-            tasks += [asyncio.create_task(self._lane(machine, j)) for j in range(lanes)]
+        tasks += [asyncio.create_task(self._daemon(machine)) for machine in self.machines]
         await self._observe(started)
         self.stop.set()
         for machine in self.machines:
@@ -154,29 +150,50 @@ class Simulation:
             raise RuntimeError(f"study {study.name} refused: {answer.text}")
         self.tally.created[study.name] = time.monotonic()
 
-    async def _lane(self, machine: Machine, lane: int) -> None:
-        """One trial at a time: a job from the queue when the machine has room for
-        the pool's smallest trial (held for it while it waits), then every trial
-        finishes hand over."""
-        worker = f"{machine.name}-lane{lane}"
-        key = f"rq:queue:{pool_queue(self.queue_base, machine.pool)}"
+    async def _daemon(self, machine: Machine) -> None:
+        """The machine's worker daemon: pops a job only of a size that fits its free
+        GPUs now, the largest size first, and runs it beside the machine's others."""
+        sizes = sorted({s.size for s in self.plan.studies if s.pool == machine.pool}, reverse=True)
+        if not sizes:
+            return
+        queues = {
+            f"rq:queue:{pool_queue(self.queue_base, machine.pool, size)}": size for size in sizes
+        }
+        running: set[asyncio.Task[None]] = set()
         while not self.stop.is_set():
             async with machine.changed:
                 await machine.changed.wait_for(
-                    lambda: machine.free + 1e-9 >= machine.smallest or self.stop.is_set()
+                    lambda: machine.free + 1e-9 >= sizes[-1] or self.stop.is_set()
                 )
-                machine.free -= machine.smallest
-            spec = await self._take(key, worker)
-            held = machine.smallest
+                keys = [key for key, size in queues.items() if size <= machine.free + 1e-9]
+            if self.stop.is_set():
+                break
+            popped = await self.redis.blpop(keys, timeout=0.5)
+            if popped is None:
+                continue
+            size = queues[popped[0].decode()]
+            async with machine.changed:  # only this task takes room: it still fits
+                machine.free -= size
+            task = asyncio.create_task(self._trial(machine, popped[1].decode(), size))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        for failure in await asyncio.gather(*running, return_exceptions=True):
+            if isinstance(failure, Exception):
+                raise failure
+
+    async def _trial(self, machine: Machine, job: str, size: float) -> None:
+        """A runner: starts the popped trial on ``size`` GPUs, then every trial its
+        finishes hand over; gives the GPUs back at the end."""
+        held = size
+        try:
+            spec = await self._start(job, f"{machine.name}/{id(asyncio.current_task())}")
             while spec is not None and not self.stop.is_set():
                 spec, held = await self._run(machine, spec, held)
+        finally:
             await self._give_back(machine, held)
 
-    async def _take(self, key: str, worker: str) -> dict[str, Any] | None:
-        popped = await self.redis.blpop([key], timeout=1)
-        if popped is None or self.stop.is_set():
-            return None
-        trial_id = trial_of_job(popped[1].decode())
+    async def _start(self, job: str, worker: str) -> dict[str, Any] | None:
+        trial_id = trial_of_job(job)
         began = time.perf_counter()
         answer = await self._post(f"/trials/{trial_id}/start", json={"worker": worker})
         self.tally.lease_seconds.append(time.perf_counter() - began)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hpo.vocabulary import DEFAULT_POOL, POOL_PATTERN
 
-__all__ = ["Resources", "fits", "largest_fit", "pool_error"]
+__all__ = ["Resources", "demand", "fits", "largest_fit", "pool_error"]
 
 #: Most trials one GPU is shared between (``gpus: 1/64`` is the smallest fraction).
 MAX_PACKING = 64
@@ -83,6 +84,19 @@ class Resources(BaseModel):
         if self.gpus is None or self.gpus >= 1:
             return 1
         return round(1 / self.gpus)
+
+
+def demand(gpus: float | None) -> Fraction:
+    """Slots one trial holds, exactly: 1 when ``gpus`` is unset (one slot of a worker:
+    a GPU, or a CPU slot), ``N`` for N whole GPUs, ``1/k`` for a share of one GPU.
+
+    Exact fractions, so that four quarters fill one GPU with nothing left over: the
+    server's dispatch and a worker's device ledger both count with this."""
+    if gpus is None:
+        return Fraction(1)
+    if gpus >= 1:
+        return Fraction(int(gpus))
+    return Fraction(1, round(1 / gpus))
 
 
 def fits(resources: Resources, gpu_count: int) -> bool:

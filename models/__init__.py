@@ -18,7 +18,7 @@ from models.datasets import (
     load_dataset,
     register_dataset,
 )
-from models.device import seed_everything, select_device
+from models.device import seed_everything, select_device, visible_devices
 from models.mlp import ACTIVATIONS, build_mlp
 from models.registry import (
     MODEL_PARAM,
@@ -79,4 +79,5 @@ __all__ = [
     "select_device",
     "selected_model",
     "train",
+    "visible_devices",
 ]

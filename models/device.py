@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "select_device"]
+__all__ = ["seed_everything", "select_device", "visible_devices"]
 
 
 def select_device(preference: str | None = None) -> torch.device:
@@ -46,6 +46,15 @@ def select_device(preference: str | None = None) -> torch.device:
             )
         return torch.device("cuda", index)
     raise ValueError(f"device: unknown {preference!r}; known: auto, cpu, cuda, cuda:N")
+
+
+def visible_devices() -> list[str]:
+    """Every torch device this process may use, ``["cuda:0", "cuda:1", ...]`` (a
+    worker sets ``CUDA_VISIBLE_DEVICES`` to a trial's GPUs before torch loads, so these
+    are exactly the trial's), or ``["cpu"]`` without CUDA."""
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    return ["cpu"]
 
 
 def seed_everything(seed: int) -> None:

@@ -2,7 +2,7 @@
 
 The database decides which study a free slot serves; the queue only carries the trial
 there. A pool's size is what its serving workers registered (:class:`PoolCapacity`:
-one slot per worker process), and the server keeps no more trials in flight
+one slot per GPU or CPU slot of each daemon), and the server keeps no more trials in flight
 (``queued`` or ``running``) in the pool than that: each pool's queue holds no more
 jobs than it has idle slots, so no study can fill it ahead of the others. Each free
 slot goes to the study :func:`server.share.allot` picks (priority, projects, quotas),
@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from hpo.resources import demand
 from search.status import OPEN
-from server.pools import gpu_count
+from server.pools import slot_count
 from server.share import Standing, allot
 from server.tables import Project, Study, Trial, Worker, utcnow
 
@@ -78,17 +79,17 @@ _PROJECT_USE = (
 
 
 def slot_size(gpus: float | None) -> float:
-    """Slots one trial of a study with ``resources.gpus = gpus`` holds."""
-    return 1.0 if gpus is None else float(gpus)
+    """Slots one trial of a study with ``resources.gpus = gpus`` holds
+    (``hpo.resources.demand``)."""
+    return float(demand(gpus))
 
 
 class PoolCapacity:
     """How many slots each pool's serving workers have, re-read at most every ``ttl``
     seconds (a registration is repeated every heartbeat interval anyway). A worker
     serves while its registration is fresh (``heartbeat_timeout``) and not stopped;
-    it brings one slot per GPU it registered, or one slot without any (a daemon's
-    process per GPU registers one each; a process that owns a whole machine's GPUs
-    registers them all)."""
+    it brings one slot per GPU it registered, else one per CPU slot
+    (``server.pools.slot_count``: a daemon registers once with all its devices)."""
 
     def __init__(self, heartbeat_timeout: float, ttl: float = 1.0) -> None:
         self.heartbeat_timeout = heartbeat_timeout
@@ -107,7 +108,7 @@ class PoolCapacity:
                 Worker.pool == pool, Worker.status != "stopped", Worker.heartbeat_at >= cutoff
             )
         )
-        slots = sum(max(1, gpu_count(d)) for d in devices)
+        slots = sum(slot_count(d) for d in devices)
         self._known[pool] = (now, slots)
         return slots
 
@@ -152,11 +153,14 @@ def serve_pool(
     pool: str,
     *,
     lease_to: str | None = None,
+    lease_size: float = 1.0,
     finishing: int | None = None,
 ) -> list[tuple[Study, list[dict[str, Any]]]] | None:
     """Fill the pool's free slots by fair share in ``session`` (the caller commits,
     then enqueues the rows not leased; it holds ``scheduler.exclusive()``). The first
-    new trial goes to ``lease_to`` (started) when given. Slots of the pool freed by
+    new trial goes to ``lease_to`` (started) when given, if it is of a study whose
+    trials are ``lease_size`` slots (a worker holds the devices of the trial that ended
+    and nothing else: a trial of another size waits in its queue). Slots of the pool freed by
     finishes other than ``finishing``'s, on their way to their own refill
     (``scheduler.holds``), are left for them.
 
@@ -185,13 +189,15 @@ def serve_pool(
             study = session.get(Study, study_id)
             if study is None:
                 continue
-            rows = scheduler.fill(session, study, lease_to, finishing=finishing, limit=count)
+            size = by_id[study_id].size
+            to = lease_to if size == lease_size else None
+            rows = scheduler.fill(session, study, to, finishing=finishing, limit=count)
             if rows:
-                lease_to = None if rows[0]["status"] == "running" else lease_to
                 served.append((study, rows))
+                if rows[0]["status"] == "running":
+                    lease_to = None
             took = len(rows)
             stood = by_id[study_id]
-            size = stood.size
             free -= took * size
             if stood.project_id in used_fleet:
                 used_fleet[stood.project_id] += took * size

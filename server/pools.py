@@ -21,12 +21,20 @@ from hpo.vocabulary import DEFAULT_POOL
 from server.errors import Invalid
 from server.tables import Study, Worker, utcnow
 
-__all__ = ["check_resources", "gpu_count", "serving_workers", "waiting_reason"]
+__all__ = ["check_resources", "gpu_count", "serving_workers", "slot_count", "waiting_reason"]
 
 
 def gpu_count(devices: list[str] | None) -> int:
-    """GPUs among a worker's registered devices (a CPU worker registers ``cpu``)."""
-    return sum(1 for d in devices or [] if d != "cpu")
+    """GPUs among a worker's registered devices (a CPU worker registers ``cpu``, or
+    ``cpu0``, ``cpu1``, ... for a daemon's CPU slots)."""
+    return sum(1 for d in devices or [] if not d.startswith("cpu"))
+
+
+def slot_count(devices: list[str] | None) -> int:
+    """Slots a worker brings to its pool: one per GPU, else one per CPU slot (at
+    least one: a worker that registered no device still runs one trial)."""
+    gpus = gpu_count(devices)
+    return gpus if gpus else max(1, len(devices or []))
 
 
 def serving_workers(session: Session, pool: str, heartbeat_timeout: float) -> list[Worker]:

@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from hpo.schemas import TrialSpec
-from server.dispatch import serve_pool
+from server.dispatch import serve_pool, slot_size
 from server.scheduler import Scheduler
 from server.tables import Report, Study, Trial, utcnow
 
@@ -109,7 +109,14 @@ def _serve(
     ``study`` is completed when this was its last trial."""
     served = None
     if scheduler.dispatch == "fair":
-        served = serve_pool(scheduler, session, study.pool, lease_to=lease_to, finishing=finishing)
+        served = serve_pool(
+            scheduler,
+            session,
+            study.pool,
+            lease_to=lease_to,
+            lease_size=slot_size(study.gpus),
+            finishing=finishing,
+        )
     if study.status != "running":
         return served or []
     if served is None:

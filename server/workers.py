@@ -39,7 +39,8 @@ def list_workers(
     for tid, name in session.execute(
         select(Trial.id, Trial.worker).where(Trial.status == "running", Trial.worker.is_not(None))
     ):
-        running.setdefault(str(name), []).append(tid)
+        # A daemon's runner runs trials as ``<daemon>/<pid>``: they are the daemon's.
+        running.setdefault(str(name).split("/", 1)[0], []).append(tid)
     cutoff = now - timedelta(seconds=heartbeat_timeout)
     out = []
     for w in workers:

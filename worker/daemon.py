@@ -1,12 +1,18 @@
-"""The worker daemon (``hpo worker``): one process per GPU slot, each an RQ worker.
+"""The worker daemon (``hpo worker``): one machine's devices, trials of any size on them.
 
-The parent plans slots (one per GPU, or CPU slots), spawns one process per slot with
-``CUDA_VISIBLE_DEVICES`` pinned before torch loads, restarts a slot whose process dies,
-and on SIGTERM/SIGINT asks every slot to shut down warmly (a running trial stops at its
-next epoch and is handed back to the queue, resuming elsewhere from its checkpoint).
+The daemon registers its devices with the server once (``POST /api/v1/workers``,
+repeated as its heartbeat), keeps a :class:`~worker.placement.DeviceLedger` of what its
+running trials hold, and takes jobs from its pool's queues (``hpo.jobs.pool_queue``:
+one per trial size), largest size first, only when the size fits what is free now. Each
+trial runs in a runner process (``worker.runner``) pinned to the trial's placement by
+``CUDA_VISIBLE_DEVICES``; runners are kept warm and reused for the same placement, and a
+job is popped only for a ready idle runner, so none waits inside a busy process or in a
+process still importing torch. The daemon talks to Redis only to take jobs; trials talk
+to the server over HTTP.
 
-Each slot process registers with the server over HTTP (``POST /api/v1/workers``) and
-repeats that as its heartbeat; it talks to Redis only to take jobs.
+On SIGTERM/SIGINT the daemon stops taking jobs and asks every runner to leave warmly (a
+running trial stops at its next epoch and is handed back, resuming elsewhere from its
+checkpoint); a second signal kills them.
 """
 
 from __future__ import annotations
@@ -15,18 +21,27 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from hpo.jobs import pool_queue
+from hpo.jobs import queue_size
 from hpo.vocabulary import DEFAULT_POOL
 from worker.gpus import Slot
+from worker.placement import DeviceLedger, Placement
+from worker.runner import DONE, READY, runner_main
 
 __all__ = ["DaemonConfig", "run_daemon"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between reads of which queues exist (RQ's set of queue names).
+QUEUE_REFRESH = 2.0
+#: Seconds one wait for a job (BLPOP) or a runner's message lasts at most.
+POLL = 0.5
+_PREFIX = "rq:queue:"
 
 
 @dataclass(frozen=True)
@@ -37,102 +52,240 @@ class DaemonConfig:
     queue_name: str
     slots: tuple[Slot, ...]
     pool: str = DEFAULT_POOL
-    burst: bool = False  # exit when the queue is empty (tests, batch jobs)
+    burst: bool = False  # exit when the queues are empty (tests, batch jobs)
+
+
+@dataclass(eq=False)
+class _Runner:
+    proc: BaseProcess
+    conn: Connection
+    placement: Placement
+    ready: bool = False
+    job: tuple[str, Fraction] | None = None  # (job id, size) it runs now
+    used: bool = False
+
+
+@dataclass
+class _Daemon:
+    config: DaemonConfig
+    ledger: DeviceLedger
+    envs: dict[str, dict[str, str]]  # device -> the environment of a runner there
+    name: str
+    runners: list[_Runner] = field(default_factory=list)
+    queues: dict[str, Fraction] = field(default_factory=dict)
+    stopping: bool = False
+    killed: bool = False
+
+    def __post_init__(self) -> None:
+        from redis import Redis
+
+        self.redis = Redis.from_url(self.config.redis_url)
+        self.ctx = mp.get_context("spawn")
+        self._refreshed = 0.0
+
+    # -- runners --------------------------------------------------------------------
+    def env_of(self, placement: Placement) -> dict[str, str]:
+        env = dict(self.envs[placement[0]])
+        if self.ledger.gpus:  # exactly the placement's GPUs (a CPU slot hides them all)
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(placement)
+        env["HPO_WORKER_NAME"] = self.name
+        return env
+
+    def spawn(self, placement: Placement) -> _Runner:
+        ours, theirs = self.ctx.Pipe()
+        label = "+".join(placement)
+        proc = self.ctx.Process(
+            target=runner_main,
+            args=(self.env_of(placement), theirs, self.config.redis_url, os.getpid(), label),
+            name=f"hpo-runner-{label}",
+        )
+        proc.start()
+        theirs.close()
+        runner = _Runner(proc=proc, conn=ours, placement=placement)
+        self.runners.append(runner)
+        log.info("runner on %s: process %s", label, proc.pid)
+        return runner
+
+    def idle(self, placement: Placement) -> _Runner | None:
+        for runner in self.runners:
+            if runner.placement == placement and runner.job is None and runner.ready:
+                return runner
+        return None
+
+    def starting(self, placement: Placement) -> bool:
+        return any(r.placement == placement and not r.ready for r in self.runners)
+
+    def retire(self, runner: _Runner) -> None:
+        try:
+            runner.conn.send(None)
+        except OSError:
+            pass
+        runner.ready = False  # never handed another job; reaped when it exits
+        runner.job = ("", Fraction(0))
+
+    def make_room(self, placement: Placement) -> None:
+        """Retire idle runners that have run a trial on any of ``placement``'s devices
+        under another placement: they may hold memory on those GPUs."""
+        for runner in list(self.runners):
+            if (
+                runner.job is None
+                and runner.used
+                and runner.placement != placement
+                and set(runner.placement) & set(placement)
+            ):
+                self.retire(runner)
+
+    def listen(self, timeout: float) -> None:
+        """Read what the runners said (ready, done), waiting up to ``timeout``; reap
+        runners that exited, returning what their trial held."""
+        conns = [r.conn for r in self.runners]
+        ready = set(wait(conns, timeout)) if conns else set()
+        if not conns and timeout:
+            time.sleep(timeout)
+        for runner in list(self.runners):
+            kind = None
+            if runner.conn in ready:
+                try:
+                    kind, _ = runner.conn.recv()
+                except (EOFError, OSError):
+                    kind = None
+                if kind == READY:
+                    runner.ready = True
+                elif kind == DONE and runner.job is not None:
+                    self.ledger.give(runner.placement, runner.job[1])
+                    runner.job = None
+            if kind is None and not runner.proc.is_alive():
+                self.reap(runner)
+
+    def reap(self, runner: _Runner) -> None:
+        runner.proc.join(0)
+        if runner.job is not None and runner.job[1] > 0:
+            log.warning(
+                "runner on %s died (exit %s) running %s; the server retries its trial",
+                "+".join(runner.placement),
+                runner.proc.exitcode,
+                runner.job[0],
+            )
+            self.ledger.give(runner.placement, runner.job[1])
+        runner.conn.close()
+        self.runners.remove(runner)
+
+    # -- jobs -----------------------------------------------------------------------
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._refreshed < QUEUE_REFRESH and self.queues:
+            return
+        self._refreshed = now
+        found = {}
+        for key in self.redis.smembers("rq:queues"):
+            name = _text(key)[len(_PREFIX) :]
+            size = queue_size(name, self.config.queue_name, self.config.pool)
+            if size is not None and self.ledger.ever_fits(size):
+                found[name] = size
+        self.queues = dict(sorted(found.items(), key=lambda item: -item[1]))
+
+    def take(self) -> bool:
+        """Pop one job that fits now for a ready idle runner and hand it over; start
+        runners for waiting jobs that have none. Whether a job was handed."""
+        self.refresh()
+        keys: list[str] = []
+        for name, size in self.queues.items():
+            placement = self.ledger.where(size)
+            if placement is None:
+                continue
+            if self.idle(placement) is not None:
+                keys.append(_PREFIX + name)
+            elif not self.starting(placement) and self.redis.llen(_PREFIX + name):
+                self.spawn(placement)
+        if not keys:
+            self.listen(POLL)
+            return False
+        popped = self.redis.blpop(keys, timeout=POLL)
+        if popped is None:
+            self.listen(0)
+            return False
+        key, raw = popped
+        name, job_id = _text(key)[len(_PREFIX) :], _text(raw)
+        size = self.queues[name]
+        placement = self.ledger.take(size)
+        runner = self.idle(placement)
+        if runner is None:  # cannot happen: nothing changed since the check above
+            self.ledger.give(placement, size)
+            self.redis.lpush(key, raw)
+            return False
+        self.hand(runner, job_id, name, size)
+        return True
+
+    def hand(self, runner: _Runner, job_id: str, name: str, size: Fraction) -> None:
+        try:
+            runner.conn.send((job_id, name))
+        except OSError:  # died since it said ready: the job goes back to the front
+            self.ledger.give(runner.placement, size)
+            self.redis.lpush(_PREFIX + name, job_id)
+            self.reap(runner)
+            return
+        runner.job, runner.used = (job_id, size), True
+        self.make_room(runner.placement)
+
+    def queued(self) -> int:
+        return sum(int(self.redis.llen(_PREFIX + name)) for name in self.queues)
+
+    # -- shutdown -------------------------------------------------------------------
+    def stop(self, signum: int, _frame: object) -> None:
+        if self.stopping:  # second signal: stop now
+            self.killed = True
+        self.stopping = True
+        for runner in self.runners:
+            if runner.proc.is_alive() and runner.proc.pid:
+                os.kill(runner.proc.pid, signal.SIGKILL if self.killed else signal.SIGTERM)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def run_daemon(config: DaemonConfig) -> int:
-    """Run the slots until SIGTERM/SIGINT (or, with ``burst``, until they are idle)."""
-    ctx = mp.get_context("spawn")
-    stopping = threading.Event()
-    procs: dict[int, BaseProcess] = {}
-
-    def spawn(index: int) -> None:
-        slot = config.slots[index]
-        proc = ctx.Process(
-            target=_slot_main,
-            args=(
-                slot,
-                config.redis_url,
-                pool_queue(config.queue_name, config.pool),
-                config.pool,
-                config.burst,
-                os.getpid(),
-            ),
-            name=f"hpo-worker-{slot.name}",
-        )
-        proc.start()
-        procs[index] = proc
-        log.info("slot %s: process %s", slot.name, proc.pid)
-
-    def shutdown(signum: int, _frame: object) -> None:
-        if stopping.is_set():  # second signal: stop now
-            for proc in procs.values():
-                if proc.is_alive() and proc.pid:
-                    os.kill(proc.pid, signal.SIGKILL)
-            return
-        stopping.set()
-        for proc in procs.values():
-            if proc.is_alive() and proc.pid:
-                os.kill(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    for index in range(len(config.slots)):
-        spawn(index)
-    while True:
-        for index, proc in list(procs.items()):
-            if proc.is_alive():
-                continue
-            if stopping.is_set() or (config.burst and proc.exitcode == 0):
-                continue
-            log.warning(
-                "slot %s died (exit %s); restarting", config.slots[index].name, proc.exitcode
-            )
-            spawn(index)
-        if all(not p.is_alive() for p in procs.values()) and (stopping.is_set() or config.burst):
-            return 0
-        time.sleep(0.2)
-
-
-def _slot_main(
-    slot: Slot, redis_url: str, queue_name: str, pool: str, burst: bool, parent: int
-) -> None:
-    """One slot: pin the device, register with the server in its pool, take that pool's
-    jobs until told to stop."""
-    os.environ.update(slot.env)  # before torch is imported anywhere in this process
-    if "OMP_NUM_THREADS" in slot.env:  # also if torch was imported before the update
-        import torch
-
-        torch.set_num_threads(int(slot.env["OMP_NUM_THREADS"]))
-    logging.basicConfig(level=logging.WARNING, format=f"{slot.name} %(levelname)s %(message)s")
-    # Ctrl-C in a terminal reaches every process: the parent turns it into SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    from redis import Redis
-    from rq import Queue
-    from rq.serializers import JSONSerializer
+    """Run trials until SIGTERM/SIGINT (or, with ``burst``, until no job waits)."""
+    from redis.exceptions import RedisError
 
     from hpo.settings import get_settings
     from worker.job import process_client, worker_name
     from worker.presence import Presence
-    from worker.rq_worker import TrialWorker
 
-    settings = get_settings()
-    client = process_client()
-    rq_worker_box: list[TrialWorker] = []
-
-    def orphaned() -> None:
-        if os.getppid() != parent and rq_worker_box:  # orphaned: leave warmly
-            os.kill(os.getpid(), signal.SIGTERM)
-
+    devices = [slot.devices[0] if slot.devices else slot.name for slot in config.slots]
+    envs = {device: dict(slot.env) for device, slot in zip(devices, config.slots, strict=True)}
+    ledger = DeviceLedger(devices, gpus=any(slot.devices for slot in config.slots))
+    daemon = _Daemon(config=config, ledger=ledger, envs=envs, name=worker_name())
+    signal.signal(signal.SIGTERM, daemon.stop)
+    signal.signal(signal.SIGINT, daemon.stop)
     presence = Presence(
-        client, slot.devices, settings.heartbeat_interval, orphaned, pool=pool
+        process_client(), devices, get_settings().heartbeat_interval, pool=config.pool
     ).start()
-    connection = Redis.from_url(redis_url)
-    queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-    rq_worker = TrialWorker([queue], connection=connection, name=f"{worker_name()}-{slot.name}")
-    rq_worker_box.append(rq_worker)
+    for device in devices:  # one warm runner per device: the usual one-slot trials
+        daemon.spawn((device,))
     try:
-        rq_worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+        while True:
+            presence.status = "busy" if daemon.ledger.busy() else "idle"
+            if daemon.stopping:
+                for runner in daemon.runners:
+                    if runner.job is None:
+                        daemon.retire(runner)
+                if not daemon.runners:
+                    return 0
+                daemon.listen(POLL)
+                continue
+            try:
+                handed = daemon.take()
+                if (
+                    config.burst
+                    and not handed
+                    and not daemon.ledger.busy()
+                    and all(r.ready for r in daemon.runners)
+                    and not daemon.queued()
+                ):
+                    daemon.stopping = True
+            except RedisError as err:  # Redis restarting: keep the runners, try again
+                log.warning("redis: %s; retrying", err)
+                daemon.listen(1.0)
     finally:
         presence.stop()

@@ -34,7 +34,7 @@ from worker.lease import Fenced, Lease, retrying
 from worker.logs import shipped_output
 from worker.trainable import checkpoint_dir_for, run_entrypoint
 
-__all__ = ["SHUTDOWN", "process_client", "run_trial", "worker_name"]
+__all__ = ["RUNNER_NAME_ENV", "SHUTDOWN", "process_client", "run_trial", "worker_name"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,17 @@ SHUTDOWN = threading.Event()
 _client: Client | None = None
 
 
+#: Set by a daemon for its runner processes: the daemon's own name.
+RUNNER_NAME_ENV = "HPO_WORKER_NAME"
+
+
 def worker_name() -> str:
-    """How this process names itself to the server: ``host:pid``."""
+    """How this process names itself to the server: ``host:pid``, or, in a daemon's
+    runner process, ``<daemon's name>/<pid>`` (the daemon registers; its runners run
+    the trials, and the server counts those as the daemon's)."""
+    daemon = os.environ.get(RUNNER_NAME_ENV)
+    if daemon:
+        return f"{daemon}/{os.getpid()}"
     return f"{socket.gethostname()}:{os.getpid()}"
 
 

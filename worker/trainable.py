@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from hpo.schemas import ReportIn, TrialSpec
 from hpo.spec import ENTRYPOINT_PATTERN
-from models import seed_everything, select_device
+from models import seed_everything, select_device, visible_devices
 from worker.bridge import checkpoint_path
 from worker.lease import Fenced
 from worker.snapshots import Snapshots, fingerprint
@@ -181,12 +181,14 @@ def _scalar(name: str, value: Any) -> float | int | str | bool | None:
 class Reporter:
     """What the user's function gets as its second argument.
 
-    Attributes (read-only by convention): ``study``, ``trial_number``, ``attempt``,
-    ``epochs`` (this trial's budget: report steps up to it), ``seed`` (the worker seeds
-    ``random``, NumPy and torch with it before the call), ``device`` (``"cpu"`` or
-    ``"cuda:N"``: the device this worker runs trials on), ``checkpoint_dir`` (a folder
-    for this trial in the artifact store, kept across attempts), ``resume_step`` (the
-    step whose checkpoint is in ``checkpoint_dir`` when this attempt resumes, else None).
+        Attributes (read-only by convention): ``study``, ``trial_number``, ``attempt``,
+        ``epochs`` (this trial's budget: report steps up to it), ``seed`` (the worker seeds
+        ``random``, NumPy and torch with it before the call), ``device`` (``"cpu"`` or
+        ``"cuda:N"``: the device this worker runs trials on), ``devices`` (every device the
+    trial holds: ``["cuda:0", "cuda:1"]`` for ``resources.gpus: 2``, ``["cpu"]`` without
+    CUDA; a multi-GPU trial spreads its work over them), ``checkpoint_dir`` (a folder
+        for this trial in the artifact store, kept across attempts), ``resume_step`` (the
+        step whose checkpoint is in ``checkpoint_dir`` when this attempt resumes, else None).
     """
 
     def __init__(
@@ -205,6 +207,7 @@ class Reporter:
         self.epochs = spec.epochs
         self.seed = spec.seed
         self.device = device
+        self.devices = visible_devices()
         self.checkpoint_dir = checkpoint_dir
         self.resume_step = resume_step
         self.metric = spec.objective.metric

@@ -112,11 +112,30 @@ class Fleet:
         self.server.kill()
         self.server.wait(10)
 
-    def start_worker(self, slots: int, pool: str | None = None) -> subprocess.Popen:
-        proc = self._spawn(
-            ["worker", "--gpus", "none", "--slots", str(slots)]
-            + (["--pool", pool] if pool else []),
-            self.worker_logs / f"worker{len(self.workers)}.log",
+    def start_worker(
+        self,
+        slots: int = 1,
+        pool: str | None = None,
+        *,
+        gpus: str = "none",
+        trainables: Path | None = None,
+    ) -> subprocess.Popen:
+        """A daemon with ``slots`` CPU slots, or the GPU ids ``gpus`` (on a machine
+        without CUDA they are names only: each trial's ``CUDA_VISIBLE_DEVICES`` shows
+        where it was placed). ``trainables``: a folder put on its ``PYTHONPATH`` (for
+        ``helpers.trainables`` entrypoints)."""
+        args = ["worker", "--gpus", gpus] + (["--slots", str(slots)] if gpus == "none" else [])
+        env = dict(self.env)
+        if trainables is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(trainables), env.get("PYTHONPATH")])
+            )
+        log = open(self.worker_logs / f"worker{len(self.workers)}.log", "ab")
+        proc = subprocess.Popen(
+            [HPO, *args, *(["--pool", pool] if pool else [])],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers.append(proc)
         return proc
@@ -338,7 +357,8 @@ def test_four_workers_two_hundred_trials_on_postgresql(fleet: Fleet) -> None:
         workers = client.list_workers()
     print(f"fleet throughput: 200 trials in {elapsed:.1f}s = {200 / elapsed:.2f} trials/s")
     assert len({t.worker for t in trials}) == 4  # all four slots took trials
-    assert len(workers) == 4 and all(w.devices == ["cpu"] for w in workers)
+    # two daemons, each registered once with its two CPU slots
+    assert len(workers) == 2 and all(w.devices == ["cpu0", "cpu1"] for w in workers)
     assert _server_errors(fleet) == []
     assert _worker_retries(fleet) == []  # no 5xx answer, and the server never went away
 
@@ -354,7 +374,9 @@ def test_each_pool_runs_only_its_own_studies_trials(fleet: Fleet) -> None:
         pool_of = {w.name: w.pool for w in client.list_workers(include_stopped=True)}
         ran = {
             name: {
-                pool_of.get(str(t.worker)) for t in _assert_terminal_and_contiguous(client, name, 6)
+                # a trial runs in a runner of its daemon, named <daemon>/<pid>
+                pool_of.get(str(t.worker).split("/")[0])
+                for t in _assert_terminal_and_contiguous(client, name, 6)
             }
             for name in ("in-alpha", "in-default")
         }
@@ -541,7 +563,7 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet, close_budget) -> 
                 t.id: t for t in client.list_trials("kills", status="running") if t.worker
             } or running
             trial = running[rng.choice(sorted(running))]
-            pid = int(trial.worker.rsplit(":", 1)[1])
+            pid = int(trial.worker.rsplit("/", 1)[-1])  # <daemon>/<runner pid>
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -591,3 +613,86 @@ def test_sigterm_hands_running_trials_back_and_they_resume_elsewhere(fleet: Flee
             first = [r.step for r in detail.reports if r.attempt == 1]
             second = [r.step for r in detail.reports if r.attempt == 2]
             assert min(second) == max(first) + 1  # resumed from the checkpoint
+
+
+def _trainables(tmp_path: Path) -> Path:
+    """A folder holding only ``helpers`` (tests/helpers): on a worker's PYTHONPATH it
+    adds the test entrypoints without tests/'s own hpo, server, ... folders."""
+    shim = tmp_path / "shim"
+    shim.mkdir(exist_ok=True)
+    link = shim / "helpers"
+    if not link.exists():
+        link.symlink_to(Path(__file__).resolve().parents[1] / "helpers")
+    return shim
+
+
+def _most_at_once(spans: list[tuple[float, float, float]]) -> float:
+    """The largest sum of weights of spans (start, end, weight) open at one instant."""
+    events = sorted([(a, w) for a, _, w in spans] + [(b, -w) for _, b, w in spans])
+    most = now = 0.0
+    for _, delta in events:
+        now += delta
+        most = max(most, now)
+    return most
+
+
+def test_trials_of_any_size_share_a_machine_and_never_oversubscribe_it(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """One daemon with 4 (named) GPUs runs a study of 2-GPU trials beside one of
+    quarter-GPU trials: every trial sees exactly its devices, quarters pack four to a
+    GPU, and no GPU ever holds more than one GPU's worth of trials."""
+    record = tmp_path / "placed.txt"
+    headers = {"Authorization": f"Bearer {USER_TOKEN}"}
+    made = httpx.post(
+        f"{fleet.url}/api/v1/projects",
+        json={"name": "sizes", "entrypoints": ["helpers"]},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    fleet.start_worker(pool="sizes", gpus="0,1,2,3", trainables=_trainables(tmp_path))
+
+    def spec(name: str, gpus: float, trials: int) -> dict:
+        return {
+            "name": name,
+            "project": "sizes",
+            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "objective": {"metric": "score", "direction": "maximize"},
+            "budget": {"max_trials": trials, "max_parallel": trials, "epochs": 1},
+            "resources": {"pool": "sizes", "gpus": gpus},
+            "train": {
+                "entrypoint": "helpers.trainables:placement",
+                "params": {"record": str(record), "pause": 4.0, "gpus": gpus},
+            },
+        }
+
+    with fleet.client() as client:
+        deadline = time.monotonic() + 60
+        while not any(w.pool == "sizes" for w in client.list_workers()):
+            assert time.monotonic() < deadline, fleet.log("worker0.log")
+            time.sleep(0.2)
+        too_big = httpx.post(
+            f"{fleet.url}/api/v1/studies", json=spec("huge", 8, 1), headers=headers
+        )
+        assert too_big.status_code == 422 and "resources.gpus" in too_big.text
+        assert "4 GPUs" in too_big.text
+        client.create_study(spec("pairs", 2, 4))
+        client.create_study(spec("quarters", 0.25, 8))
+        _wait_study(client, "pairs", timeout=180)
+        _wait_study(client, "quarters", timeout=180)
+        for name in ("pairs", "quarters"):
+            assert {t.status for t in client.all_trials(name)} == {"completed"}
+    rows = [line.split() for line in record.read_text().splitlines()]
+    assert len(rows) == 12
+    per_gpu: dict[str, list[tuple[float, float, float]]] = {}
+    for start, end, visible, gpus in rows:
+        devices = visible.split(",")
+        assert len(devices) == max(1, int(float(gpus)))  # exactly its own devices
+        assert set(devices) <= {"0", "1", "2", "3"}
+        share = min(1.0, float(gpus))
+        for device in devices:
+            per_gpu.setdefault(device, []).append((float(start), float(end), share))
+    # never more than one GPU's worth on a GPU; quarters did share one
+    assert all(_most_at_once(spans) <= 1.0 + 1e-9 for spans in per_gpu.values())
+    quarters = [(float(a), float(b), 1.0) for a, b, _, g in rows if float(g) < 1]
+    assert _most_at_once(quarters) >= 2

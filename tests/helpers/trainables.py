@@ -201,3 +201,15 @@ def big_second_step(params: dict[str, Any], reporter: Any) -> None:
     for step in range(saved + 1, reporter.epochs + 1):
         _save(directory, step)
         reporter.report(step, score=step / 10, resumed_from=saved, whole=int(whole))
+
+
+def placement(params: dict[str, Any], reporter: Any) -> None:
+    """Records where it ran: appends ``<start> <end> <CUDA_VISIBLE_DEVICES> <gpus>``
+    to ``params["record"]`` after holding its devices for ``params["pause"]`` seconds,
+    then reports ``score = 1`` once."""
+    began = time.time()
+    time.sleep(float(params.get("pause", 0.0)))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
+    with open(params["record"], "a") as f:
+        f.write(f"{began} {time.time()} {visible or '-'} {params['gpus']}\n")
+    reporter.report(1, score=1.0, devices=len(reporter.devices))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from pydantic import ValidationError
 
-from hpo.jobs import pool_queue
-from hpo.resources import Resources, fits, pool_error
+from hpo.jobs import pool_queue, queue_size
+from hpo.resources import Resources, demand, fits, pool_error
 from hpo.spec import StudySpec
 
 
@@ -67,3 +69,19 @@ def test_fits_and_the_reason_no_worker_does() -> None:
 def test_each_pool_has_its_own_queue_and_default_keeps_todays_name() -> None:
     assert pool_queue("hpo-trials", "default") == "hpo-trials"
     assert pool_queue("hpo-trials", "a100") == "hpo-trials:a100"
+
+
+def test_each_size_has_its_own_queue_and_a_worker_reads_its_size_back() -> None:
+    assert pool_queue("hpo-trials", "default", 1) == "hpo-trials"
+    assert pool_queue("hpo-trials", "a100", 2) == "hpo-trials:a100:gpus=2"
+    assert pool_queue("hpo-trials", "default", 0.25) == "hpo-trials:gpus=1/4"
+    for pool in ("default", "a100"):
+        for gpus in (None, 1, 2, 4, 0.5, 0.25, 1 / 64):
+            name = pool_queue("hpo-trials", pool, gpus)
+            assert queue_size(name, "hpo-trials", pool) == demand(gpus)
+    assert queue_size("hpo-trials:a100", "hpo-trials", "default") is None  # another pool
+    assert queue_size("hpo-trials:a100:gpus=2", "hpo-trials", "v100") is None
+    assert queue_size("other", "hpo-trials", "default") is None
+    assert queue_size("hpo-trials:gpus=x", "hpo-trials", "default") is None
+    assert queue_size("hpo-trials:gpus=0", "hpo-trials", "default") is None
+    assert demand(0.25) == Fraction(1, 4) and 4 * demand(0.25) == 1

@@ -113,3 +113,22 @@ def test_fifo_dispatch_keeps_max_parallel_queued_whatever_the_pool(settings, mak
         while len(_open(api, "queue-it")) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(_open(api, "queue-it")) == 4
+
+
+def test_a_finishing_worker_is_leased_only_a_trial_of_the_size_it_held(
+    api, make_spec, wait
+) -> None:
+    # one worker with 4 GPUs: a 2-GPU trial runs, a one-GPU study fills the rest
+    body = {"name": "w:1", "host": "box", "pid": 1, "devices": ["0", "1", "2", "3"]}
+    assert api.post("/workers", json={**body, "pool": "default"}).status_code == 200
+    budget = {"max_trials": 1, "max_parallel": 1, "epochs": 1}
+    made = api.post("/studies", json={**make_spec("pair", budget=budget), "resources": {"gpus": 2}})
+    assert made.status_code == 201, made.text
+    wait(lambda: len(_open(api, "pair")) == 1)
+    (pair,) = _start_all(api, "pair", "w:1/")
+    _study(api, make_spec, "ones", parallel=8)
+    wait(lambda: len(_open(api, "ones")) == 2)
+    # The pair's two GPUs go to two one-GPU trials: queued for whoever has room, never
+    # leased to the runner that held the pair (it holds two devices, not one).
+    assert _finish(api, pair) is None
+    wait(lambda: len(_open(api, "ones")) == 4)
