@@ -194,6 +194,16 @@ class TrainSpec(_Strict):
         description="Your training function, package.module:function, importable on workers.",
     )
     params: dict[str, Scalar] = Field(default_factory=dict)
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Processes per trial, launched as torchrun does (RANK, LOCAL_RANK, WORLD_SIZE, "
+            "MASTER_ADDR, MASTER_PORT set for each; all see the trial's devices); only "
+            "rank 0 reports. Needs an entrypoint."
+        ),
+    )
 
 
 class StudySpec(_Strict):
@@ -270,6 +280,11 @@ class StudySpec(_Strict):
         if self.train.entrypoint is not None:
             self._check_entrypoint(space)
             return self
+        if self.train.processes > 1:
+            raise SpecFieldError(
+                "train.processes",
+                "a distributed launch runs your training function: set train.entrypoint",
+            )
         if self.train.model not in BUILTIN_MODELS:
             raise SpecFieldError(
                 "train.model",

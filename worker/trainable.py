@@ -43,6 +43,7 @@ from hpo.schemas import ReportIn, TrialSpec
 from hpo.spec import ENTRYPOINT_PATTERN
 from models import seed_everything, select_device, visible_devices
 from worker.bridge import checkpoint_path
+from worker.distributed import Launch, rank_info
 from worker.lease import Fenced
 from worker.snapshots import Snapshots, fingerprint
 
@@ -181,14 +182,16 @@ def _scalar(name: str, value: Any) -> float | int | str | bool | None:
 class Reporter:
     """What the user's function gets as its second argument.
 
-        Attributes (read-only by convention): ``study``, ``trial_number``, ``attempt``,
-        ``epochs`` (this trial's budget: report steps up to it), ``seed`` (the worker seeds
-        ``random``, NumPy and torch with it before the call), ``device`` (``"cpu"`` or
-        ``"cuda:N"``: the device this worker runs trials on), ``devices`` (every device the
-    trial holds: ``["cuda:0", "cuda:1"]`` for ``resources.gpus: 2``, ``["cpu"]`` without
-    CUDA; a multi-GPU trial spreads its work over them), ``checkpoint_dir`` (a folder
-        for this trial in the artifact store, kept across attempts), ``resume_step`` (the
-        step whose checkpoint is in ``checkpoint_dir`` when this attempt resumes, else None).
+            Attributes (read-only by convention): ``study``, ``trial_number``, ``attempt``,
+            ``epochs`` (this trial's budget: report steps up to it), ``seed`` (the worker seeds
+            ``random``, NumPy and torch with it before the call), ``device`` (``"cpu"`` or
+            ``"cuda:N"``: the device this worker runs trials on), ``devices`` (every device the
+        trial holds: ``["cuda:0", "cuda:1"]`` for ``resources.gpus: 2``, ``["cpu"]`` without
+        CUDA; a multi-GPU trial spreads its work over them), ``rank`` and ``world_size`` (with
+    ``train.processes: N`` the trial runs as N processes launched as torchrun does, and
+    this reporter is rank 0's: see ``worker.distributed``), ``checkpoint_dir`` (a folder
+            for this trial in the artifact store, kept across attempts), ``resume_step`` (the
+            step whose checkpoint is in ``checkpoint_dir`` when this attempt resumes, else None).
     """
 
     def __init__(
@@ -208,6 +211,8 @@ class Reporter:
         self.seed = spec.seed
         self.device = device
         self.devices = visible_devices()
+        #: torchrun's rank and world size (``train.processes``): this reporter is rank 0's
+        self.rank, self.world_size = 0, spec.train.processes
         self.checkpoint_dir = checkpoint_dir
         self.resume_step = resume_step
         self.metric = spec.objective.metric
@@ -344,17 +349,13 @@ def run_entrypoint(
         acknowledged=acknowledged,
     )
     seed_everything(spec.seed)
-    result: Any = None
-    crash: str | None = None
-    try:
-        result = function(dict(spec.params), reporter)
-    except (TrialStopped, ReportError, Fenced):
-        pass  # the reporter holds the state that decides the outcome
-    except SystemExit as err:  # sys.exit() in user code must not end the worker
-        crash = f"{entrypoint} called sys.exit({err.code!r})"
-    except Exception as err:
-        log.exception("trial %s: %s raised", spec.trial_id, entrypoint)
-        crash = f"{entrypoint} raised {_one_line(err)}"
+    if spec.train.processes > 1:
+        world = spec.train.processes
+        with Launch(entrypoint, dict(spec.params), world, rank_info(reporter)) as ranks:
+            result, crash = _call(function, spec, reporter)
+        crash = crash or ranks.outcome()
+    else:
+        result, crash = _call(function, spec, reporter)
     if reporter.fenced:
         raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
     if reporter.failure is not None:
@@ -362,6 +363,22 @@ def run_entrypoint(
     if crash is not None:
         return Outcome(error=crash)
     return _conclude(entrypoint, reporter, result)
+
+
+def _call(
+    function: Callable[..., Any], spec: TrialSpec, reporter: Reporter
+) -> tuple[Any, str | None]:
+    """Call the user's function: what it returned, and why it crashed (None: it did not)."""
+    entrypoint = spec.train.entrypoint or ""
+    try:
+        return function(dict(spec.params), reporter), None
+    except (TrialStopped, ReportError, Fenced):
+        return None, None  # the reporter holds the state that decides the outcome
+    except SystemExit as err:  # sys.exit() in user code must not end the worker
+        return None, f"{entrypoint} called sys.exit({err.code!r})"
+    except Exception as err:
+        log.exception("trial %s: %s raised", spec.trial_id, entrypoint)
+        return None, f"{entrypoint} raised {_one_line(err)}"
 
 
 def _conclude(entrypoint: str, reporter: Reporter, result: Any) -> Outcome:

@@ -100,3 +100,31 @@ def test_the_median_rule_stops_a_poor_trial_and_the_function_sees_it(
     marker = artifacts / "median-fn" / f"trial-{poor.number}" / "checkpoint" / "stopped_at.txt"
     assert int(marker.read_text()) == poor.reports[-1].step
     assert len({t.worker for t in trials}) >= 1
+
+
+def test_a_distributed_trial_runs_two_gloo_ranks_and_only_rank_0_reports(
+    service: EmbeddedService, make_spec, wait, tmp_path: Path
+) -> None:
+    record = tmp_path / "ranks.txt"
+    spec = make_spec(
+        "ddp",
+        objective={"metric": "score", "direction": "maximize"},
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        budget={"max_trials": 2, "max_parallel": 1, "epochs": 3},
+        train={
+            "entrypoint": "helpers.trainables:allreduce",
+            "processes": 2,
+            "params": {"record": str(record), "world": 2},
+        },
+    )
+    with Client(service.url) as client:
+        client.create_study(spec)
+        wait(lambda: client.get_study("ddp").status == "completed", timeout=180)
+        trials = [client.get_trial("ddp", t.number) for t in client.all_trials("ddp")]
+    for trial in trials:
+        assert trial.status == "completed", trial.error
+        # one report per step (rank 0's), each the sum 1 + 2 over both ranks
+        assert [r.step for r in trial.reports] == [1, 2, 3]
+        assert {r.value for r in trial.reports} == {3.0}
+    ranks = sorted(tuple(line.split()) for line in record.read_text().splitlines())
+    assert ranks == [("0", "2", "0"), ("0", "2", "0"), ("1", "2", "1"), ("1", "2", "1")]

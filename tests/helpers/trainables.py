@@ -213,3 +213,28 @@ def placement(params: dict[str, Any], reporter: Any) -> None:
     with open(params["record"], "a") as f:
         f.write(f"{began} {time.time()} {visible or '-'} {params['gpus']}\n")
     reporter.report(1, score=1.0, devices=len(reporter.devices))
+
+
+def allreduce(params: dict[str, Any], reporter: Any) -> None:
+    """A distributed trial (``train.processes``): every rank joins a gloo process group
+    from torchrun's environment, and each step all-reduces ``rank + 1`` over the ranks,
+    so the reported ``score`` is ``world * (world + 1) / 2`` only when every rank took
+    part. Each rank appends ``<RANK> <WORLD_SIZE> <reporter.rank>`` to ``params["record"]``;
+    rank 0 also reports the decision it got, which it broadcasts to the others."""
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    with open(params["record"], "a") as f:
+        f.write(f"{os.environ['RANK']} {os.environ['WORLD_SIZE']} {reporter.rank}\n")
+    for step in range(1, reporter.epochs + 1):
+        total = torch.tensor([float(rank + 1)])
+        dist.all_reduce(total)
+        stop = torch.tensor([1.0 if reporter.report(step, score=float(total)) else 0.0])
+        dist.broadcast(stop, src=0)
+        if stop.item():
+            break
+    dist.destroy_process_group()
+    if rank == 0 and world != int(params["world"]):
+        raise AssertionError(f"world size {world}, expected {params['world']}")

@@ -138,3 +138,16 @@ def test_the_api_answers_422_naming_train_entrypoint(tmp_path: Path) -> None:
             assert api.get("/studies").json() == []  # nothing half-written
             good = api.post("/studies", json=spec())
             assert good.status_code in (200, 201), good.text
+
+
+def test_a_distributed_launch_needs_an_entrypoint_and_a_sane_process_count() -> None:
+    assert StudySpec.model_validate(spec(train__processes=4)).train.processes == 4
+    built_in = spec(train__processes=2)
+    del built_in["train"]["entrypoint"]
+    built_in["objective"] = {"metric": "val_accuracy"}
+    built_in["space"] = {"lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}}
+    built_in["train"]["params"] = {}
+    assert field_of(built_in) == "train.processes"
+    for bad in (0, 65, "two"):
+        with pytest.raises(ValidationError, match=r"train\.processes"):
+            StudySpec.model_validate(spec(train__processes=bad))
