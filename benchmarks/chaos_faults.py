@@ -187,12 +187,18 @@ class Injector:
         return f"slot {pid} of worker {owners[pid].index} ({with_trial})", True
 
     def _busy_slots(self, slots: set[int]) -> list[int]:
-        """Our slot processes that the server says run a trial now."""
+        """Our slot processes that the server says run a trial now (a trial runs in a
+        runner of its daemon, named ``<daemon>/<runner pid>``)."""
+        base = f"{self.fleet.url}/api/v1"
         try:
-            rows = httpx.get(f"{self.fleet.url}/api/v1/workers", timeout=5).json()
+            rows = httpx.get(f"{base}/workers", timeout=5).json()
+            running = [t for w in rows for t in w["current_trials"]]
+            names = [httpx.get(f"{base}/trials/{t}", timeout=5).json() for t in running]
         except (httpx.HTTPError, ValueError):
             return []
-        return [w["pid"] for w in rows if w["current_trials"] and w["pid"] in slots]
+        workers = [str(t.get("worker") or "") for t in names]
+        pids = {int(n.rsplit("/", 1)[1]) for n in workers if "/" in n}
+        return sorted(pids & slots)
 
     def _server_kill9(self) -> tuple[str, bool]:
         pid = self.fleet.kill_server()

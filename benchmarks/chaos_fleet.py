@@ -270,7 +270,8 @@ class Fleet:
             rows = httpx.get(f"{self.url}/api/v1/workers", timeout=10).raise_for_status().json()
         except httpx.HTTPError as err:
             return [f"workers list unavailable: {err}"]
-        fresh = {w["name"] for w in rows if not w["stale"]}
+        # A daemon registers once, with all its slots (cpu0, cpu1, ...).
+        fresh = {w["name"]: len(w["devices"]) for w in rows if not w["stale"]}
         host = socket.gethostname()
         problems = []
         for daemon in self.daemons:
@@ -278,11 +279,11 @@ class Fleet:
                 problems.append(f"worker {daemon.index}: daemon {daemon.proc.pid} is not running")
                 continue
             slots = daemon.slot_pids()
-            missing = [pid for pid in slots if f"{host}:{pid}" not in fresh]
-            if len(slots) != self.slots or missing:
+            registered = fresh.get(f"{host}:{daemon.proc.pid}", 0)
+            if len(slots) < self.slots or registered != self.slots:
                 problems.append(
                     f"worker {daemon.index} (pid {daemon.proc.pid}): {len(slots)} of "
-                    f"{self.slots} slots, not registered or stale: {missing}"
+                    f"{self.slots} runners, {registered} slots registered fresh"
                 )
         return problems
 

@@ -205,7 +205,8 @@ def run_ours(
                 if backend == "fleet":
                     daemon = _start_daemon(service.url, redis_url or "", workers, root)
                 deadline = time.monotonic() + 120
-                while len(client.list_workers()) < workers:
+                # a local worker registers one device; a daemon, once, all its slots
+                while sum(len(w.devices) for w in client.list_workers()) < workers:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{workers} workers did not register in 120 s")
                     time.sleep(0.1)
