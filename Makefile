@@ -7,17 +7,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # torch first, as a CPU build where one is at hand: the project asks only torch>=2.3.
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install demo test lint format clean
 
+# The demo's install: the service and workers only (no benchmark peers, no test tools).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" || $(BIN)/python -m pip install --quiet "torch>=2.3"
-	$(BIN)/python -m pip install --quiet -e '.[all,test,postgres,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all]'
 	touch $(STAMP)
+
+# Tests and lint: add the test tools, PostgreSQL's driver and the benchmark peers.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,test,postgres,bench]'
+	touch $(DEV_STAMP)
 
 install: $(STAMP)
 
@@ -28,13 +35,13 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The contracts are pyproject.toml's [tool.importlinter] (DESIGN.md's room table).
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

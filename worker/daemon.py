@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 QUEUE_REFRESH = 2.0
 #: Seconds one wait for a job (BLPOP) or a runner's message lasts at most.
 POLL = 0.5
+#: Seconds the daemon waits for its first runners to be ready before it registers.
+WARM_UP = 120.0
 _PREFIX = "rq:queue:"
 
 
@@ -258,11 +260,17 @@ def run_daemon(config: DaemonConfig) -> int:
     daemon = _Daemon(config=config, ledger=ledger, envs=envs, name=worker_name())
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
+    for device in devices:  # one warm runner per device: the usual one-slot trials
+        daemon.spawn((device,))
+    # Register once they can run trials: a registered worker counts in its pool's size.
+    warm_by = time.monotonic() + WARM_UP
+    while not daemon.stopping and time.monotonic() < warm_by:
+        if all(runner.ready for runner in daemon.runners):
+            break
+        daemon.listen(POLL)
     presence = Presence(
         process_client(), devices, get_settings().heartbeat_interval, pool=config.pool
     ).start()
-    for device in devices:  # one warm runner per device: the usual one-slot trials
-        daemon.spawn((device,))
     try:
         while True:
             presence.status = "busy" if daemon.ledger.busy() else "idle"
