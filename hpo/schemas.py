@@ -59,6 +59,13 @@ class TrialPublic(BaseModel):
     value: float | None = None
     attempt: int = 0
     failures: int = Field(default=0, description="Attempts lost to dead workers.")
+    handbacks: int = Field(
+        default=0,
+        description=(
+            "Attempts handed back at a checkpoint for a study of higher priority "
+            "(neither failures nor retries: the trial resumes from that checkpoint)."
+        ),
+    )
     error: str | None = None
     info: dict[str, Any] = Field(default_factory=dict)
     worker: str | None = None
@@ -291,6 +298,13 @@ class ReportOut(BaseModel):
 
     decision: Decision
     reason: str | None = None
+    hand_back: bool = Field(
+        default=False,
+        description=(
+            "The server asks this attempt to hand its trial back at its next checkpoint "
+            "(a study of higher priority needs the slot): release it, unfinished."
+        ),
+    )
 
 
 class FinishIn(_In):

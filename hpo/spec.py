@@ -231,6 +231,14 @@ class StudySpec(_Strict):
         le=1000,
         description="Weight of this study's share of its pool when trials wait for slots.",
     )
+    preempt: bool = Field(
+        default=False,
+        description=(
+            "When its pool is full and this study is below its share, ask running trials "
+            "of lower-priority studies to hand back at their next checkpoint (they resume "
+            "later from it, neither failed nor retried)."
+        ),
+    )
     runner: Literal["workers", "external"] = Field(
         default="workers",
         description=(

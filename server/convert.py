@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypeVar, overload
 
 from hpo.schemas import ReportPublic, TrialDetail, TrialPublic
+from server.handback import HANDBACKS
 from server.tables import Report, Trial
 
 P = TypeVar("P", bound=TrialPublic)
@@ -29,6 +30,7 @@ def trial_public(
         value=trial.value,
         attempt=trial.attempt,
         failures=trial.failures or 0,
+        handbacks=int((trial.info or {}).get(HANDBACKS, 0)),
         error=trial.error,
         info=trial.info or {},
         worker=trial.worker,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from hpo.resources import demand
 from search.status import OPEN
+from server.handback import HAND_BACK, Running, choose
 from server.pools import slot_count
 from server.share import Standing, allot
 from server.tables import Project, Study, Trial, Worker, utcnow
@@ -61,6 +63,7 @@ _STANDINGS = (
         _LAST_NUMBER,
         _IN_FLIGHT,
         Project.gpu_quota,
+        Study.spec["preempt"].as_boolean(),
     )
     .join(Project, Project.id == Study.project_id)
     .where(
@@ -122,7 +125,8 @@ def pool_standings(session: Session, pool: str) -> tuple[list[Standing], dict[in
     quota."""
     standings, quotas = [], {}
     for row in session.execute(_STANDINGS, {"pool": pool}):
-        sid, project, status, priority, gpus, parallel, budget, last, in_flight, quota = row
+        sid, project, status, priority, gpus, parallel, budget, last, in_flight = row[:9]
+        quota, preempt = row[9:]
         created = 0 if last is None else last + 1
         want = 0 if status != "running" else max(0, min(parallel - in_flight, budget - created))
         standings.append(
@@ -133,6 +137,7 @@ def pool_standings(session: Session, pool: str) -> tuple[list[Standing], dict[in
                 in_flight=in_flight,
                 want=want,
                 size=slot_size(gpus),
+                preempt=bool(preempt),
             )
         )
         quotas[project] = quota
@@ -203,15 +208,47 @@ def serve_pool(
                 used_fleet[stood.project_id] += took * size
             want = 0 if took < count else stood.want - took
             short = short or took < count
-            by_id[study_id] = Standing(
-                study_id=study_id,
-                project_id=stood.project_id,
-                priority=stood.priority,
-                in_flight=stood.in_flight + took,
-                want=want,
-                size=size,
-            )
+            by_id[study_id] = replace(stood, in_flight=stood.in_flight + took, want=want)
         standings = list(by_id.values())
         if not short:
             break
+    if any(s.preempt and s.want > 0 for s in standings):
+        served += _hand_backs(scheduler, session, standings, capacity, free, finishing)
+    return served
+
+
+def _hand_backs(
+    scheduler: Scheduler,
+    session: Session,
+    standings: list[Standing],
+    capacity: float,
+    free: float,
+    finishing: int | None,
+) -> list[tuple[Study, list[dict[str, Any]]]]:
+    """Ask running trials to hand back for preempting studies below their share
+    (``server.handback``), and create those studies' trials now, to be queued ahead of
+    the trials handed back."""
+    preempting = [s.study_id for s in standings if s.preempt and s.want > 0]
+    top = max(s.priority for s in standings if s.study_id in preempting)
+    lower = [s.study_id for s in standings if s.priority < top]
+    if not lower:
+        return []
+    rows = session.execute(
+        select(Trial.id, Trial.study_id, Trial.started_at, Trial.info).where(
+            Trial.study_id.in_(lower), Trial.status == "running"
+        )
+    ).all()
+    running = [Running(t, s, at, bool((info or {}).get(HAND_BACK))) for t, s, at, info in rows]
+    served = []
+    for study_id, trial_ids in choose(standings, capacity, free, preempting, running).items():
+        study = session.get(Study, study_id)
+        if study is None:
+            continue
+        made = scheduler.fill(session, study, None, finishing=finishing, limit=len(trial_ids))
+        for trial_id in trial_ids[: len(made)]:
+            trial = session.get(Trial, trial_id)
+            if trial is not None:
+                trial.info = {**(trial.info or {}), HAND_BACK: f"study {study.name!r}"}
+        if made:
+            served.append((study, made))
     return served

@@ -42,6 +42,8 @@ class Standing:
     want: int
     #: slots one of its trials holds
     size: float = 1.0
+    #: whether it may ask lower-priority studies' trials to hand back (``preempt``)
+    preempt: bool = False
 
 
 def allot(

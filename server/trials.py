@@ -29,6 +29,7 @@ from hpo.spec import Objective, TrainSpec
 from search.status import TERMINAL
 from server.db import changed_rows, insert_ignore
 from server.errors import Conflict, Invalid, NotFound
+from server.handback import HAND_BACK, HANDBACKS
 from server.stopping import stopping_decision
 from server.tables import REPORTS, TRIALS, Report, Study, Trial, utcnow
 from server.webhooks import emit
@@ -171,6 +172,9 @@ def _check_attempt(trial: Trial, attempt: int) -> None:
 def _decision(trial: Trial) -> ReportOut:
     if trial.study.status in HALTED:
         return ReportOut(decision="stop", reason=f"study {trial.study.status}")
+    asked = (trial.info or {}).get(HAND_BACK)
+    if asked:
+        return ReportOut(decision="continue", hand_back=True, reason=f"{asked} needs the slot")
     return ReportOut(decision="continue")
 
 
@@ -200,7 +204,14 @@ def release_trial(session: Session, trial_id: int, body: ReleaseIn) -> Trial:
         return trial
     trial.status = "queued"
     trial.queued_at = utcnow()
-    trial.error = f"attempt {trial.attempt} handed back: {body.reason}"
+    info = dict(trial.info or {})
+    asked = info.pop(HAND_BACK, None)
+    if asked:  # asked by the server: counted apart from failures and retries
+        info[HANDBACKS] = int(info.get(HANDBACKS, 0)) + 1
+        trial.info = info
+        trial.error = f"attempt {trial.attempt} handed back at a checkpoint: {asked} needs the slot"
+    else:
+        trial.error = f"attempt {trial.attempt} handed back: {body.reason}"
     return trial
 
 
@@ -329,6 +340,7 @@ def record_reports(session: Session, trial_id: int, body: ReportBatchIn) -> Repo
         decided = record_report(session, trial_id, report, field=f"reports.{i}.value")
         if decided.decision == "stop" and answer.decision == "continue":
             answer = decided
+        answer.hand_back = answer.hand_back or decided.hand_back
         if get_trial(session, trial_id).status != "running":  # it diverged: the rest is moot
             break
     return answer

@@ -203,8 +203,9 @@ def _run(
         # so the next attempt resumes right after it: a shutdown that lands between
         # this epoch's save decision and its report runs one more epoch, which saves.
         # Not at the last epoch: the trial is done, and finishing beats a retry.
-        handing_back = SHUTDOWN.is_set() and saved is not None and metrics.epoch < spec.epochs
-        return lease.report(_stored(store, spec, report)) or handing_back
+        stop = lease.report(_stored(store, spec, report))
+        handing_back = _leaving(lease) and saved is not None and metrics.epoch < spec.epochs
+        return stop or handing_back
 
     def fail(error: str) -> str:
         return lease.finish(FinishIn(attempt=spec.attempt, status="failed", error=error))
@@ -217,7 +218,7 @@ def _run(
             checkpoint_to=ckpt,
             resume_from=resume_from,
             checkpoint_every=every,
-            checkpoint_now=SHUTDOWN.is_set,
+            checkpoint_now=lambda: _leaving(lease),
         )
         # The last epoch's (reported, or replayed from a checkpoint that holds it)
         final = result.final
@@ -250,7 +251,7 @@ def _run_entrypoint(
             raise Fenced(f"trial {spec.trial_id} attempt {spec.attempt}")
         # At the trial's last step it is done: let it return and finish, not hand back.
         stop = lease.report(_stored(store, spec, report))
-        return stop or (SHUTDOWN.is_set() and report.step < spec.epochs)
+        return stop or (_leaving(lease) and report.step < spec.epochs)
 
     outcome = run_entrypoint(
         spec,
@@ -265,10 +266,18 @@ def _run_entrypoint(
     return _conclude(lease, spec, outcome.stopped, outcome.value)
 
 
+def _leaving(lease: Lease) -> bool:
+    """Whether this attempt hands its trial back at its next checkpoint: the worker is
+    shutting down, or the server asked (a study of higher priority needs the slot)."""
+    return SHUTDOWN.is_set() or lease.hand_back_requested.is_set()
+
+
 def _conclude(lease: Lease, spec: TrialSpec, stopped: bool, value: float | None) -> str:
     """End an attempt whose training returned: hand back on shutdown, else finish."""
-    if stopped and SHUTDOWN.is_set() and not lease.stop_requested.is_set():
-        return lease.release("worker shutting down")
+    if stopped and _leaving(lease) and not lease.stop_requested.is_set():
+        if SHUTDOWN.is_set():
+            return lease.release("worker shutting down")
+        return lease.release("asked by the server to hand back")
     if value is not None and not math.isfinite(value):
         return lease.finish(
             FinishIn(attempt=spec.attempt, status="failed", error="no finite objective value")

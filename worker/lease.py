@@ -99,6 +99,8 @@ class Lease:
         self.want_next = want_next
         self.next_trial: TrialSpec | None = None
         self.stop_requested = threading.Event()
+        #: the server asked this attempt to hand its trial back at its next checkpoint
+        self.hand_back_requested = threading.Event()
         self.fenced = threading.Event()
         #: The step of the newest checkpoint the server has stored for this trial (a
         #: report carrying it was delivered); older checkpoints may be removed.
@@ -142,6 +144,8 @@ class Lease:
                     answer = self.client.heartbeat(self.spec.trial_id, self.spec.attempt)
                 if answer.decision == "stop":
                     self.stop_requested.set()
+                if answer.hand_back:
+                    self.hand_back_requested.set()
             except Conflict:
                 self.fenced.set()
                 return
@@ -200,6 +204,8 @@ class Lease:
             self._acknowledge(batch)
             if answer.decision == "stop":
                 self.stop_requested.set()
+            if answer.hand_back:
+                self.hand_back_requested.set()
 
     def _acknowledge(self, delivered: list[ReportIn]) -> None:
         steps = [r.step for r in delivered if r.checkpoint is not None]

@@ -10,6 +10,7 @@ killed -9 mid-trial (1).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -696,3 +697,41 @@ def test_trials_of_any_size_share_a_machine_and_never_oversubscribe_it(
     assert all(_most_at_once(spans) <= 1.0 + 1e-9 for spans in per_gpu.values())
     quarters = [(float(a), float(b), 1.0) for a, b, _, g in rows if float(g) < 1]
     assert _most_at_once(quarters) >= 2
+
+
+def test_a_preempting_study_gets_its_share_and_the_trials_handed_back_resume(
+    fleet: Fleet,
+) -> None:
+    fleet.start_worker(slots=2)
+    with fleet.client() as client:
+        # 250 epochs: ~9 s a trial on a 2-core machine; the pool (2 slots) is full
+        client.create_study(_spec("low", trials=4, parallel=2, epochs=250))
+        deadline = time.monotonic() + 90
+        while True:
+            running = client.list_trials("low", status="running")
+            if len(running) == 2 and all(client.get_trial_by_id(t.id).reports for t in running):
+                break
+            assert time.monotonic() < deadline, fleet.log("worker0.log")
+            time.sleep(0.2)
+        asked_at = time.monotonic()
+        high = {**_spec("high", trials=2, parallel=2, epochs=2), "priority": 5, "preempt": True}
+        client.create_study(high)
+        _wait_study(client, "high", timeout=120)
+        high_done = time.monotonic() - asked_at
+        _wait_study(client, "low", timeout=300)
+        low = [client.get_trial_by_id(t.id) for t in client.all_trials("low")]
+    handed = [t for t in low if t.handbacks]
+    # high's share of the 2 slots is one at a time: a low trial is handed back for each
+    # of its trials that finds low holding both slots, never more
+    assert 1 <= sum(t.handbacks for t in low) <= 2, [(t.number, t.handbacks) for t in low]
+    for t in low:
+        assert t.status == "completed" and t.failures == 0
+    for trial in handed:  # each resumed from the checkpoint it handed back at
+        attempts = sorted({r.attempt for r in trial.reports})
+        assert len(attempts) == trial.handbacks + 1
+        for before, after in itertools.pairwise(attempts):
+            last = max(r.step for r in trial.reports if r.attempt == before)
+            assert min(r.step for r in trial.reports if r.attempt == after) == last + 1
+    # high did not wait for low's trials to end (each runs ~9 s, four of them)
+    print(f"hand-back: high completed {high_done:.1f} s after it was created")
+    assert _server_errors(fleet) == []
