@@ -40,8 +40,9 @@ def worker(
     queue: Annotated[str | None, typer.Option(help="Queue name (HPO_QUEUE_NAME).")] = None,
     burst: Annotated[bool, typer.Option(help="Exit once the queue is empty.")] = False,
 ) -> None:
-    """Run trials of one pool from the queue: one process per GPU, each trial pinned to
-    its GPU.
+    """Run trials of one pool from the queue, of any size: each trial gets the GPUs it
+    asks for (resources.gpus: N whole ones, or a share of one) in a process pinned to
+    them, and never more than this machine has.
 
     Example: HPO_REDIS_URL=redis://redis:6379/0 hpo worker --pool a100 --gpus 0,1 --server http://hpo:8765
     """
