@@ -17,6 +17,7 @@ integrates slot-time: what each study got against its ideal share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -58,6 +59,8 @@ class Machine:
     def __init__(self, name: str, pool: str, gpus: int) -> None:
         self.name, self.pool, self.gpus = name, pool, gpus
         self.free = float(gpus)
+        #: the claim this machine holds room for (``Simulation._reserve``)
+        self.reserved: str | None = None
         self.changed = asyncio.Condition()
 
 
@@ -161,11 +164,16 @@ class Simulation:
         }
         running: set[asyncio.Task[None]] = set()
         while not self.stop.is_set():
+            floor = await self._reserve(machine, queues, sizes[-1])
             async with machine.changed:
                 await machine.changed.wait_for(
                     lambda: machine.free + 1e-9 >= sizes[-1] or self.stop.is_set()
                 )
-                keys = [key for key, size in queues.items() if size <= machine.free + 1e-9]
+                keys = [key for key, size in queues.items() if floor <= size <= machine.free + 1e-9]
+                if not keys:  # holding room for a bigger trial: wait for some to free
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(machine.changed.wait(), 0.5)
+                    continue
             if self.stop.is_set():
                 break
             popped = await self.redis.blpop(keys, timeout=0.5)
@@ -180,6 +188,29 @@ class Simulation:
         for failure in await asyncio.gather(*running, return_exceptions=True):
             if isinstance(failure, Exception):
                 raise failure
+
+    async def _reserve(self, machine: Machine, queues: dict[str, float], smallest: float) -> float:
+        """As the daemon does (``worker.daemon``): claim, for this machine, room for
+        the largest waiting job of a size that does not fit now while smaller ones
+        share the pool; the smallest size it may take meanwhile (0: none held)."""
+        held = None
+        for key, size in queues.items():  # largest first
+            if size <= smallest or size <= machine.free + 1e-9:
+                continue
+            if not await self.redis.llen(key):
+                continue
+            claim = f"hpo:reserve:{key}"
+            mine = await self.redis.set(claim, machine.name, nx=True, ex=30)
+            if not mine and (await self.redis.get(claim) or b"").decode() == machine.name:
+                mine = await self.redis.expire(claim, 30)
+            if mine:
+                held = (claim, size)
+            break
+        if machine.reserved is not None and (held is None or held[0] != machine.reserved):
+            if (await self.redis.get(machine.reserved) or b"").decode() == machine.name:
+                await self.redis.delete(machine.reserved)
+        machine.reserved = None if held is None else held[0]
+        return 0.0 if held is None else held[1]
 
     async def _trial(self, machine: Machine, job: str, size: float) -> None:
         """A runner: starts the popped trial on ``size`` GPUs, then every trial its
@@ -250,7 +281,9 @@ class Simulation:
             await asyncio.sleep(seconds / 2)
             if self.stop.is_set():
                 return None, plan.size
-            body = {"attempt": attempt, "status": "completed", "value": 1.0, "lease_next": True}
+            # a machine holding room for a bigger trial takes no next one with a finish
+            lease = machine.reserved is None
+            body = {"attempt": attempt, "status": "completed", "value": 1.0, "lease_next": lease}
             began = time.perf_counter()
             answer = await self._post(f"/trials/{trial}/finish", json=body)
             tally.lease_seconds.append(time.perf_counter() - began)

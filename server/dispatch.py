@@ -185,7 +185,7 @@ def serve_pool(
     free = capacity - held - sum(s.in_flight * s.size for s in standings)
     served: list[tuple[Study, list[dict[str, Any]]]] = []
     for _round in range(3):  # a study may have fewer to suggest than it was allotted
-        given = allot(standings, free, project_used=used_fleet, quotas=quotas)
+        given = allot(standings, free, project_used=used_fleet, quotas=quotas, capacity=capacity)
         if not given:
             break
         short = False

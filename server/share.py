@@ -52,13 +52,21 @@ def allot(
     *,
     project_used: Mapping[int, float] | None = None,
     quotas: Mapping[int, float | None] | None = None,
+    capacity: float | None = None,
 ) -> dict[int, int]:
     """How many new trials each study gets from ``free`` slots: study id -> count
     (only studies that get some). One slot at a time, each to the project, then the
     study within it, furthest below its share (ties: the older study, by id).
 
     ``project_used``: slots each project holds fleet-wide now (for its quota);
-    ``quotas``: a project's most slots at once (None or absent: no cap)."""
+    ``quotas``: a project's most slots at once (None or absent: no cap).
+
+    With the pool's ``capacity``, the free slots are *held* for the study next in
+    line when its trial is bigger than what is free but fits the pool: nobody else
+    gets them, so they add up as trials end until its trial fits (otherwise smaller
+    trials take every slot as it frees and a 4-GPU trial, or a whole GPU among
+    quarter-GPU trials, never starts). Without it, a trial bigger than what is free
+    is passed over for smaller ones."""
     rows = sorted(standings, key=lambda s: s.study_id)
     used_by_project: dict[int, float] = {}
     for s in rows:
@@ -74,7 +82,7 @@ def allot(
             s
             for s in rows
             if left[s.study_id] > 0
-            and s.size <= free + _EPS
+            and (s.size <= free + _EPS or (capacity is not None and s.size <= capacity + _EPS))
             and _within_quota(s, fleet_used, quota_of)
         ]
         if not eligible:
@@ -87,6 +95,8 @@ def allot(
             (s for s in eligible if s.project_id == project),
             key=lambda s: (held[s.study_id] / s.priority, s.study_id),
         )
+        if study.size > free + _EPS:  # next in line, too big for now: hold the rest
+            break
         given[study.study_id] = given.get(study.study_id, 0) + 1
         left[study.study_id] -= 1
         held[study.study_id] += study.size

@@ -17,6 +17,7 @@ checkpoint); a second signal kills them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -43,7 +44,11 @@ QUEUE_REFRESH = 2.0
 POLL = 0.5
 #: Seconds the daemon waits for its first runners to be ready before it registers.
 WARM_UP = 120.0
+#: Seconds a daemon's claim to hold its devices for a waiting bigger trial lasts,
+#: unless renewed (a daemon that died gives it up this late).
+RESERVE_TTL = 30
 _PREFIX = "rq:queue:"
+_RESERVE = "hpo:reserve:"
 
 
 @dataclass(frozen=True)
@@ -77,12 +82,14 @@ class _Daemon:
     queues: dict[str, Fraction] = field(default_factory=dict)
     stopping: bool = False
     killed: bool = False
+    reserved: str | None = None  # the queue whose waiting job this daemon holds room for
 
     def __post_init__(self) -> None:
         from redis import Redis
 
         self.redis = Redis.from_url(self.config.redis_url)
         self.ctx = mp.get_context("spawn")
+        self.draining = self.ctx.Event()
         self._refreshed = 0.0
 
     # -- runners --------------------------------------------------------------------
@@ -98,7 +105,14 @@ class _Daemon:
         label = "+".join(placement)
         proc = self.ctx.Process(
             target=runner_main,
-            args=(self.env_of(placement), theirs, self.config.redis_url, os.getpid(), label),
+            args=(
+                self.env_of(placement),
+                theirs,
+                self.config.redis_url,
+                os.getpid(),
+                label,
+                self.draining,
+            ),
             name=f"hpo-runner-{label}",
         )
         proc.start()
@@ -186,12 +200,56 @@ class _Daemon:
                 found[name] = size
         self.queues = dict(sorted(found.items(), key=lambda item: -item[1]))
 
+    def reserve(self) -> None:
+        """Hold room for the largest waiting job that does not fit now, when smaller
+        trials share the pool (it would otherwise wait for ever: they take each device
+        as it frees). One
+        daemon of the pool claims it in Redis; while it holds the claim it takes no
+        smaller job and its runners ask for no next trial with a finish, so its devices
+        free up until the job fits (then it is taken like any other)."""
+        held = None
+        smallest = min(self.queues.values(), default=Fraction(0))
+        for name, size in self.queues.items():  # largest first
+            # Only a size with smaller ones beside it can starve: trials of one size
+            # hand their devices to each other.
+            if size <= smallest or self.ledger.fits(size):
+                continue
+            if not self.redis.llen(_PREFIX + name):
+                continue
+            key = _RESERVE + name
+            mine = self.redis.set(key, self.name, nx=True, ex=RESERVE_TTL)
+            if not mine and _text(self.redis.get(key) or b"") == self.name:
+                mine = bool(self.redis.expire(key, RESERVE_TTL))
+            if mine:
+                held = name
+            break  # the largest waiting size only: held by us or by another daemon
+        if self.reserved is not None and self.reserved != held:
+            self.unreserve()
+        self.reserved = held
+        if held is None:
+            self.draining.clear()
+        else:
+            self.draining.set()
+
+    def unreserve(self) -> None:
+        if self.reserved is None:
+            return
+        key = _RESERVE + self.reserved
+        if _text(self.redis.get(key) or b"") == self.name:
+            self.redis.delete(key)
+        self.reserved = None
+        self.draining.clear()
+
     def take(self) -> bool:
         """Pop one job that fits now for a ready idle runner and hand it over; start
         runners for waiting jobs that have none. Whether a job was handed."""
         self.refresh()
+        self.reserve()
+        floor = self.queues[self.reserved] if self.reserved is not None else Fraction(0)
         keys: list[str] = []
         for name, size in self.queues.items():
+            if size < floor:  # holding room for a bigger trial
+                continue
             placement = self.ledger.where(size)
             if placement is None:
                 continue
@@ -296,4 +354,6 @@ def run_daemon(config: DaemonConfig) -> int:
                 log.warning("redis: %s; retrying", err)
                 daemon.listen(1.0)
     finally:
+        with contextlib.suppress(RedisError):
+            daemon.unreserve()
         presence.stop()

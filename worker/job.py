@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from hpo.artifacts import LocalStore, trial_folder
 from hpo.client import Client, Conflict
@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 
 #: Set when this worker process must leave (SIGTERM): running attempts hand back.
 SHUTDOWN = threading.Event()
+
+
+class _Flag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+#: Set while this process's daemon holds its devices free for a bigger trial that waits
+#: (``worker.daemon``): a finish then asks for no next trial. A runner puts its daemon's
+#: shared flag here.
+DRAINING: _Flag = threading.Event()
 _client: Client | None = None
 
 
@@ -119,7 +129,7 @@ def _attempt(
     if chain is not None:
 
         def want_next() -> bool:
-            return not SHUTDOWN.is_set() and chain(spec)
+            return not SHUTDOWN.is_set() and not DRAINING.is_set() and chain(spec)
 
     resume_from = _resume_from(store, spec)
     with (

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 from multiprocessing.connection import Connection
+from typing import Any
 
 __all__ = ["DONE", "READY", "runner_main"]
 
@@ -29,10 +30,16 @@ PARENT_CHECK = 1.0
 
 
 def runner_main(
-    env: dict[str, str], conn: Connection, redis_url: str, parent: int, label: str
+    env: dict[str, str],
+    conn: Connection,
+    redis_url: str,
+    parent: int,
+    label: str,
+    draining: Any = None,
 ) -> None:
     """The runner process's body: ``env`` pins its devices (applied before torch is
-    imported), ``conn`` is its pipe to the daemon (``parent``'s pid)."""
+    imported), ``conn`` is its pipe to the daemon (``parent``'s pid), ``draining`` the
+    daemon's flag that it holds its devices free for a bigger trial (``worker.job``)."""
     os.environ.update(env)
     if "OMP_NUM_THREADS" in env:  # also if torch was imported before the update
         import torch
@@ -47,8 +54,12 @@ def runner_main(
     from rq.exceptions import NoSuchJobError
     from rq.serializers import JSONSerializer
 
+    import worker.job
     from worker.job import SHUTDOWN, worker_name
     from worker.rq_worker import TrialJob, TrialWorker
+
+    if draining is not None:
+        worker.job.DRAINING = draining
 
     leaving = threading.Event()
 

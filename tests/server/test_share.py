@@ -74,6 +74,22 @@ def test_trial_sizes_count_in_slots() -> None:
     assert allot([_s(1, size=0.25)], 1) == {1: 4}
 
 
+def test_free_slots_are_held_for_the_next_in_line_whose_trial_is_bigger() -> None:
+    # study 1 (4-GPU trials) is furthest below its share: the 3 free slots wait for it
+    rows = [_s(1, size=4.0), _s(2, in_flight=2)]
+    assert allot(rows, 3, capacity=8) == {}
+    assert allot(rows, 4, capacity=8) == {1: 1}
+    # a whole GPU among quarter-GPU trials: held the same way
+    rows = [_s(1, in_flight=12, size=0.25), _s(2, size=1.0)]
+    assert allot(rows, 0.75, capacity=4) == {}
+    assert allot(rows, 1.0, capacity=4) == {2: 1}
+    # a trial bigger than the whole pool holds nothing (it is refused at creation)
+    assert allot([_s(1, size=16.0), _s(2, in_flight=2)], 3, capacity=8) == {2: 3}
+    # once the big one holds its share, the others take the slots
+    rows = [_s(1, in_flight=1, size=4.0), _s(2, in_flight=1)]
+    assert allot(rows, 3, capacity=8) == {2: 3}
+
+
 @pytest.mark.parametrize("free", [0, -1])
 def test_nothing_free_gives_nothing(free: float) -> None:
     assert allot([_s(1)], free) == {}
