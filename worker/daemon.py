@@ -70,6 +70,7 @@ class _Runner:
     ready: bool = False
     job: tuple[str, Fraction] | None = None  # (job id, size) it runs now
     used: bool = False
+    retired: bool = False  # told to leave: never handed another job
 
 
 @dataclass
@@ -125,19 +126,20 @@ class _Daemon:
     def idle(self, placement: Placement) -> _Runner | None:
         for runner in self.runners:
             if runner.placement == placement and runner.job is None and runner.ready:
-                return runner
+                if not runner.retired:
+                    return runner
         return None
 
     def starting(self, placement: Placement) -> bool:
         return any(r.placement == placement and not r.ready for r in self.runners)
 
     def retire(self, runner: _Runner) -> None:
-        try:
+        """Tell an idle runner to leave; it is reaped when it exits."""
+        if runner.retired:
+            return
+        runner.retired = True
+        with contextlib.suppress(OSError):
             runner.conn.send(None)
-        except OSError:
-            pass
-        runner.ready = False  # never handed another job; reaped when it exits
-        runner.job = ("", Fraction(0))
 
     def make_room(self, placement: Placement) -> None:
         """Retire idle runners that have run a trial on any of ``placement``'s devices
@@ -145,6 +147,7 @@ class _Daemon:
         for runner in list(self.runners):
             if (
                 runner.job is None
+                and not runner.retired
                 and runner.used
                 and runner.placement != placement
                 and set(runner.placement) & set(placement)
@@ -175,7 +178,7 @@ class _Daemon:
 
     def reap(self, runner: _Runner) -> None:
         runner.proc.join(0)
-        if runner.job is not None and runner.job[1] > 0:
+        if runner.job is not None:
             log.warning(
                 "runner on %s died (exit %s) running %s; the server retries its trial",
                 "+".join(runner.placement),

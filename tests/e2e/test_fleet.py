@@ -588,19 +588,24 @@ def test_kill_9_worker_slots_mid_trial_ten_times(fleet: Fleet, close_budget) -> 
     assert max(latencies) <= HEARTBEAT_TIMEOUT + REAPER_PERIOD + 3.0
 
 
+def _wait_both_reporting(fleet: Fleet, client: Client, name: str) -> None:
+    """Until two trials of ``name`` run and each has reported (mid-training)."""
+    deadline = time.monotonic() + 90
+    while True:
+        running = client.list_trials(name, status="running")
+        if len(running) == 2 and all(client.get_trial_by_id(t.id).reports for t in running):
+            return
+        assert time.monotonic() < deadline, fleet.log("worker0.log")
+        time.sleep(0.2)
+
+
 def test_sigterm_hands_running_trials_back_and_they_resume_elsewhere(fleet: Fleet) -> None:
     daemon = fleet.start_worker(slots=2)
     with fleet.client() as client:
         # 250 epochs: ~9 s a trial on a 2-core machine, so both are still mid-training
         # when their first reports show (held back up to 2 s) and SIGTERM goes out
         client.create_study(_spec("term", trials=2, parallel=2, epochs=250))
-        deadline = time.monotonic() + 90
-        while True:
-            running = client.list_trials("term", status="running")
-            if len(running) == 2 and all(client.get_trial_by_id(t.id).reports for t in running):
-                break
-            assert time.monotonic() < deadline, fleet.log("worker0.log")
-            time.sleep(0.2)
+        _wait_both_reporting(fleet, client, "term")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(60) == 0  # left warmly, after handing its trials back
         handed = client.all_trials("term")
@@ -706,13 +711,7 @@ def test_a_preempting_study_gets_its_share_and_the_trials_handed_back_resume(
     with fleet.client() as client:
         # 250 epochs: ~9 s a trial on a 2-core machine; the pool (2 slots) is full
         client.create_study(_spec("low", trials=4, parallel=2, epochs=250))
-        deadline = time.monotonic() + 90
-        while True:
-            running = client.list_trials("low", status="running")
-            if len(running) == 2 and all(client.get_trial_by_id(t.id).reports for t in running):
-                break
-            assert time.monotonic() < deadline, fleet.log("worker0.log")
-            time.sleep(0.2)
+        _wait_both_reporting(fleet, client, "low")
         asked_at = time.monotonic()
         high = {**_spec("high", trials=2, parallel=2, epochs=2), "priority": 5, "preempt": True}
         client.create_study(high)
