@@ -53,6 +53,8 @@ class Outcome:
     fairness: float
     worst_study: tuple[str, float]
     idle_waiting: float
+    #: pool -> its share of contended slot-time left idle while work waited
+    idle_by_pool: dict[str, float]
     first_p50: float
     first_p99: float
     first_p99_durations: float
@@ -134,6 +136,11 @@ def _outcome(dispatch: str, plan: Plan, tally: Tally, ours: float, services: flo
         fairness=jain(list(ratios.values())),
         worst_study=worst,
         idle_waiting=sum(tally.idle_waiting.values()) / contended if contended else 0.0,
+        idle_by_pool={
+            pool: tally.idle_waiting.get(pool, 0.0) / slot_seconds
+            for pool, slot_seconds in sorted(tally.contended.items())
+            if slot_seconds
+        },
         first_p50=_pctl(firsts, 0.5),
         first_p99=_pctl(firsts, 0.99),
         first_p99_durations=_pctl(in_durations, 0.99),
@@ -163,6 +170,8 @@ def _print(plan: Plan, outcomes: list[Outcome]) -> None:
     for o in outcomes:
         name, ratio = o.worst_study
         print(f"{o.dispatch}: the study furthest from its share: {name} at {ratio:.2f} of it")
+        pools = ", ".join(f"{pool} {idle:.1%}" for pool, idle in o.idle_by_pool.items())
+        print(f"{o.dispatch}: idle while work waited, by pool: {pools}")
     if len(outcomes) == 2:
         fifo, fair = outcomes
         print(

@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from redis import Redis
 from redis import asyncio as aioredis
 
 from benchmarks.fleet_sim_scenario import Plan, StudyPlan, fair_shares
 from hpo.jobs import pool_queue, trial_of_job
+from worker.claims import Claim
 
 __all__ = ["simulate"]
 
@@ -56,12 +58,18 @@ class Tally:
 class Machine:
     """One simulated GPU machine of a pool, with its ledger of free GPUs."""
 
-    def __init__(self, name: str, pool: str, gpus: int) -> None:
+    def __init__(self, name: str, pool: str, gpus: int, claims: Redis) -> None:
         self.name, self.pool, self.gpus = name, pool, gpus
         self.free = float(gpus)
-        #: the claim this machine holds room for (``Simulation._reserve``)
-        self.reserved: str | None = None
+        #: its claim on room for a waiting bigger trial (``Simulation._reserve``)
+        self.claim = Claim(claims, name)
+        self.reserved = False
         self.changed = asyncio.Condition()
+
+    def room_for(self, size: float) -> float:
+        """As ``DeviceLedger.room_for``: how much of a trial of ``size`` fits now (the
+        simulated ledger packs shares onto whole GPUs, so free room counts whole)."""
+        return float(math.floor(self.free + 1e-9)) if size >= 1 else min(1.0, self.free)
 
 
 class Simulation:
@@ -77,8 +85,10 @@ class Simulation:
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.stop = asyncio.Event()
+        # claims run synchronously (``worker.claims``), in threads
+        self.claims = Redis.from_url(redis_url, max_connections=64)
         self.machines = [
-            Machine(f"{p.name}-m{i:02d}", p.name, p.gpus_per_machine)
+            Machine(f"{p.name}-m{i:02d}", p.name, p.gpus_per_machine, self.claims)
             for p in plan.pools
             for i in range(p.machines)
         ]
@@ -101,6 +111,7 @@ class Simulation:
                 raise failure
         await self.http.aclose()
         await self.redis.aclose()
+        self.claims.close()
         return self.tally
 
     async def _post(self, path: str, json: dict[str, Any]) -> httpx.Response:
@@ -190,27 +201,25 @@ class Simulation:
                 raise failure
 
     async def _reserve(self, machine: Machine, queues: dict[str, float], smallest: float) -> float:
-        """As the daemon does (``worker.daemon``): claim, for this machine, room for
-        the largest waiting job of a size that does not fit now while smaller ones
-        share the pool; the smallest size it may take meanwhile (0: none held)."""
-        held = None
+        """As the daemon does (``worker.daemon``, ``worker.claims``): claim, for this
+        machine, room for one of the largest waiting jobs of a size that does not fit
+        now while smaller ones share the pool; the smallest size it may take meanwhile
+        (0: none held)."""
+        held = 0.0
         for key, size in queues.items():  # largest first
             if size <= smallest or size <= machine.free + 1e-9:
                 continue
-            if not await self.redis.llen(key):
+            waiting = await self.redis.llen(key)
+            if not waiting:
                 continue
-            claim = f"hpo:reserve:{key}"
-            mine = await self.redis.set(claim, machine.name, nx=True, ex=30)
-            if not mine and (await self.redis.get(claim) or b"").decode() == machine.name:
-                mine = await self.redis.expire(claim, 30)
-            if mine:
-                held = (claim, size)
+            room = machine.room_for(size)
+            if await asyncio.to_thread(machine.claim.hold, key[len("rq:queue:") :], waiting, room):
+                held = size
             break
-        if machine.reserved is not None and (held is None or held[0] != machine.reserved):
-            if (await self.redis.get(machine.reserved) or b"").decode() == machine.name:
-                await self.redis.delete(machine.reserved)
-        machine.reserved = None if held is None else held[0]
-        return 0.0 if held is None else held[1]
+        if not held:
+            await asyncio.to_thread(machine.claim.release)
+        machine.reserved = held > 0
+        return held
 
     async def _trial(self, machine: Machine, job: str, size: float) -> None:
         """A runner: starts the popped trial on ``size`` GPUs, then every trial its
@@ -282,7 +291,7 @@ class Simulation:
             if self.stop.is_set():
                 return None, plan.size
             # a machine holding room for a bigger trial takes no next one with a finish
-            lease = machine.reserved is None
+            lease = not machine.reserved
             body = {"attempt": attempt, "status": "completed", "value": 1.0, "lease_next": lease}
             began = time.perf_counter()
             answer = await self._post(f"/trials/{trial}/finish", json=body)

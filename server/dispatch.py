@@ -6,7 +6,10 @@ one slot per GPU or CPU slot of each daemon), and the server keeps no more trial
 (``queued`` or ``running``) in the pool than that: each pool's queue holds no more
 jobs than it has idle slots, so no study can fill it ahead of the others. Each free
 slot goes to the study :func:`server.share.allot` picks (priority, projects, quotas),
-and a finishing worker is leased the first of them at once.
+and a finishing worker is leased the first of them at once. A finishing worker that
+held a bigger trial than others of the pool want is leased its own study's next trial
+while that study is below its share (:func:`server.share.keeps`): split among smaller
+trials, its devices would have to be drained again on some machine, idle meanwhile.
 
 Until a worker of the pool has registered, its size is unknown: every study is then
 topped up to its ``max_parallel`` as before (the trials wait in the queue for the
@@ -29,7 +32,7 @@ from hpo.resources import demand
 from search.status import OPEN
 from server.handback import HAND_BACK, Running, choose
 from server.pools import slot_count
-from server.share import Standing, allot
+from server.share import Standing, allot, keeps
 from server.tables import Project, Study, Trial, Worker, utcnow
 
 if TYPE_CHECKING:
@@ -160,6 +163,7 @@ def serve_pool(
     lease_to: str | None = None,
     lease_size: float = 1.0,
     finishing: int | None = None,
+    ended: int | None = None,
 ) -> list[tuple[Study, list[dict[str, Any]]]] | None:
     """Fill the pool's free slots by fair share in ``session`` (the caller commits,
     then enqueues the rows not leased; it holds ``scheduler.exclusive()``). The first
@@ -168,6 +172,11 @@ def serve_pool(
     and nothing else: a trial of another size waits in its queue). Slots of the pool freed by
     finishes other than ``finishing``'s, on their way to their own refill
     (``scheduler.holds``), are left for them.
+
+    ``ended``: the study whose trial ended (with ``lease_to``). When its trials are
+    bigger than another study's of the pool, it keeps the devices while it stays
+    within its share (:func:`keeps`): split among smaller trials they would have to
+    be drained again, on some machine, for its next trial.
 
     Returns each served study with its new rows (the leased one first), or None when
     no worker serves the pool yet (its size is unknown: the caller tops its studies
@@ -184,6 +193,24 @@ def serve_pool(
     used_fleet = project_use(session, capped) if capped else {}
     free = capacity - held - sum(s.in_flight * s.size for s in standings)
     served: list[tuple[Study, list[dict[str, Any]]]] = []
+    if (
+        lease_to is not None
+        and ended is not None
+        and free + 1e-9 >= lease_size
+        and keeps(standings, ended, capacity, quotas=quotas, project_used=used_fleet)
+    ):
+        study = session.get(Study, ended)
+        if study is not None and slot_size(study.gpus) == lease_size:
+            rows = scheduler.fill(session, study, lease_to, finishing=finishing, limit=1)
+            if rows:
+                served.append((study, rows))
+                lease_to = None if rows[0]["status"] == "running" else lease_to
+                free -= len(rows) * lease_size
+                mine = next(s for s in standings if s.study_id == ended)
+                if mine.project_id in used_fleet:
+                    used_fleet[mine.project_id] += len(rows) * lease_size
+                kept = replace(mine, in_flight=mine.in_flight + len(rows), want=mine.want - 1)
+                standings = [kept if s is mine else s for s in standings]
     for _round in range(3):  # a study may have fewer to suggest than it was allotted
         given = allot(standings, free, project_used=used_fleet, quotas=quotas, capacity=capacity)
         if not given:

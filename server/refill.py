@@ -75,7 +75,8 @@ def refill(
         with scheduler.exclusive():
             with scheduler.db.session() as session:
                 if lease_to is not None and (
-                    spec_of is None or _queue_waits(scheduler, session, study.pool)
+                    spec_of is None
+                    or _queue_waits(scheduler, session, study.pool, slot_size(study.gpus))
                 ):
                     lease_to = None
                 served = _serve(scheduler, session, study, lease_to, finishing)
@@ -116,6 +117,7 @@ def _serve(
             lease_to=lease_to,
             lease_size=slot_size(study.gpus),
             finishing=finishing,
+            ended=study.id,
         )
     if study.status != "running":
         return served or []
@@ -131,36 +133,40 @@ def _serve(
 #: wait is seen at most this much later (it waits ``LEASE_GRACE`` + this, not forever).
 QUEUE_CHECK_TTL = 0.1
 _WAITING = (
-    select(Trial.id)
-    .join(Study, Study.id == Trial.study_id)
+    select(Study.gpus)
+    .join(Trial, Trial.study_id == Study.id)
     .where(
         Trial.status == "queued",
         Trial.queued_at < bindparam("cutoff"),
         Study.pool == bindparam("pool"),
         Study.runner == "workers",
     )
-    .limit(1)
+    .distinct()
 )
 
 
-def _queue_waits(scheduler: Scheduler, session: Session, pool: str) -> bool:
-    """Whether some trial of ``pool`` has waited for a worker longer than
+def _queue_waits(scheduler: Scheduler, session: Session, pool: str, size: float) -> bool:
+    """Whether some trial of ``pool`` of ``size`` slots (what the finishing worker
+    holds: it could take no other) has waited for a worker longer than
     ``LEASE_GRACE``.
 
     Only those count: a trial queued moments ago is most likely being started by
     the worker that took it from the queue (counting it would turn every finish
     into a plain enqueue, the queue never quite empty); one that waits longer has
     no free worker, and the finisher goes back to the queue to take it in turn.
-    "Nothing waits" is reused for ``QUEUE_CHECK_TTL`` seconds per pool (callers hold
-    the scheduler's lock, so the memo needs none of its own).
+    A bigger trial waiting for room on some machine is no reason to: a one-GPU
+    finisher could not take it. "Nothing waits" is reused for ``QUEUE_CHECK_TTL``
+    seconds per pool and size (callers hold the scheduler's lock, so the memo needs
+    none of its own).
     """
     now = time.monotonic()
-    if now - scheduler.nothing_waited_at.get(pool, -1.0) < QUEUE_CHECK_TTL:
+    if now - scheduler.nothing_waited_at.get((pool, size), -1.0) < QUEUE_CHECK_TTL:
         return False
     cutoff = utcnow() - timedelta(seconds=LEASE_GRACE)
-    if session.scalar(_WAITING, {"cutoff": cutoff, "pool": pool}) is not None:
+    waiting = session.scalars(_WAITING, {"cutoff": cutoff, "pool": pool})
+    if any(slot_size(gpus) == size for gpus in waiting):
         return True  # not reused: the finisher goes to the queue until nothing waits
-    scheduler.nothing_waited_at[pool] = now
+    scheduler.nothing_waited_at[(pool, size)] = now
     return False
 
 

@@ -91,7 +91,7 @@ class Scheduler:
         # Slots freed by finishes on their way to their own refill (server.holds).
         self.holds = SlotHolds()
         #: When ``server.refill`` last found no trial of a pool waiting past its grace.
-        self.nothing_waited_at: dict[str, float] = {}
+        self.nothing_waited_at: dict[tuple[str, float], float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

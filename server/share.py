@@ -19,9 +19,9 @@ N for an N-GPU trial, 1/k for a trial packed k to a GPU).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["Standing", "allot"]
+__all__ = ["Standing", "allot", "keeps"]
 
 #: Tolerance on unit sums: shares like 1/3 do not add up exactly in floating point.
 _EPS = 1e-9
@@ -104,6 +104,33 @@ def allot(
         fleet_used[project] = fleet_used.get(project, 0.0) + study.size
         free -= study.size
     return given
+
+
+def keeps(
+    standings: list[Standing],
+    ended: int,
+    capacity: float,
+    *,
+    quotas: Mapping[int, float | None],
+    project_used: Mapping[int, float],
+) -> bool:
+    """Whether study ``ended``, whose trial just ended, gets the next trial on its
+    devices: its trials are bigger than some other wanting study's, it wants more (and
+    its project's quota allows), and it holds fewer than the trials its share of the
+    whole pool comes to (:func:`server.share.allot` of ``capacity`` to nobody holding
+    anything). Its project may be above its share meanwhile (another of its studies
+    holds more than its own): slots are taken back from those above their share as
+    their trials end, never from a study below its own."""
+    mine = next((s for s in standings if s.study_id == ended), None)
+    if mine is None or mine.want <= 0:
+        return False
+    if not _within_quota(mine, project_used, quotas):
+        return False
+    if not any(s.want > 0 and s.size < mine.size for s in standings):
+        return False
+    # what each would hold from an empty pool: in flight now plus what it would take
+    empty = [replace(s, in_flight=0, want=s.in_flight + s.want) for s in standings]
+    return mine.in_flight < allot(empty, capacity, capacity=capacity).get(ended, 0)
 
 
 def _within_quota(

@@ -30,6 +30,7 @@ from multiprocessing.process import BaseProcess
 
 from hpo.jobs import queue_size
 from hpo.vocabulary import DEFAULT_POOL
+from worker.claims import Claim
 from worker.gpus import Slot
 from worker.placement import DeviceLedger, Placement
 from worker.runner import DONE, READY, runner_main
@@ -44,11 +45,7 @@ QUEUE_REFRESH = 2.0
 POLL = 0.5
 #: Seconds the daemon waits for its first runners to be ready before it registers.
 WARM_UP = 120.0
-#: Seconds a daemon's claim to hold its devices for a waiting bigger trial lasts,
-#: unless renewed (a daemon that died gives it up this late).
-RESERVE_TTL = 30
 _PREFIX = "rq:queue:"
-_RESERVE = "hpo:reserve:"
 
 
 @dataclass(frozen=True)
@@ -83,12 +80,12 @@ class _Daemon:
     queues: dict[str, Fraction] = field(default_factory=dict)
     stopping: bool = False
     killed: bool = False
-    reserved: str | None = None  # the queue whose waiting job this daemon holds room for
 
     def __post_init__(self) -> None:
         from redis import Redis
 
         self.redis = Redis.from_url(self.config.redis_url)
+        self.claim = Claim(self.redis, self.name)
         self.ctx = mp.get_context("spawn")
         self.draining = self.ctx.Event()
         self._refreshed = 0.0
@@ -205,42 +202,29 @@ class _Daemon:
 
     def reserve(self) -> None:
         """Hold room for the largest waiting job that does not fit now, when smaller
-        trials share the pool (it would otherwise wait for ever: they take each device
-        as it frees). One
-        daemon of the pool claims it in Redis; while it holds the claim it takes no
-        smaller job and its runners ask for no next trial with a finish, so its devices
-        free up until the job fits (then it is taken like any other)."""
-        held = None
+        trials share the pool (``worker.claims``: one daemon per waiting job drains
+        for it, the one with the most room first); set ``draining`` while held, so the
+        runners ask for no next trial with a finish."""
         smallest = min(self.queues.values(), default=Fraction(0))
+        held = False
         for name, size in self.queues.items():  # largest first
             # Only a size with smaller ones beside it can starve: trials of one size
             # hand their devices to each other.
             if size <= smallest or self.ledger.fits(size):
                 continue
-            if not self.redis.llen(_PREFIX + name):
+            waiting = int(self.redis.llen(_PREFIX + name))
+            if not waiting:
                 continue
-            key = _RESERVE + name
-            mine = self.redis.set(key, self.name, nx=True, ex=RESERVE_TTL)
-            if not mine and _text(self.redis.get(key) or b"") == self.name:
-                mine = bool(self.redis.expire(key, RESERVE_TTL))
-            if mine:
-                held = name
-            break  # the largest waiting size only: held by us or by another daemon
-        if self.reserved is not None and self.reserved != held:
-            self.unreserve()
-        self.reserved = held
-        if held is None:
+            held = self.claim.hold(name, waiting, self.ledger.room_for(size))
+            break  # the largest waiting size only: claimed by us or by other daemons
+        if not held:
+            self.claim.release()
             self.draining.clear()
         else:
             self.draining.set()
 
     def unreserve(self) -> None:
-        if self.reserved is None:
-            return
-        key = _RESERVE + self.reserved
-        if _text(self.redis.get(key) or b"") == self.name:
-            self.redis.delete(key)
-        self.reserved = None
+        self.claim.release()
         self.draining.clear()
 
     def take(self) -> bool:
@@ -248,7 +232,8 @@ class _Daemon:
         runners for waiting jobs that have none. Whether a job was handed."""
         self.refresh()
         self.reserve()
-        floor = self.queues[self.reserved] if self.reserved is not None else Fraction(0)
+        held = self.claim.queue
+        floor = self.queues[held] if held is not None else Fraction(0)
         keys: list[str] = []
         for name, size in self.queues.items():
             if size < floor:  # holding room for a bigger trial

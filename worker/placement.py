@@ -61,6 +61,13 @@ class DeviceLedger:
         idle = [d for d in self.devices if self._free[d] == 1]
         return tuple(idle[: int(size)]) if len(idle) >= size else None
 
+    def room_for(self, size: Fraction) -> Fraction:
+        """How much of a trial of ``size`` fits now: idle devices for a whole-device
+        trial, the most room on one device for a share (it fits at ``>= size``)."""
+        if size < 1:
+            return max(self._free.values())
+        return Fraction(sum(1 for room in self._free.values() if room == 1))
+
     def fits(self, size: Fraction) -> bool:
         """Whether a trial of ``size`` fits now."""
         return self.where(size) is not None

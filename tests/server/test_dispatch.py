@@ -132,3 +132,46 @@ def test_a_finishing_worker_is_leased_only_a_trial_of_the_size_it_held(
     # leased to the runner that held the pair (it holds two devices, not one).
     assert _finish(api, pair) is None
     wait(lambda: len(_open(api, "ones")) == 4)
+
+
+def test_a_big_trial_keeps_its_devices_while_its_study_is_below_its_share(
+    api, make_spec, wait
+) -> None:
+    for project in ("a", "b"):
+        assert api.post("/projects", json={"name": project}).status_code == 201
+    body = {"name": "w:1", "host": "box", "pid": 1, "devices": [str(g) for g in range(8)]}
+    assert api.post("/workers", json={**body, "pool": "default"}).status_code == 200
+    _study(api, make_spec, "quad", parallel=1, project="a", resources={"gpus": 4})
+    wait(lambda: len(_open(api, "quad")) == 1)
+    (quad,) = _start_all(api, "quad", "w:1/q")
+    _study(api, make_spec, "ones", parallel=8, project="a")
+    wait(lambda: len(_open(api, "ones")) == 4)
+    ones = _start_all(api, "ones", "w:1/o")
+    _study(api, make_spec, "newcomer", parallel=8, project="b")
+    time.sleep(SETTLE)
+    assert _open(api, "newcomer") == []  # the pool is full
+    # Project b holds nothing, so the rule alone would split quad's 4 GPUs among the
+    # newcomer's one-GPU trials; but quad holds none of the 1 trial its share comes to:
+    # its runner keeps the devices and a project-a one-GPU trial gives way instead
+    handed = _finish(api, quad)
+    assert handed is not None and handed["study"] == "quad"
+    assert _open(api, "newcomer") == []
+    assert [(_finish(api, t) or {}).get("study") for t in ones] == ["newcomer"] * 4
+
+
+def test_a_bigger_trial_waiting_for_room_does_not_stop_one_gpu_finishers_being_leased(
+    api, make_spec, wait
+) -> None:
+    body = {"name": "w:1", "host": "box", "pid": 1, "devices": [str(g) for g in range(8)]}
+    assert api.post("/workers", json={**body, "pool": "default"}).status_code == 200
+    _study(api, make_spec, "ones", parallel=8)
+    wait(lambda: len(_open(api, "ones")) == 8)
+    ones = _start_all(api, "ones", "w:1/o")
+    _study(api, make_spec, "quad", parallel=1, resources={"gpus": 4})
+    # quad is next in line: the slots four finishes free are held for its trial
+    assert [_finish(api, t) for t in ones[:4]] == [None] * 4
+    wait(lambda: [t["status"] for t in _open(api, "quad")] == ["queued"])
+    time.sleep(1.5)  # past the lease grace: it waits for a machine to drain
+    # A one-GPU finisher could not run it: it is leased the next one-GPU trial
+    handed = _finish(api, ones[4])
+    assert handed is not None and handed["study"] == "ones"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.share import Standing, allot
+from server.share import Standing, allot, keeps
 
 
 def _s(
@@ -93,3 +93,40 @@ def test_free_slots_are_held_for_the_next_in_line_whose_trial_is_bigger() -> Non
 @pytest.mark.parametrize("free", [0, -1])
 def test_nothing_free_gives_nothing(free: float) -> None:
     assert allot([_s(1)], free) == {}
+
+
+def _keeps(standings: list[Standing], ended: int, capacity: float, **quota: float) -> bool:
+    quotas = {1: quota.get("quota")} if "quota" in quota else {}
+    used = {1: quota.get("used", 0.0)}
+    return keeps(standings, ended, capacity, quotas=quotas, project_used=used)
+
+
+def test_a_big_trial_keeps_its_devices_while_its_study_is_below_its_share() -> None:
+    # 24 slots, from nothing held: the 4-GPU study 2 trials, the one-slot study of its
+    # project 4, project 2's study 12. Project 1 holds 12 now (its one-slot study 8,
+    # above its share), project 2 only 3: the 4-GPU study is below its share all the same
+    quad, ones, new = _s(1, size=4.0), _s(2), _s(3, project=2)
+    assert allot([quad, ones, new], 24, capacity=24) == {1: 2, 2: 4, 3: 12}
+    quad, ones, new = (
+        _s(1, size=4.0, in_flight=1),
+        _s(2, in_flight=8),
+        _s(3, project=2, in_flight=3),
+    )
+    assert allot([quad, ones, new], 4, capacity=24) == {3: 4}, "the rule alone: to project 2"
+    assert _keeps([quad, ones, new], 1, 24)
+    at_share = _s(1, size=4.0, in_flight=2)
+    assert not _keeps([at_share, ones, new], 1, 24)
+
+
+def test_only_a_bigger_trial_than_others_want_keeps_its_devices() -> None:
+    assert not _keeps([_s(1, in_flight=0), _s(2, in_flight=4)], 1, 8), "one size: no drain"
+    lone = [_s(1, size=4.0, in_flight=0), _s(2, in_flight=4, want=0)]
+    assert not _keeps(lone, 1, 8), "nobody smaller wants the devices"
+    assert not _keeps([_s(1, size=4.0, want=0), _s(2)], 1, 8), "it wants no more"
+    assert not _keeps([_s(1, size=4.0), _s(2)], 9, 8), "not a study of the pool"
+
+
+def test_a_big_trial_keeps_its_devices_only_within_its_projects_quota() -> None:
+    standings = [_s(1, size=4.0), _s(2, project=2)]
+    assert _keeps(standings, 1, 8, quota=8.0, used=4.0)
+    assert not _keeps(standings, 1, 8, quota=6.0, used=4.0)

@@ -79,3 +79,14 @@ def test_random_traffic_never_oversubscribes_a_device() -> None:
         for device in ledger.devices:
             used = sum(min(s, 1) for p, s in held if device in p)
             assert used <= 1 and ledger.free(device) == 1 - used
+
+
+def test_room_for_says_how_close_a_trial_is_to_fitting() -> None:
+    ledger = DeviceLedger(["0", "1", "2", "3"])
+    ledger.take(Fraction(1, 4))
+    ledger.take(Fraction(1))
+    assert ledger.room_for(Fraction(4)) == 2, "two idle GPUs of the four a 4-GPU trial needs"
+    assert ledger.room_for(Fraction(1, 2)) == 1
+    ledger.take(Fraction(2))
+    assert ledger.room_for(Fraction(2)) == 0
+    assert ledger.room_for(Fraction(1, 2)) == Fraction(3, 4)
