@@ -231,6 +231,13 @@ def _metric_cell(value: object) -> str:
     return "—" if value is None else str(value)
 
 
+def _note(trial: TrialPublic) -> str:
+    """The note cell: the trial's error, and how often it handed back its devices to a
+    higher-priority study (kept apart from failures: it resumed, it did not fail)."""
+    parts = [f"handbacks: {trial.handbacks}"] if trial.handbacks else []
+    return "; ".join([*parts, trial.error] if trial.error else parts)
+
+
 def trials_table(
     study: StudyPublic,
     trials: Sequence[TrialPublic],
@@ -312,7 +319,7 @@ def trials_table(
             *cells,
             *(_fidelity_cells(t) if fidelity else []),
             *([str(t.attempt), t.worker or "—", format_duration(_duration(t))] if detail else []),
-            t.error or "",
+            _note(t),
             style="bold" if mark else None,
         )
     return table

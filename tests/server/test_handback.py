@@ -88,7 +88,28 @@ def test_a_trial_asked_to_hand_back_is_told_so_and_its_release_is_no_failure(
     assert released["handbacks"] == 1 and released["failures"] == 0
     assert "handed back at a checkpoint" in released["error"]
     assert api.get(f"/trials/{asked}").json()["handbacks"] == 1
+    _shows_the_handback(api, "low", released["number"])
     # high holds its share (1 of 2): nobody else is asked
     (other,) = [t for t in low if t != asked]
     assert api.post(f"/trials/{other}/heartbeat", json={"attempt": 1}).json()["hand_back"] is False
     assert len(_open(api, "high")) == 1
+
+
+def _shows_the_handback(api: httpx.Client, name: str, number: int) -> None:
+    """The trial's dashboard page and `hpo study show`'s table say it handed back."""
+    from rich.console import Console
+
+    from hpo.cli.output import trials_table
+    from hpo.schemas import StudyPublic, TrialPublic
+
+    root = str(api.base_url).rstrip("/").removesuffix("/api/v1")
+    html = {"accept": "text/html,application/xhtml+xml"}
+    page = httpx.get(f"{root}/studies/{name}/trials/{number}", headers=html, timeout=30)
+    assert page.status_code == 200 and 'id="trial-handbacks"' in page.text
+    assert "handbacks: 1," in page.text
+    study = StudyPublic.model_validate(api.get(f"/studies/{name}").json())
+    trials = [TrialPublic.model_validate(t) for t in api.get(f"/studies/{name}/trials").json()]
+    console = Console(record=True, width=240)
+    console.print(trials_table(study, trials))
+    rows = [line for line in console.export_text().splitlines() if "handbacks: 1" in line]
+    assert len(rows) == 1 and f" {number} " in rows[0], rows
