@@ -1,5 +1,12 @@
-"""Benchmark problems for the search-quality benchmark: two classic synthetic functions
-and one real training problem.
+"""The search-quality benchmark's problems: the registry (``PROBLEMS``, ``make_problem``,
+the ``tune``/``holdout`` suites), and the three oldest problems. Standard test functions
+of 2 to 20 dimensions and mixed and conditional spaces are in
+``benchmarks.problems_synthetic``; model tuning on bundled data in
+``benchmarks.problems_sklearn``.
+
+Suites guard against tuning to the benchmark: defaults are developed looking at the
+``tune`` problems only; ``holdout`` ones (other shapes, dimensions and models) are run
+for the figures of a finished change, not while changing it.
 
 A :class:`Problem` is a search space (as users write it), an objective to minimize and
 what normalizing its regret needs. Objectives return ``None`` when the evaluation failed
@@ -18,34 +25,25 @@ what normalizing its regret needs. Objectives return ``None`` when the evaluatio
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from benchmarks.problem import Problem
 from search import SearchSpace
 
-__all__ = ["PROBLEMS", "Problem", "branin", "digits_error", "hartmann6", "make_problem"]
-
-Objective = Callable[[Mapping[str, Any]], "float | None"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A minimization problem: ``objective(params)`` for params of ``space``.
-
-    ``optimum`` is the known global minimum, or None when unknown (the benchmark then
-    uses the best value it has seen). ``reference_draws`` is how many random points
-    estimate the "typical random value" that regret is normalized by.
-    """
-
-    name: str
-    space: SearchSpace
-    objective: Objective
-    optimum: float | None
-    reference_draws: int
-    description: str
+__all__ = [
+    "PROBLEMS",
+    "SUITES",
+    "Problem",
+    "branin",
+    "digits_error",
+    "hartmann6",
+    "make_problem",
+    "suite_problems",
+]
 
 
 def branin(params: Mapping[str, Any]) -> float:
@@ -118,8 +116,7 @@ def digits_error(params: Mapping[str, Any], *, epochs: int) -> float | None:
     return 1.0 - result.final.val_accuracy
 
 
-def make_problem(name: str, *, smoke: bool = False) -> Problem:
-    """Build problem ``name`` (``KeyError`` if unknown); ``smoke`` makes digits tiny."""
+def _own(name: str, smoke: bool) -> Problem | None:
     if name == "branin":
         space = SearchSpace.from_dict(
             {
@@ -147,7 +144,54 @@ def make_problem(name: str, *, smoke: bool = False) -> Problem:
             8 if smoke else 300,
             f"MLP on digits, validation error after {epochs} epochs, 6-D mixed",
         )
+    return None
+
+
+def make_problem(name: str, *, smoke: bool = False) -> Problem:
+    """Build problem ``name`` (``KeyError`` if unknown); ``smoke`` makes digits tiny and
+    the model-tuning problems' reference samples small."""
+    from benchmarks.problems_sklearn import SKLEARN
+    from benchmarks.problems_synthetic import SYNTHETIC
+
+    problem = _own(name, smoke)
+    if problem is not None:
+        return problem
+    if name in SYNTHETIC:
+        return SYNTHETIC[name]()
+    if name in SKLEARN:
+        built = SKLEARN[name]()
+        return replace(built, reference_draws=8) if smoke else built
     raise KeyError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}")
 
 
-PROBLEMS: tuple[str, ...] = ("branin", "hartmann6", "digits")
+#: Every problem, by dimension within each kind: functions, mixed and conditional
+#: spaces, model tuning.
+PROBLEMS: tuple[str, ...] = (
+    "branin",
+    "camel",
+    "hartmann3",
+    "rosenbrock4",
+    "ackley5",
+    "michalewicz5",
+    "hartmann6",
+    "rastrigin6",
+    "levy8",
+    "styblinski10",
+    "ackley10",
+    "ellipsoid20",
+    "mixed_levy",
+    "mixed_ackley",
+    "conditional",
+    "svm",
+    "forest",
+    "boosting",
+    "digits",
+)
+SUITES: tuple[str, ...] = ("tune", "holdout", "all")
+
+
+def suite_problems(suite: str) -> list[str]:
+    """The problems of ``suite`` ("all": every one), in ``PROBLEMS`` order."""
+    if suite == "all":
+        return list(PROBLEMS)
+    return [name for name in PROBLEMS if make_problem(name, smoke=True).suite == suite]

@@ -1,8 +1,16 @@
 """Search-quality benchmark: normalized regret of every registered strategy against
-Optuna's TPE and random samplers, on the same problems and seeds, in the same run.
+Optuna's GPSampler, TPE and random samplers, on the same problems and seeds, in the same
+run.
 
-    python -m benchmarks.search_quality [--problems branin,hartmann6,digits] [--seeds 10]
-        [--budgets 25,50,100] [--parallel 1] [--jobs 1] [--methods ...] [--smoke]
+    python -m benchmarks.search_quality [--suite tune|holdout|all] [--problems a,b]
+        [--seeds 10] [--budgets 50,100] [--parallel 1] [--jobs 1] [--methods ...] [--smoke]
+
+Problems (``benchmarks.problems``): standard functions of 2 to 20 dimensions (smooth,
+multimodal, ill-conditioned), mixed integer/categorical and conditional spaces, and
+model tuning on bundled data (SVM, random forest, gradient boosting, a torch MLP). The
+``tune`` suite is what strategies were developed against; ``holdout`` is kept out of
+that (``--suite all``: both). After the tables, one line per budget counts the problems
+where ``bayes``'s median regret is at least as good as GPSampler's.
 
 Our strategies are driven the way the server drives them: rebuilt from the history
 before every ask, ``ask(k)`` for the ``k`` free worker slots (``--parallel`` slots; the
@@ -35,13 +43,23 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.problems import PROBLEMS, Problem, make_problem
+from benchmarks.problems import PROBLEMS, SUITES, Problem, make_problem, suite_problems
 from search import STRATEGIES, OptionError, SpaceError, TrialRecord, make_strategy
 
 __all__ = ["OPTUNA_PEERS", "Run", "main", "regret_table", "run_method"]
 
-OPTUNA_PEERS: tuple[str, ...] = ("optuna-tpe", "optuna-random")
+OPTUNA_PEERS: tuple[str, ...] = ("optuna-gp", "optuna-tpe", "optuna-random")
 REFERENCE_SEED = 20_240_601
+#: --smoke: one problem of each kind (2-D to 20-D functions, mixed, conditional, models).
+SMOKE_PROBLEMS = (
+    "branin",
+    "hartmann6",
+    "ellipsoid20",
+    "mixed_levy",
+    "conditional",
+    "svm",
+    "digits",
+)
 Values = list["float | None"]
 
 
@@ -117,17 +135,27 @@ def _drive_ours(
     return values, spent
 
 
+def _optuna_sampler(peer: str, seed: int) -> Any:
+    import warnings
+
+    import optuna
+
+    if peer == "optuna-gp":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(seed=seed)
+    if peer == "optuna-tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
 def _drive_optuna(
     peer: str, problem: Problem, seed: int, budget: int, parallel: int
 ) -> tuple[Values, float]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = (
-        optuna.samplers.TPESampler(seed=seed)
-        if peer == "optuna-tpe"
-        else optuna.samplers.RandomSampler(seed=seed)
-    )
+    sampler = _optuna_sampler(peer, seed)
     started = time.perf_counter()
     study = optuna.create_study(direction="minimize", sampler=sampler)
     spent = time.perf_counter() - started
@@ -135,6 +163,8 @@ def _drive_optuna(
     def suggest(trial: optuna.Trial) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for p in problem.space:
+            if not problem.space.is_active(p.name, params):
+                continue  # conditional: only the active parameters are asked for
             if p.kind == "float":
                 params[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
             elif p.kind == "int":
@@ -210,6 +240,39 @@ def _ratio(a: float, b: float) -> float:
     return a / b
 
 
+def regret_medians(
+    problem: Problem,
+    runs: Sequence[Run],
+    reference: Sequence[float],
+    budgets: Sequence[int],
+    methods: Sequence[str],
+) -> tuple[dict[str, list[float]], float, float]:
+    """Median normalized regret per method at each budget (module doc), with the
+    ``f*`` and median random value it is normalized by."""
+    observed = [v for r in runs for v in r.values if v is not None]
+    f_star = problem.optimum if problem.optimum is not None else min([*reference, *observed])
+    typical = statistics.median(reference)
+    scale = typical - f_star if typical > f_star else 1.0
+
+    def regret(run: Run, b: int) -> float:
+        best = _best(run.values, b)
+        return math.inf if best is None else max(best - f_star, 0.0) / scale
+
+    medians = {
+        m: [statistics.median(regret(r, b) for r in runs if r.method == m) for b in budgets]
+        for m in methods
+    }
+    return medians, f_star, typical
+
+
+#: The columns of ratios: each method's regret over these methods' (below 1: better).
+RATIO_BASES: tuple[tuple[str, str], ...] = (
+    ("optuna-gp", "gp"),
+    ("optuna-tpe", "tpe"),
+    ("random", "rnd"),
+)
+
+
 def regret_table(
     problem: Problem,
     runs: Sequence[Run],
@@ -218,39 +281,30 @@ def regret_table(
     methods: Sequence[str],
     notes: Sequence[str] = (),
 ) -> str:
-    """The printed table: median normalized regret per method and budget, and ratios;
-    ``notes`` are printed between the title and the column header."""
-    observed = [v for r in runs for v in r.values if v is not None]
-    known = problem.optimum is not None
-    f_star = problem.optimum if known else min([*reference, *observed])
-    typical = statistics.median(reference)
-    scale = typical - f_star if typical > f_star else 1.0  # type: ignore[operator]
-
-    def regret(run: Run, b: int) -> float:
-        best = _best(run.values, b)
-        return math.inf if best is None else max(best - f_star, 0.0) / scale  # type: ignore[operator]
-
-    medians: dict[str, list[float]] = {}
+    """The printed table: median normalized regret per method and budget, ratios to
+    GPSampler, TPE and our random strategy, and milliseconds per ask; ``notes`` are
+    printed between the title and the column header."""
+    medians, f_star, typical = regret_medians(problem, runs, reference, budgets, methods)
     seconds: dict[str, float] = {}
     for m in methods:
         mine = [r for r in runs if r.method == m]
-        medians[m] = [statistics.median(regret(r, b) for r in mine) for b in budgets]
         evaluations = sum(len(r.values) for r in mine) or 1
         seconds[m] = 1000 * sum(r.method_seconds for r in mine) / evaluations
     seeds = len({r.seed for r in runs})
-    source = "known" if known else "best seen in this run"
+    source = "known" if problem.optimum is not None else "best seen in this run"
     lines = [
-        f"== {problem.name}: {problem.description}; median over {seeds} seeds",
+        f"== {problem.name}: {problem.description}; suite {problem.suite}; "
+        f"median over {seeds} seeds",
         f"   regret = (best found - f*) / (median random - f*); f* = {f_star:.6g} ({source}), "
         f"median random = {typical:.6g} ({len(reference):,} random points)",
         *(f"   {note}" for note in notes),
     ]
     cols = [f"r@{b}" for b in budgets]
-    cols += [f"/tpe@{b}" for b in budgets] + [f"/rnd@{b}" for b in budgets] + ["ms/ask"]
+    cols += [f"/{short}@{b}" for _, short in RATIO_BASES for b in budgets] + ["ms/ask"]
     lines.append(f"{'method':<16}" + "".join(f"{c:>10}" for c in cols))
     for m in methods:
         cells = [_fmt(x) for x in medians[m]]
-        for base in ("optuna-tpe", "random"):
+        for base, _ in RATIO_BASES:
             ref = medians.get(base)
             if ref is None:
                 cells += ["n/a"] * len(budgets)
@@ -259,6 +313,25 @@ def regret_table(
         cells.append(f"{seconds[m]:.1f}")
         lines.append(f"{m:<16}" + "".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)
+
+
+def scoreboard(
+    medians: Mapping[str, Mapping[str, Sequence[float]]],
+    budgets: Sequence[int],
+    ours: str,
+    peer: str,
+) -> list[str]:
+    """Per budget, on how many problems ``ours``'s median regret is at most ``peer``'s
+    (problem -> method -> medians per budget), naming the problems where it is not."""
+    both = {p: m for p, m in medians.items() if ours in m and peer in m}
+    lines = []
+    for i, b in enumerate(budgets):
+        worse = [p for p, m in both.items() if m[ours][i] > m[peer][i] * (1 + 1e-9)]
+        lines.append(
+            f"{ours} <= {peer} at {b}: {len(both) - len(worse)} of {len(both)} problems"
+            + (f" (worse on {', '.join(worse)})" if worse else "")
+        )
+    return lines
 
 
 def _int_list(text: str) -> list[int]:
@@ -270,7 +343,8 @@ def _int_list(text: str) -> list[int]:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.search_quality")
-    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--suite", choices=SUITES, default="tune", help="default tune")
+    parser.add_argument("--problems", default=None, help="comma-separated; overrides --suite")
     parser.add_argument("--seeds", type=int, default=None, help="default 10 (smoke: 2)")
     parser.add_argument("--budgets", type=_int_list, default=None, help="default 25,50,100")
     parser.add_argument("--parallel", type=int, default=1, help="trials in flight (max_parallel)")
@@ -278,15 +352,22 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         default=None,
-        help="subset of methods, comma-separated (random and optuna-tpe always run: ratios)",
+        help="subset of methods, comma-separated (random and the optuna peers always run: ratios)",
     )
-    parser.add_argument("--smoke", action="store_true", help="2 seeds, budgets 5,10, tiny digits")
+    parser.add_argument(
+        "--smoke", action="store_true", help="2 seeds, budgets 5,12, a problem of each kind"
+    )
     args = parser.parse_args(argv)
     args.seeds = args.seeds or (2 if args.smoke else 10)
-    args.budgets = args.budgets or ([5, 10] if args.smoke else [25, 50, 100])
+    args.budgets = args.budgets or ([5, 12] if args.smoke else [50, 100])
     if args.parallel < 1 or args.jobs < 1 or args.seeds < 1:
         parser.error("--parallel, --jobs and --seeds must be >= 1")
-    args.problems = [p for p in args.problems.split(",") if p]
+    if args.problems is not None:
+        args.problems = [p for p in args.problems.split(",") if p]
+    elif args.smoke:
+        args.problems = list(SMOKE_PROBLEMS)
+    else:
+        args.problems = suite_problems(args.suite)
     unknown = [p for p in args.problems if p not in PROBLEMS]
     if unknown:
         parser.error(f"unknown problems {unknown}; known: {', '.join(PROBLEMS)}")
@@ -316,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return list(pool.map(fn, *zip(*arglists, strict=True)))
 
     started = time.perf_counter()
+    boards: dict[str, dict[str, list[float]]] = {}
     try:
         for name in args.problems:
             problem = _problem(name, args.smoke)
@@ -323,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             methods = ours + peers
             if args.methods:
                 wanted = args.methods.split(",")
-                methods = [m for m in methods if m in wanted or m in ("random", "optuna-tpe")]
+                methods = [m for m in methods if m in wanted or m == "random" or m in peers]
             reference = reference_values(problem, args.smoke, starmap, args.jobs)
             tasks = [
                 (name, m, seed, budget, args.parallel, args.smoke)
@@ -334,9 +416,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes = [f"skipped {skip}: {why}" for skip, why in skipped.items()]
             table = regret_table(problem, runs, reference, args.budgets, methods, notes)
             print(table, flush=True)
+            boards[name] = regret_medians(problem, runs, reference, args.budgets, methods)[0]
     finally:
         if pool is not None:
             pool.shutdown()
+    for peer in ("optuna-gp", "optuna-tpe"):
+        for line in scoreboard(boards, args.budgets, "bayes", peer):
+            print(line)
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
