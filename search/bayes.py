@@ -1,4 +1,4 @@
-"""Bayesian optimization with a Gaussian process (scikit-optimize's GP), restartable.
+"""Bayesian optimization with a Gaussian process (``search.gp``), restartable.
 
 How a batch of suggestions is made from the history:
 
@@ -6,7 +6,8 @@ How a batch of suggestions is made from the history:
    the points of a quasi-random design (Sobol' by default) fixed by the seed, in order,
    skipping points the history already holds, then seeded random points if the design
    runs out (its points are in flight or failed).
-2. *Model phase.* A GP is fitted on the observed trials (at most ``max_fit_points``:
+2. *Model phase.* A GP (Matern 5/2, hyperparameters by maximum a posteriori,
+   ``search.gp_kernel``) is fitted on the observed trials (at most ``max_fit_points``:
    the best half and the most recent rest) with targets normalized; trials in flight
    (queued or running, and this instance's earlier suggestions) are added as *lies*
    with the ``liar`` value, so parallel workers get different points (constant liar).

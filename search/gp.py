@@ -1,10 +1,9 @@
 """The Gaussian-process surrogate of ``search.bayes``: fit, posterior, constant liar.
 
-The kernel and its hyperparameter fit are scikit-optimize's default GP for Bayesian
-optimization (``cook_estimator("GP")``: constant x Matern 5/2 with one length scale per
-feature, or a Hamming kernel when every dimension is categorical, plus a fitted white
-noise; targets normalized). Only the hyperparameter fit goes through the estimator;
-the posterior is computed here from a Cholesky factor because
+The kernel and its hyperparameter fit are ``search.gp_kernel``'s (a Matern 5/2 kernel
+with one length scale per feature, fitted by maximum a posteriori; its docstring says
+why not scikit-optimize's maximum-likelihood fit). The posterior is computed here from a
+Cholesky factor because
 
 * scikit-optimize's ``predict`` forms the full inverse and an ``O(m n^2)`` einsum for
   the standard deviation, seconds for a few thousand candidates at a few hundred trials;
@@ -20,7 +19,7 @@ What the fit sees is chosen here too (``fit_subset``, ``refit_size``): a bounded
 of the observations, and hyperparameters refitted on a schedule of sizes rather than on
 every new observation, both functions of the history alone.
 
-Heavy on purpose (scipy, scikit-learn, scikit-optimize): only ``search.bayes`` imports it,
+Heavy on purpose (scipy): only ``search.bayes`` imports it,
 where a suggestion is computed, never at import time.
 """
 
@@ -29,16 +28,12 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-import warnings
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
-from scipy.optimize import minimize
-from sklearn.exceptions import ConvergenceWarning
 from skopt.space import Space
-from skopt.utils import cook_estimator
 
 __all__ = [
     "CACHE_SIZE",
@@ -61,24 +56,6 @@ def clear_cache() -> None:
     """Forget every fitted kernel (benchmarks use it to time cold fits)."""
     with _lock:
         _cache.clear()
-
-
-def _bounded_lbfgs(maxiter: int) -> Any:
-    """scikit-learn's optimizer protocol with an iteration cap: a fit's cost stays
-    bounded, and a few dozen iterations reach a good enough optimum for acquisition."""
-
-    def optimizer(obj_func: Any, initial_theta: np.ndarray, bounds: np.ndarray) -> Any:
-        result = minimize(
-            obj_func,
-            initial_theta,
-            method="L-BFGS-B",
-            jac=True,
-            bounds=bounds,
-            options={"maxiter": maxiter},
-        )
-        return result.x, result.fun
-
-    return optimizer
 
 
 def fit_kernel(
@@ -105,22 +82,9 @@ def fit_kernel(
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    gp = cook_estimator(
-        "GP",
-        space=space,
-        random_state=np.random.RandomState(seed),
-        n_restarts_optimizer=n_restarts,
-        optimizer=_bounded_lbfgs(maxiter),
-        normalize_y=False,  # the caller normalizes, so lies share one scale
-    )
-    with warnings.catch_warnings():
-        # Length scales at their upper bound are the normal verdict on an irrelevant
-        # dimension, not a problem to report on every suggestion.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gp.fit(x, y)
-    # scikit-optimize zeroes the white kernel after the fit (noise-free predictions)
-    # and keeps its level in ``noise_``; the posterior below adds it back on the data.
-    result = (gp.kernel_, float(gp.noise_ or 0.0))
+    from search.gp_kernel import fit_map
+
+    result = fit_map(x, y, maxiter=maxiter, restarts=n_restarts, seed=seed)
     with _lock:
         _cache[key] = result
         while len(_cache) > CACHE_SIZE:
