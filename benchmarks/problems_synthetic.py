@@ -188,63 +188,57 @@ def conditional_problem(suite: str) -> Problem:
     )
 
 
-def _same(d: int, lo: float, hi: float) -> list[tuple[float, float]]:
-    return [(lo, hi)] * d
-
-
-# name -> builder; suite "tune" was looked at while developing the strategies, "holdout"
-# only for the final figures.
-SYNTHETIC: dict[str, Callable[[], Problem]] = {
-    "camel": lambda: box_problem(
-        "camel", six_hump_camel, [(-3, 3), (-2, 2)], -1.0316285, "six-hump camel, 2-D", "holdout"
-    ),
-    "hartmann3": lambda: box_problem(
-        "hartmann3", hartmann3, _same(3, 0, 1), -3.86278, "Hartmann, 3-D", "holdout"
-    ),
-    "rosenbrock4": lambda: box_problem(
-        "rosenbrock4", rosenbrock, _same(4, -5, 10), 0.0, "Rosenbrock, 4-D (curved valley)", "tune"
-    ),
-    "ackley5": lambda: box_problem(
-        "ackley5", ackley, _same(5, -12, 20), 0.0, "Ackley, 5-D (multimodal)", "tune"
-    ),
-    "michalewicz5": lambda: box_problem(
-        "michalewicz5",
+#: Box problems: name -> (function, dimensions, low, high, known minimum, description,
+#: suite). Suite "tune" was looked at while developing the strategies, "holdout" only
+#: for the figures of a finished change.
+_BOXES: dict[str, tuple[Vector, int, float, float, float, str, str]] = {
+    "hartmann3": (hartmann3, 3, 0, 1, -3.86278, "Hartmann, 3-D", "holdout"),
+    "rosenbrock4": (rosenbrock, 4, -5, 10, 0.0, "Rosenbrock, 4-D (curved valley)", "tune"),
+    "ackley5": (ackley, 5, -12, 20, 0.0, "Ackley, 5-D (multimodal)", "tune"),
+    "michalewicz5": (
         michalewicz,
-        _same(5, 0, math.pi),
+        5,
+        0,
+        math.pi,
         -4.687658,
         "Michalewicz, 5-D (steep ridges)",
         "holdout",
     ),
-    "rastrigin6": lambda: box_problem(
-        "rastrigin6",
-        rastrigin,
-        _same(6, -4, 5.12),
-        0.0,
-        "Rastrigin, 6-D (many local minima)",
-        "holdout",
-    ),
-    "levy8": lambda: box_problem(
-        "levy8", levy, _same(8, -10, 10), 0.0, "Levy, 8-D (multimodal)", "holdout"
-    ),
-    "styblinski10": lambda: box_problem(
-        "styblinski10",
+    "rastrigin6": (rastrigin, 6, -4, 5.12, 0.0, "Rastrigin, 6-D (many local minima)", "holdout"),
+    "levy8": (levy, 8, -10, 10, 0.0, "Levy, 8-D (multimodal)", "holdout"),
+    "styblinski10": (
         styblinski_tang,
-        _same(10, -5, 5),
+        10,
+        -5,
+        5,
         -39.1661657 * 10,
         "Styblinski-Tang, 10-D",
         "holdout",
     ),
-    "ackley10": lambda: box_problem(
-        "ackley10", ackley, _same(10, -12, 20), 0.0, "Ackley, 10-D", "holdout"
-    ),
-    "ellipsoid20": lambda: box_problem(
-        "ellipsoid20",
+    "ackley10": (ackley, 10, -12, 20, 0.0, "Ackley, 10-D", "holdout"),
+    "ellipsoid20": (
         rotated_ellipsoid,
-        _same(20, -5, 5),
+        20,
+        -5,
+        5,
         0.0,
         "rotated ellipsoid, 20-D, condition 1e6",
         "holdout",
     ),
+}
+
+
+def _box(name: str) -> Problem:
+    fn, d, lo, hi, optimum, text, suite = _BOXES[name]
+    return box_problem(name, fn, [(lo, hi)] * d, optimum, text, suite)
+
+
+# name -> builder, every problem of this module (suites as in ``_BOXES``).
+SYNTHETIC: dict[str, Callable[[], Problem]] = {
+    "camel": lambda: box_problem(
+        "camel", six_hump_camel, [(-3, 3), (-2, 2)], -1.0316285, "six-hump camel, 2-D", "holdout"
+    ),
+    **{name: functools.partial(_box, name) for name in _BOXES},
     "mixed_levy": lambda: mixed_problem("mixed_levy", levy, 3, 2, "tune"),
     "mixed_ackley": lambda: mixed_problem("mixed_ackley", _ackley_at_one, 4, 3, "holdout"),
     "conditional": lambda: conditional_problem("holdout"),

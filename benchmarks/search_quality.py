@@ -280,10 +280,11 @@ def regret_table(
     budgets: Sequence[int],
     methods: Sequence[str],
     notes: Sequence[str] = (),
-) -> str:
+) -> tuple[str, dict[str, list[float]]]:
     """The printed table: median normalized regret per method and budget, ratios to
     GPSampler, TPE and our random strategy, and milliseconds per ask; ``notes`` are
-    printed between the title and the column header."""
+    printed between the title and the column header. Returned with the medians
+    (``regret_medians``), which the scoreboard reuses."""
     medians, f_star, typical = regret_medians(problem, runs, reference, budgets, methods)
     seconds: dict[str, float] = {}
     for m in methods:
@@ -312,7 +313,7 @@ def regret_table(
                 cells += [_fmt(_ratio(x, y)) for x, y in zip(medians[m], ref, strict=True)]
         cells.append(f"{seconds[m]:.1f}")
         lines.append(f"{m:<16}" + "".join(f"{c:>10}" for c in cells))
-    return "\n".join(lines)
+    return "\n".join(lines), medians
 
 
 def scoreboard(
@@ -346,7 +347,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--suite", choices=SUITES, default="tune", help="default tune")
     parser.add_argument("--problems", default=None, help="comma-separated; overrides --suite")
     parser.add_argument("--seeds", type=int, default=None, help="default 10 (smoke: 2)")
-    parser.add_argument("--budgets", type=_int_list, default=None, help="default 25,50,100")
+    parser.add_argument(
+        "--budgets", type=_int_list, default=None, help="default 50,100 (smoke: 5,12)"
+    )
     parser.add_argument("--parallel", type=int, default=1, help="trials in flight (max_parallel)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument(
@@ -414,9 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             runs = starmap(run_method, tasks)
             notes = [f"skipped {skip}: {why}" for skip, why in skipped.items()]
-            table = regret_table(problem, runs, reference, args.budgets, methods, notes)
+            table, boards[name] = regret_table(
+                problem, runs, reference, args.budgets, methods, notes
+            )
             print(table, flush=True)
-            boards[name] = regret_medians(problem, runs, reference, args.budgets, methods)[0]
     finally:
         if pool is not None:
             pool.shutdown()

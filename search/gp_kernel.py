@@ -20,8 +20,8 @@ per ``lam_i`` (peaked at ``lam = 1``), Gamma(2, 1) on ``scale`` and Gamma(1.1, 3
 ``noise`` (mean 0.037, in units of the target variance), noise at least ``MIN_NOISE``.
 
 Contract: :func:`fit_map` is deterministic in its arguments (L-BFGS from the priors'
-modes, and seeded restarts), and never raises on degenerate data: a failed
-factorization falls back to more noise.
+modes, and seeded restarts), and never raises on degenerate data: where no
+factorization succeeds, the priors' modes are returned.
 """
 
 from __future__ import annotations
