@@ -39,6 +39,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainConfig",
     "TrainResult",
+    "apply_config",
     "batch_bounds",
     "build_optimizer",
     "decayed_lr",
@@ -239,6 +240,18 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def apply_config(optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+    """Give ``optimizer`` the weight decay and (SGD) momentum of ``config``.
+
+    An optimizer restored from a checkpoint carries the hyperparameters it was saved
+    with; a trial that continues another's checkpoint with changed ones (a PBT
+    segment after explore) must train with its own. Its moment estimates are kept."""
+    for group in optimizer.param_groups:
+        group["weight_decay"] = config.weight_decay
+        if isinstance(optimizer, torch.optim.SGD):
+            group["momentum"] = config.momentum
+
+
 def train(
     model: nn.Module,
     dataset: Dataset,
@@ -257,7 +270,8 @@ def train(
     The model is moved to ``device`` and trained in place; it is left in eval mode.
     ``optimizer`` lets a resumed run pass one restored from a checkpoint (default: a
     fresh :func:`build_optimizer`); either way its learning rate is set by the decay
-    schedule, which counts ``(start_epoch - 1) * steps_per_epoch`` steps already taken.
+    schedule, which counts ``(start_epoch - 1) * steps_per_epoch`` steps already taken,
+    and its weight decay and momentum are the config's (:func:`apply_config`).
 
     Raises :class:`NonFiniteLossError` as soon as a loss is NaN/inf, and ``ValueError``
     for ``start_epoch < 1``. Exceptions from ``on_epoch`` propagate.
@@ -274,6 +288,7 @@ def train(
     bounds = batch_bounds(n_train, config.batch_size)
     iteration = (start_epoch - 1) * len(bounds)
     _set_lr(opt, decayed_lr(config.lr, config.decay, iteration))
+    apply_config(opt, config)
 
     history: list[EpochMetrics] = []
     stopped_early = False

@@ -76,6 +76,7 @@ STRATEGIES: Mapping[str, type[Strategy]] = LazyTable(
         "evolution": "search.evolution:EvolutionStrategy",
         "hyperband": "search.hyperband:HyperbandStrategy",
         "asha": "search.asha:AshaStrategy",
+        "pbt": "search.pbt:PbtStrategy",
     }
 )
 

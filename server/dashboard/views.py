@@ -9,15 +9,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpo.schemas import TrialDetail, WorkerPublic
+from search.base import TrialRecord
+from search.pbt import lineage
 from search.status import OPEN
 from server import pools, studies
 from server.outcome import failure_streak, max_consecutive_failures, reason_groups
 from server.tables import Study, Trial
 
-__all__ = ["study_view", "trial_view", "worker_rows"]
+__all__ = ["population_view", "study_view", "trial_view", "worker_rows"]
 
 #: Running trials listed in a study's header (the trials table has the rest).
 RUNNING_SHOWN = 20
+#: Copies (PBT exploit steps) listed in a study's header, newest first.
+COPIES_SHOWN = 30
 
 
 def study_view(
@@ -36,6 +40,7 @@ def study_view(
         .limit(RUNNING_SHOWN)
     ).all()
     failed = public.counts.get("failed", 0)
+    best = public.best_trial.number if public.best_trial else None
     fail_fast = max_consecutive_failures(study)
     return {
         "public": public,
@@ -49,7 +54,61 @@ def study_view(
             for n, w, step, info in running
         ],
         "epochs": (public.spec.get("budget") or {}).get("epochs"),
+        "population": population_view(session, study, best),
     }
+
+
+def population_view(session: Session, study: Study, best: int | None) -> dict[str, Any] | None:
+    """A PBT study's population (None for other strategies): ``schedule``, the segments
+    that led to trial ``best`` (its lineage, first segment first: which member trained
+    it, epochs, value, whether it copied another member, and the parameters that
+    changed along it), and ``copies``, the latest exploit steps (member k copied member
+    j's trial at epoch e, when)."""
+    if (study.spec.get("strategy") or {}).get("name") != "pbt":
+        return None
+    rows = session.execute(
+        select(Trial.number, Trial.status, Trial.value, Trial.params, Trial.info, Trial.created_at)
+        .where(Trial.study_id == study.id)
+        .order_by(Trial.number)
+    ).all()
+    records = [TrialRecord(n, p or {}, st, v, info=i or {}) for n, st, v, p, i, _ in rows]
+    created = {row[0]: row[5] for row in rows}
+    by_number = {r.number: r for r in records}
+    chain = lineage(records, best) if best is not None else []
+    changing = sorted({k for t in chain for k in t.params if t.params[k] != chain[0].params[k]})
+    schedule = [
+        {
+            "number": t.number,
+            "member": t.info.get("member"),
+            "first_epoch": _start_epoch(t, by_number),
+            "budget": t.info.get("budget"),
+            "value": t.value,
+            "copied_from": t.info.get("copied_from"),
+            "params": {k: t.params[k] for k in changing or t.params},
+        }
+        for t in chain
+    ]
+    copies = [
+        {
+            "number": t.number,
+            "member": t.info.get("member"),
+            "copied_from": t.info.get("copied_from"),
+            "parent": t.info.get("parent"),
+            "at_epoch": _start_epoch(t, by_number) - 1,
+            "when": created[t.number],
+        }
+        for t in reversed(records)
+        if t.info.get("source") == "exploit"
+    ][:COPIES_SHOWN]
+    members = {t.info.get("member") for t in records if isinstance(t.info.get("member"), int)}
+    return {"schedule": schedule, "copies": copies, "members": len(members)}
+
+
+def _start_epoch(trial: TrialRecord, by_number: dict[int, TrialRecord]) -> int:
+    """The first epoch a segment trains: one past its parent's budget (1 without one)."""
+    parent = by_number.get(trial.info.get("parent"))  # type: ignore[arg-type]
+    budget = parent.info.get("budget") if parent is not None else None
+    return budget + 1 if isinstance(budget, int) else 1
 
 
 def trial_view(detail: TrialDetail, checkpoint: str | None, metric: str) -> dict[str, Any]:

@@ -151,6 +151,34 @@ def test_resumed_run_matches_an_uninterrupted_one() -> None:
     assert numbers(first.history + rest.history) == numbers(whole.history)
 
 
+def test_a_resumed_run_trains_with_its_own_changed_hyperparameters(tmp_path: Any) -> None:
+    """A PBT segment continues another trial's checkpoint with changed lr, decay,
+    momentum and weight decay: the restored optimizer must take the new ones."""
+    from models.checkpoint import load_checkpoint, save_checkpoint
+
+    ds = load_dataset("synthetic")
+    old = TrainConfig(optimizer="sgd", lr=1e-2, momentum=0.5, weight_decay=0.0, epochs=2)
+    model = fresh_mlp(ds)
+    optimizer = build_optimizer(model, old)
+    first = train(model, ds, old, seed=7, optimizer=optimizer)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, model, optimizer, 2, first.history[-1].as_dict())
+
+    def resume(config: TrainConfig) -> tuple[list[tuple[float, ...]], dict[str, Any]]:
+        model = fresh_mlp(ds)
+        opt = build_optimizer(model, old)  # as the bridge does: then the checkpoint loads
+        load_checkpoint(path, model, opt)
+        rest = train(model, ds, config, seed=7, optimizer=opt, start_epoch=3)
+        return numbers(rest.history), dict(opt.param_groups[0])
+
+    new = TrainConfig(optimizer="sgd", lr=3e-2, momentum=0.9, weight_decay=1e-3, epochs=4)
+    same, _ = resume(TrainConfig(**{**old.__dict__, "epochs": 4}))
+    changed, group = resume(new)
+    assert group["momentum"] == 0.9 and group["weight_decay"] == 1e-3
+    assert group["lr"] == decayed_lr(3e-2, 0.0, 3 * len(batch_bounds(len(ds.y_train), 64)))
+    assert changed != same
+
+
 def test_same_seed_same_metrics() -> None:
     ds = load_dataset("synthetic")
     config = TrainConfig(epochs=2, batch_size=32)

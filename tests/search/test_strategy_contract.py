@@ -29,6 +29,7 @@ from search import (
 STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
     "hyperband": {"max_budget": 9},
     "asha": {"max_budget": 9},
+    "pbt": {"max_budget": 9, "interval": 3, "population_size": 4},
     "grid": {"points": 3},
     # bayes: a short design so the 30-round loop runs mostly on the model, and a small
     # model so that it does so quickly.

@@ -1,5 +1,6 @@
 """Multi-fidelity through the real server and real training: a promoted configuration
-continues from its parent's checkpoint; the median rule stops a poor trial early."""
+continues from its parent's checkpoint, a PBT member from the checkpoint of the member
+it copied; the median rule stops a poor trial early."""
 
 from __future__ import annotations
 
@@ -49,6 +50,71 @@ def test_asha_promotions_resume_from_the_parents_checkpoint(
         # trained only the epochs above the parent's budget, up to its own budget
         assert steps == list(range(parent.info["budget"] + 1, child.info["budget"] + 1))
     assert all(t.status == "completed" for t in trials.values())
+
+
+def test_pbt_members_continue_the_checkpoint_they_copied(sdk: Client, make_spec, wait) -> None:
+    space = {
+        "lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+        "momentum": {"type": "float", "low": 0.0, "high": 0.95},
+        "optimizer": ["sgd"],
+    }
+    spec = make_spec(
+        "pbt",
+        space=space,
+        strategy={"name": "pbt", "seed": 2, "options": {"population_size": 3, "interval": 2}},
+        budget={"max_trials": 9, "max_parallel": 1, "epochs": 6},
+    )
+    sdk.create_study(spec)
+    _run_queued(sdk, "pbt", wait)
+    trials = {t.number: t for t in sdk.all_trials("pbt")}
+    assert all(t.status == "completed" for t in trials.values())
+    assert sdk.get_study("pbt").status == "completed"
+    copied = [t for t in trials.values() if t.info.get("source") == "exploit"]
+    assert copied, "no member copied another"
+    for child in [t for t in trials.values() if "parent" in t.info]:
+        parent = trials[child.info["parent"]]
+        steps = [r.step for r in sdk.get_trial("pbt", child.number).reports]
+        # resumed from the parent's final epoch, trained one interval further
+        assert steps == list(range(parent.info["budget"] + 1, child.info["budget"] + 1))
+    for child in copied:
+        parent = trials[child.info["parent"]]
+        assert parent.info["member"] == child.info["copied_from"]
+        assert child.params["lr"] != parent.params["lr"] or (
+            child.params["momentum"] != parent.params["momentum"]
+        )
+    ends = {t.info["member"] for t in trials.values() if t.info["budget"] == 6}
+    assert ends == {0, 1, 2}
+    _dashboard_shows_the_lineage(sdk, "pbt", trials)
+
+
+def _dashboard_shows_the_lineage(sdk: Client, name: str, trials: dict) -> None:
+    """The study page lists the best member's segments (its hyperparameter schedule)
+    and every copy: which member copied which, at which epoch."""
+    import re
+
+    import httpx
+
+    best = sdk.get_study(name).best_trial
+    assert best is not None
+    html = {"accept": "text/html,application/xhtml+xml"}
+    page = httpx.get(f"{sdk.server_url}/studies/{name}", headers=html, timeout=30).text
+    start = page.index('id="pbt-schedule"')
+    schedule = page[start : page.index("</table>", start)]
+    shown = [int(n) for n in re.findall(r"trials/(\d+)\">#", schedule)]
+    chain, number = [], best.number
+    while True:
+        chain.insert(0, number)
+        if "parent" not in trials[number].info:
+            break
+        number = trials[number].info["parent"]
+    assert shown == chain and shown[0] != shown[-1]
+    for copy in [t for t in trials.values() if t.info.get("source") == "exploit"]:
+        line = (
+            f"member {copy.info['member']} copied member {copy.info['copied_from']} "
+            f'(trial <a href="/studies/{name}/trials/{copy.info["parent"]}">'
+            f"#{copy.info['parent']}</a>) at epoch {trials[copy.info['parent']].info['budget']}"
+        )
+        assert line in page
 
 
 def test_median_rule_stops_a_poor_trial_at_report_time(sdk: Client, make_spec, wait) -> None:
