@@ -29,6 +29,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -164,7 +165,10 @@ def _ray_child(seeds: Sequence[int], args: argparse.Namespace) -> None:
         random.seed(seed)
         np.random.seed(seed)
 
-        def trainable(config: dict[str, Any], task: Any = task) -> None:
+        tally = Path(tempfile.mkdtemp(prefix="ray-pbt-epochs-")) / "epochs"
+        tally.touch()
+
+        def trainable(config: dict[str, Any], task: Any = task, tally: Path = tally) -> None:
             from ray.tune import Checkpoint
 
             state, epoch = task.initial(), 0
@@ -176,6 +180,8 @@ def _ray_child(seeds: Sequence[int], args: argparse.Namespace) -> None:
             while epoch < args.epochs:
                 state = task.epoch(state, config)
                 epoch += 1
+                with tally.open("a") as counted:  # an epoch trained, whoever is restored later
+                    counted.write(".")
                 metrics = {"loss": task.loss(state), "epoch": epoch}
                 if epoch % args.interval == 0 or epoch == args.epochs:
                     with tempfile.TemporaryDirectory() as folder:
@@ -204,20 +210,22 @@ def _ray_child(seeds: Sequence[int], args: argparse.Namespace) -> None:
                     "batch_size": tune.lograndint(8, 513),
                 },
                 tune_config=tune.TuneConfig(
-                    scheduler=scheduler, num_samples=args.population, metric="loss", mode="min"
+                    scheduler=scheduler,
+                    num_samples=args.population,
+                    metric="loss",
+                    mode="min",
+                    reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(storage_path=root, verbose=0),
             )
             grid = tuner.fit()
-            finals, spent = [], 0
-            for result in grid:
-                frame = result.metrics_dataframe
-                if frame is None or not len(frame):
-                    continue
-                spent += len(frame)
-                last = frame.iloc[-1]
-                if int(last["epoch"]) == args.epochs:
-                    finals.append(float(last["loss"]))
+            finals = [
+                float(result.metrics["loss"])
+                for result in grid
+                if result.metrics and int(result.metrics["epoch"]) == args.epochs
+            ]
+        spent = len(tally.read_text())
+        shutil.rmtree(tally.parent, ignore_errors=True)
         out[seed] = (min(finals) if finals else float("inf"), spent)
     print(json.dumps(out), flush=True)
 

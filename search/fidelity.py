@@ -115,7 +115,7 @@ class MultiFidelityStrategy(Strategy):
     #: The sampler of new configurations unless the study names one.
     default_sampler: ClassVar[str] = "bayes"
     #: What the ``bayes`` sampler's model learns from: "start" or "all" (``new_params``).
-    model_fidelity: ClassVar[str] = "start"
+    model_fidelity: str = "start"
 
     @classmethod
     def validate_options(cls, options: Any) -> dict[str, Any]:

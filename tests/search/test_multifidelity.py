@@ -106,7 +106,7 @@ def test_model_sampler_proposes_near_the_best_once_a_rung_has_data(name) -> None
 
 def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
     history: list[TrialRecord] = []
-    opts = {"max_budget": 9, "eta": 3, "sampler": "random"}
+    opts = {"max_budget": 9, "eta": 3, "sampler": "random", "brackets": 1}
 
     def ask(n: int):
         return make_strategy(
@@ -114,15 +114,16 @@ def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
         ).ask(n)
 
     first = ask(3)
-    assert [s.info for s in first] == [{"rung": 0, "budget": 1, "source": "random"}] * 3
+    bottom = {"bracket": 0, "rung": 0, "budget": 1, "source": "random"}
+    assert [s.info for s in first] == [bottom] * 3
     _complete(history, first, lambda p: p["x"])
     promoted = ask(1)[0]
     best = max(history, key=lambda t: t.value)
-    assert promoted.info == {"rung": 1, "budget": 3, "parent": best.number}
+    assert promoted.info == {"bracket": 0, "rung": 1, "budget": 3, "parent": best.number}
     assert promoted.params == best.params
     _queue(history, [promoted])
     # only one of three may go up: the next ask starts a new configuration
-    assert ask(1)[0].info == {"rung": 0, "budget": 1, "source": "random"}
+    assert ask(1)[0].info == bottom
 
 
 def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
@@ -142,6 +143,46 @@ def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
             peers = [p for p in history[: t.number] if p.info["rung"] == parent.info["rung"]]
             better = sum(p.value < parent.value for p in peers)
             assert better < max(1, len(peers) / 3) + 1  # it was in the top third
+
+
+def test_asha_brackets_start_configurations_higher_and_promote_within_their_bracket() -> None:
+    history: list[TrialRecord] = []
+    opts = {"max_budget": 27, "eta": 3, "sampler": "random", "brackets": 4}
+    for _ in range(120):
+        suggestions = make_strategy("asha", SPACE, history, seed=4, options=opts).ask(2)
+        _complete(history, suggestions, lambda p: (p["x"] - 0.3) ** 2)
+    new = [t for t in history if "parent" not in t.info]
+    starts = {b: sum(t.info["bracket"] == b for t in new) for b in range(4)}
+    # Hyperband's bracket sizes for R = 27, eta = 3: 27, 12, 6, 4 configurations
+    shares = [27 / 49, 12 / 49, 6 / 49, 4 / 49]
+    for b, share in enumerate(shares):
+        assert abs(starts[b] - share * len(new)) <= 1, starts
+    for t in new:
+        assert t.info["rung"] == t.info["bracket"]
+        assert t.info["budget"] == [1, 3, 9, 27][t.info["bracket"]]
+    for t in history:
+        if "parent" in t.info:
+            parent = history[t.info["parent"]]
+            assert parent.info["bracket"] == t.info["bracket"]
+            assert parent.info["rung"] == t.info["rung"] - 1
+    assert make_strategy("asha", SPACE, history, options=opts).model_fidelity == "all"
+    one = {**opts, "brackets": 1}
+    assert make_strategy("asha", SPACE, history, options=one).model_fidelity == "start"
+
+
+def test_asha_brackets_option_is_validated_and_capped_at_the_rungs() -> None:
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(OptionError) as info:
+            validate_strategy("asha", {"max_budget": 9, "brackets": bad}, SPACE)
+        assert info.value.field == "strategy.options.brackets"
+    many = make_strategy("asha", SPACE, options={"max_budget": 9, "brackets": 50})
+    assert many.brackets == 3  # rungs 1, 3, 9
+    old = [TrialRecord(0, {"x": 0.5}, "completed", 1.0, info={"rung": 0, "budget": 1})]
+    # a trial from before brackets counts in bracket 0
+    assert make_strategy("asha", SPACE, old, options={"max_budget": 9, "brackets": 2})._started == [
+        1,
+        0,
+    ]
 
 
 def test_hyperband_runs_successive_halving_per_bracket_and_uses_idle_workers() -> None:
