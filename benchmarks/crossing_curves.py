@@ -46,7 +46,7 @@ from search import SearchSpace, get_strategy
 __all__ = ["FAMILIES", "CurveTask", "main", "make_task"]
 
 FAMILIES = ("exp", "power", "overfit", "noisy")
-METHODS = ("hyperband", "asha", "hyperband (bayes)", "asha (random)")
+METHODS = ("hyperband", "asha", "hyperband (random)", "asha (random)")
 SPACE_DICT = SPACES["mlp"]
 SPACE = SearchSpace.from_dict(SPACE_DICT)
 

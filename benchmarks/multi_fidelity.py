@@ -15,7 +15,7 @@ one trial at a time, training real torch models through ``models/``.
 
 Our strategies run with both samplers of new configurations, ``bayes`` (model-based as
 in BOHB) and ``random`` (plain Hyperband/ASHA): the row named after the strategy uses its
-default (random for hyperband, bayes for asha), the other row is marked with its sampler.
+default (bayes for both), the other row is marked with its sampler.
 
 Training seeds: by default every trial of a run trains with the run's seed (common
 random numbers), so a configuration scores the same whichever method proposes it and the
@@ -297,7 +297,7 @@ def _optuna_params(trial: Any, space_dict: dict) -> dict[str, Any]:
 
 PEER = "optuna-tpe+hyperband"
 #: Every method besides random search (which always runs: it sets the target).
-METHODS = ("hyperband", "hyperband (bayes)", "asha", "asha (random)", PEER)
+METHODS = ("hyperband", "hyperband (random)", "asha", "asha (random)", PEER)
 _TRAINERS: dict[bool, Trainer] = {}
 
 

@@ -18,7 +18,8 @@ learning rates do), a rung's early leaders are the wrong ones to promote. Config
 started at higher rungs are judged at budgets where the ranking holds, and with more
 than one bracket the model-based sampler learns from every rung (a GP over
 configuration x budget, asked at the largest budget with results: ``model_fidelity``
-"all"), so it stops chasing fast starters. The default is measured in the README.
+"all"), so it stops chasing fast starters. The default (``default_brackets``) is
+measured in the README.
 
 A promotion is a new trial with the same parameters and ``info`` ``{"bracket": b,
 "rung": k + 1, "budget": ladder[k + 1], "parent": number}``: the server gives it the
@@ -46,10 +47,15 @@ from search.fidelity import (
     top_k,
 )
 
-__all__ = ["DEFAULT_BRACKETS", "AshaStrategy"]
+__all__ = ["AshaStrategy", "default_brackets"]
 
-#: Brackets unless the study names a number (capped at the number of rungs).
-DEFAULT_BRACKETS = 1
+
+def default_brackets(sampler: str, rungs: int) -> int:
+    """Brackets unless the study names a number: one per rung with the model-based
+    sampler, which needs results at high budgets to learn that fast starters finish
+    behind; one (plain ASHA) with the random sampler, which has no model to feed and
+    spends least that way where low rungs rank well (the README has the figures)."""
+    return rungs if sampler == "bayes" else 1
 
 
 class AshaStrategy(MultiFidelityStrategy):
@@ -60,12 +66,16 @@ class AshaStrategy(MultiFidelityStrategy):
     @classmethod
     def validate_options(cls, options: Any) -> dict[str, Any]:
         """The fidelity options (``MultiFidelityStrategy``) and ``brackets`` (int >= 1,
-        default ``DEFAULT_BRACKETS``; more than the rungs means one per rung)."""
+        default :func:`default_brackets`; more than the rungs means one per rung)."""
         given = cls._check_option_keys(options, (*FIDELITY_OPTIONS, "brackets"))
-        brackets = given.pop("brackets", DEFAULT_BRACKETS)
+        brackets = given.pop("brackets", None)
+        out = check_fidelity_options(given, cls.default_sampler)
+        if brackets is None:
+            rungs = len(budget_ladder(out["min_budget"], out["max_budget"], out["eta"]))
+            brackets = default_brackets(out["sampler"], rungs)
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
             raise OptionError("options.brackets", f"must be an integer >= 1, got {brackets!r}")
-        return {**check_fidelity_options(given, cls.default_sampler), "brackets": brackets}
+        return {**out, "brackets": brackets}
 
     def _setup(self) -> None:
         o = self.options

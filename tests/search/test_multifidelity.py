@@ -128,7 +128,7 @@ def test_asha_promotes_the_top_third_from_checkpoints_without_waiting() -> None:
 
 def test_asha_never_promotes_a_trial_twice_and_ranks_by_direction() -> None:
     history: list[TrialRecord] = []
-    opts = {"max_budget": 9, "eta": 3}
+    opts = {"max_budget": 9, "eta": 3, "brackets": 1}
     for _ in range(40):
         suggestions = make_strategy("asha", SPACE, history, seed=2, options=opts).ask(2)
         _complete(history, suggestions, lambda p: (p["x"] - 0.3) ** 2)  # minimize
@@ -166,6 +166,11 @@ def test_asha_brackets_start_configurations_higher_and_promote_within_their_brac
             assert parent.info["bracket"] == t.info["bracket"]
             assert parent.info["rung"] == t.info["rung"] - 1
     assert make_strategy("asha", SPACE, history, options=opts).model_fidelity == "all"
+    # by default: a bracket per rung with the model sampler, plain ASHA with random
+    assert validate_strategy("asha", {"max_budget": 27}, SPACE)["brackets"] == 4
+    plain = {"max_budget": 27, "sampler": "random"}
+    assert validate_strategy("asha", plain, SPACE)["brackets"] == 1
+    assert validate_strategy("hyperband", {"max_budget": 27}, SPACE)["sampler"] == "bayes"
     one = {**opts, "brackets": 1}
     assert make_strategy("asha", SPACE, history, options=one).model_fidelity == "start"
 
