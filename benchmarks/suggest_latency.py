@@ -62,7 +62,11 @@ SPACE = SearchSpace.from_dict(
 SEED = 7
 Timer = Callable[[list[TrialRecord]], float]
 #: What a strategy needs besides the space: the multi-fidelity ones a budget in epochs.
-OPTIONS: dict[str, dict[str, Any]] = {"hyperband": {"max_budget": 27}, "asha": {"max_budget": 27}}
+OPTIONS: dict[str, dict[str, Any]] = {
+    "hyperband": {"max_budget": 27},
+    "asha": {"max_budget": 27},
+    "pbt": {"max_budget": 27},
+}
 #: Runs of the strategies in OPTIONS, by name (``own_history``).
 _OWN: dict[str, list[TrialRecord]] = {}
 
