@@ -85,6 +85,12 @@ class Strategy(TakesOptions, ABC):
     #: trial its own budget (Hyperband, ASHA); ``validate_strategy`` defaults it to the
     #: study's ``budget.epochs``.
     budget_option: ClassVar[str | None] = None
+    #: Whether suggestions asked ahead stay good when a few results arrive before they
+    #: are used: true where the history shapes suggestions through a model only, false
+    #: where it does through bookkeeping (rungs, generations, grid order). The server
+    #: may then ask for more than the free slots when asks are its bottleneck
+    #: (``server.lookahead``); the answers themselves are unchanged.
+    lookahead: ClassVar[bool] = False
 
     def __init__(
         self,

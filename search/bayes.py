@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search.base import OptionError, Strategy, Suggestion
-from search.checks import is_finite_number
+from search.checks import is_finite_number, option_int, option_number
 from search.status import OPEN
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ class BayesStrategy(Strategy):
     """
 
     name = "bayes"
+    lookahead = True
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -141,26 +142,13 @@ class BayesStrategy(Strategy):
         given = cls._check_option_keys(options, tuple(DEFAULTS))
         out = {**DEFAULTS, **given}
         for key, (low, high) in _INT_RANGES.items():
-            value = out[key]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise OptionError(f"options.{key}", f"must be an integer, got {value!r}")
-            if value < low or (high is not None and value > high):
-                span = f"between {low} and {high}" if high is not None else f">= {low}"
-                raise OptionError(f"options.{key}", f"must be {span}, got {value}")
+            out[key] = option_int(key, out[key], low, high)
         for key, allowed in _CHOICES.items():
             if out[key] not in allowed:
                 raise OptionError(f"options.{key}", f"must be one of {list(allowed)}")
-        for key in ("xi", "kappa", "refit_growth"):
-            value = out[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise OptionError(f"options.{key}", f"must be a number, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise OptionError(f"options.{key}", f"must be a finite number >= 0, got {value}")
-            out[key] = float(value)
-        if out["refit_growth"] > 10:
-            raise OptionError(
-                "options.refit_growth", f"must be at most 10, got {out['refit_growth']}"
-            )
+        for key in ("xi", "kappa"):
+            out[key] = option_number(key, out[key], 0.0, math.inf)
+        out["refit_growth"] = option_number("refit_growth", out["refit_growth"], 0.0, 10.0)
         if not isinstance(out["use_pruned"], bool):
             raise OptionError("options.use_pruned", "must be true or false")
         return out
@@ -336,26 +324,30 @@ class BayesStrategy(Strategy):
         kernel, noise, x, y, lie, anchors = self._model()
         y_best = float(y.min())  # the lie is never below the best observation
         m = self.options["n_candidates"]
-        points = self._uniform(m, rng) + self._local(anchors, m // 2, _LOCAL_SIGMAS, rng)
-        post = Posterior(kernel, noise, x, y, self._encoder.features(points))
+        anchor_rows = self._encoder.encode_unit(anchors)
+        rows = np.vstack(
+            [
+                rng.random((m, self._encoder.n_dims)),
+                self._local(anchor_rows, m // 2, _LOCAL_SIGMAS, rng),
+            ]
+        )
+        post = Posterior(kernel, noise, x, y, self._features(rows))
         # Refine once: fine perturbations of the best candidates of each acquisition.
-        top = {
-            int(i) for a in self._portfolio() for i in np.argsort(-self._acq(a, post, y_best))[:2]
-        }
-        finer = self._local([points[i] for i in sorted(top)], m // 4, _REFINE_SIGMAS, rng)
-        post.extend(self._encoder.features(finer))
-        points += finer
+        top = sorted(
+            {int(i) for a in self._portfolio() for i in np.argsort(-self._acq(a, post, y_best))[:2]}
+        )
+        # From the candidates as points (discrete values at their cells' middles).
+        top_rows = self._encoder.encode_unit(self._decode(rows[top]))
+        finer = self._local(top_rows, m // 4, _REFINE_SIGMAS, rng)
+        post.extend(self._features(finer))
+        rows = np.vstack([rows, finer])
 
-        keys = [self._encoder.key(p) for p in points]
-        blocked = np.array([k in hard for k in keys])
-        seen = np.array([k in self._seen for k in keys])
+        pick = _Picker(self, rows, hard)
         out: list[Suggestion] = []
         while len(out) < n:
-            fresh = ~blocked & ~seen
-            allowed = fresh if fresh.any() else ~blocked
-            if not allowed.any():
+            proposals = {a: pick.best(self._acq(a, post, y_best)) for a in self._portfolio()}
+            if any(j is None for j in proposals.values()):
                 break  # a tiny discrete space with every point in flight
-            proposals = {a: _argmax(self._acq(a, post, y_best), allowed) for a in self._portfolio()}
             names = list(proposals)
             acq = names[0]
             if len(names) > 1:
@@ -363,8 +355,8 @@ class BayesStrategy(Strategy):
                 probs = np.exp(gains - gains.max())
                 acq = names[int(rng.choice(len(names), p=probs / probs.sum()))]
             j = proposals[acq]
-            out.append(Suggestion(params=points[j], info={"source": "model", "acq_func": acq}))
-            blocked |= np.array([k == keys[j] for k in keys])
+            assert j is not None
+            out.append(Suggestion(params=pick.take(j), info={"source": "model", "acq_func": acq}))
             post.add_lie(j, lie)
         return out
 
@@ -385,31 +377,82 @@ class BayesStrategy(Strategy):
             return norm.cdf(z)
         return improvement * norm.cdf(z) + sd * norm.pdf(z)
 
-    def _uniform(self, m: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-        return self._encoder.decode_unit(rng.random((m, self._encoder.n_dims)))
+    def _decode(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """Points of unit-cube rows (a subclass may pin a coordinate here)."""
+        return self._encoder.decode_unit(rows)
+
+    def _features(self, rows: np.ndarray) -> np.ndarray:
+        """Model features of unit-cube rows: ``features(_decode(rows))``."""
+        return self._encoder.unit_features(rows)
 
     def _local(
         self,
-        anchors: list[dict[str, Any]],
+        anchors: np.ndarray,
         m: int,
         sigmas: tuple[float, ...],
         rng: np.random.Generator,
-    ) -> list[dict[str, Any]]:
-        """``m`` perturbations of the anchors in the unit cube: Gaussian steps on ordered
-        coordinates, and on average one categorical coordinate redrawn per point."""
-        if not anchors or m <= 0:
-            return []
+    ) -> np.ndarray:
+        """``m`` perturbations of the unit-cube rows ``anchors``: Gaussian steps on
+        ordered coordinates, and on average one categorical coordinate redrawn per row."""
         enc = self._encoder
-        base = enc.encode_unit(anchors)[np.arange(m) % len(anchors)]
+        if not len(anchors) or m <= 0:
+            return np.zeros((0, enc.n_dims))
+        base = anchors[np.arange(m) % len(anchors)]
         steps = rng.normal(size=base.shape) * np.resize(np.array(sigmas), m)[:, None]
         unit = base + np.where(enc.categorical, 0.0, steps)
         redraw = enc.categorical & (rng.random(base.shape) < 1.0 / max(1, enc.n_dims))
-        unit = np.where(redraw, rng.random(base.shape), unit)
-        return enc.decode_unit(unit)
+        return np.clip(np.where(redraw, rng.random(base.shape), unit), 0.0, 1.0)
 
 
-def _argmax(values: np.ndarray, allowed: np.ndarray) -> int:
-    return int(np.argmax(np.where(allowed, values, -np.inf)))
+class _Picker:
+    """Which candidates a model ask may still suggest, found lazily: a candidate's
+    point and key are built only when it tops an acquisition, so an ask over
+    thousands of candidates builds a handful of points instead of all of them.
+
+    :meth:`best` is the argmax over candidates whose point is neither in flight nor
+    already suggested (``hard``) nor in the history, when any such candidate exists;
+    else over those merely not in ``hard`` (a tiny discrete space); None if none is
+    left. :meth:`take` suggests one, blocking every candidate with the same point."""
+
+    def __init__(self, owner: BayesStrategy, rows: np.ndarray, hard: set[PointKey]) -> None:
+        self._owner = owner
+        self._rows = rows
+        self._hard = hard
+        self._points: dict[int, tuple[dict[str, Any], PointKey]] = {}
+        self._spent = np.zeros(len(rows), dtype=bool)  # known to be in ``hard``
+        self._stale = np.zeros(len(rows), dtype=bool)  # known to be in the history
+        self._fresh_left = True
+
+    def _point(self, i: int) -> tuple[dict[str, Any], PointKey]:
+        if i not in self._points:
+            params = self._owner._decode(self._rows[i : i + 1])[0]
+            self._points[i] = (params, self._owner._encoder.key(params))
+        return self._points[i]
+
+    def best(self, values: np.ndarray) -> int | None:
+        order = np.argsort(-values, kind="stable")  # np.argmax's tie-break: first index
+        if self._fresh_left:
+            for i in order[~(self._spent | self._stale)[order]]:
+                key = self._point(int(i))[1]
+                if key in self._hard:
+                    self._spent[i] = True
+                elif key in self._owner._seen:
+                    self._stale[i] = True
+                else:
+                    return int(i)
+            self._fresh_left = False
+        for i in order[~self._spent[order]]:
+            if self._point(int(i))[1] in self._hard:
+                self._spent[i] = True
+            else:
+                return int(i)
+        return None
+
+    def take(self, j: int) -> dict[str, Any]:
+        params, key = self._point(j)
+        self._hard.add(key)
+        self._spent[j] = True
+        return params
 
 
 def _qmc(engine: Any, d: int, rng: np.random.Generator) -> Any:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from search.errors import SpaceError
+from search.errors import OptionError, SpaceError
 
 __all__ = [
     "FLOAT_KEY_DIGITS",
@@ -229,3 +229,27 @@ def check_when(name: str, when: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
             seen.add(key)
         pairs[parent] = values
     return tuple(sorted(pairs.items()))
+
+
+def option_int(key: str, value: object, low: int, high: int | None = None) -> int:
+    """A strategy option that must be an integer in ``[low, high]`` (``high`` None:
+    unbounded); ``OptionError("options.<key>")`` otherwise."""
+    span = f"in [{low}, {high}]" if high is not None else f">= {low}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"options.{key}", f"must be an integer {span}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise OptionError(f"options.{key}", f"must be an integer {span}, got {value}")
+    return value
+
+
+def option_number(
+    key: str, value: object, low: float, high: float, *, open_low: bool = False
+) -> float:
+    """A strategy option that must be a finite number in ``[low, high]`` (``(low,
+    high]`` with ``open_low``); ``OptionError("options.<key>")`` otherwise."""
+    if is_finite_number(value) and (low < value if open_low else low <= value) and value <= high:
+        return float(value)
+    bracket = "(" if open_low else "["
+    raise OptionError(
+        f"options.{key}", f"must be a number in {bracket}{low}, {high}], got {value!r}"
+    )

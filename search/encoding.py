@@ -113,6 +113,13 @@ class SpaceEncoder:
         self._points: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def columns_of(self, name: str) -> slice:
+        """The feature columns of parameter ``name`` (``KeyError`` when it has none)."""
+        for c, (_, param) in enumerate(self._dims):
+            if param.name == name:
+                return self._columns[c]
+        raise KeyError(name)
+
     # --- points -----------------------------------------------------------------
 
     def point_of(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], PointKey] | None:
@@ -153,9 +160,40 @@ class SpaceEncoder:
 
     def decode_unit(self, unit: np.ndarray) -> list[dict[str, Any]]:
         """Points for rows of unit-cube coordinates (shape ``(m, n_dims)``)."""
+        values, _, active = self._decode_columns(unit)
+        names = self.space.names
+        live = [
+            (names[i], values[i], None if a is None else a.tolist()) for i, a in enumerate(active)
+        ]
+        return [
+            {name: column[r] for name, column, on in live if on is None or on[r]}
+            for r in range(len(unit))
+        ]
+
+    def unit_features(self, unit: np.ndarray) -> np.ndarray:
+        """``features(decode_unit(unit))``, computed column by column without building
+        the points: a model-based ask scores thousands of candidates and suggests a
+        few, so only those few need to become parameter dicts."""
+        values, index, active = self._decode_columns(unit)
+        x = np.zeros((len(unit), self.n_features))
+        for c, (i, param) in enumerate(self._dims):
+            if isinstance(param, CategoricalParam):
+                block = self._one_hot(index[i], len(param.choices))
+            else:
+                block = self._numeric_block(c, param, np.array(values[i], dtype=float))
+            on = active[i]
+            if on is not None:
+                block[~on] = 0.0
+            x[:, self._columns[c]] = block
+        return x
+
+    def _decode_columns(
+        self, unit: np.ndarray
+    ) -> tuple[list[list[Any]], list[np.ndarray], list[np.ndarray | None]]:
+        """Per parameter of the space: its decoded values for rows of ``unit``, their
+        choice or lattice indices, and where it is active (None: everywhere)."""
         unit = np.clip(np.asarray(unit, dtype=float), 0.0, 1.0)
         m = unit.shape[0]
-        names = self.space.names
         values: list[list[Any]] = []
         choice: list[np.ndarray] = []  # choice indices (categoricals; zeros otherwise)
         active: list[np.ndarray | None] = []  # None: always active
@@ -177,12 +215,7 @@ class SpaceEncoder:
                     ok &= parent_active
                 mask = ok if mask is None else mask & ok
             active.append(mask)
-        live = [
-            (names[i], values[i], None if a is None else a.tolist()) for i, a in enumerate(active)
-        ]
-        return [
-            {name: column[r] for name, column, on in live if on is None or on[r]} for r in range(m)
-        ]
+        return values, choice, active
 
     def encode_unit(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Unit-cube rows of points (inactive coordinates at 0.5), shape ``(m, n_dims)``."""
@@ -204,12 +237,8 @@ class SpaceEncoder:
         # Column by column: scikit-optimize transforms one dimension at a time anyway,
         # and a column is one vectorized call instead of m small ones.
         for c, (_, param) in enumerate(self._dims):
-            dim = self.skopt_space.dimensions[c]
             present = np.array([param.name in params for params in points])
             if isinstance(param, CategoricalParam):
-                # One-hot by hand, laid out as scikit-optimize's "onehot" transform (a
-                # single 0/1 column for two choices): its encoder validates every call
-                # through scikit-learn and costs milliseconds per column.
                 lookup = self._index[c]
                 index = np.array(
                     [
@@ -218,16 +247,28 @@ class SpaceEncoder:
                     ],
                     dtype=np.int64,
                 )
-                k = len(param.choices)
-                block = index[:, None].astype(float) if k == 2 else np.eye(k)[index]
+                block = self._one_hot(index, len(param.choices))
             else:
                 raw = np.array([p.get(param.name, param.low) for p in points], dtype=float)
-                if isinstance(param, IntParam) and param.step > 1 and not param.log:
-                    raw = np.floor((raw - param.low) / param.step)  # the lattice index
-                block = np.asarray(dim.transform(raw), dtype=float).reshape(len(points), -1)
+                block = self._numeric_block(c, param, raw)
             block[~present] = 0.0
             x[:, self._columns[c]] = block
         return x
+
+    @staticmethod
+    def _one_hot(index: np.ndarray, k: int) -> np.ndarray:
+        """Choice indices one-hot, laid out as scikit-optimize's "onehot" transform (a
+        single 0/1 column for two choices): by hand, because its encoder validates
+        every call through scikit-learn and costs milliseconds per column."""
+        return index[:, None].astype(float) if k == 2 else np.eye(k)[index]
+
+    def _numeric_block(self, c: int, param: Param, raw: np.ndarray) -> np.ndarray:
+        """Feature column of coordinate ``c`` (a float or int parameter) for values ``raw``."""
+        assert self.skopt_space is not None  # a coordinate exists
+        if isinstance(param, IntParam) and param.step > 1 and not param.log:
+            raw = np.floor((raw - param.low) / param.step)  # the lattice index
+        dim = self.skopt_space.dimensions[c]
+        return np.asarray(dim.transform(raw), dtype=float).reshape(len(raw), -1)
 
     # --- one dimension --------------------------------------------------------------
 

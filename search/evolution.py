@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from search.base import OptionError, Strategy, Suggestion, TrialRecord
-from search.checks import is_finite_number
+from search.checks import option_int, option_number
 from search.params import CategoricalParam, FloatParam, IntParam
 from search.space import Param
 from search.status import OPEN
@@ -130,26 +130,10 @@ class EvolutionStrategy(Strategy):
         opts = {**_DEFAULTS, **given}
 
         def integer(key: str, low: int, high: int) -> int:
-            value = opts[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise OptionError(
-                    f"options.{key}", f"must be an integer in [{low}, {high}], got {value!r}"
-                )
-            return value
+            return option_int(key, opts[key], low, high)
 
         def real(key: str, low: float, high: float, *, open_low: bool = False) -> float:
-            value = opts[key]
-            ok = is_finite_number(value)
-            if ok:
-                ok = (low < value if open_low else low <= value) and value <= high
-            else:
-                ok = False
-            if not ok:
-                bracket = "(" if open_low else "["
-                raise OptionError(
-                    f"options.{key}", f"must be a number in {bracket}{low}, {high}], got {value!r}"
-                )
-            return float(value)
+            return option_number(key, opts[key], low, high, open_low=open_low)
 
         def choice(key: str, allowed: tuple[str, ...]) -> str:
             if opts[key] not in allowed:

@@ -17,6 +17,7 @@ remain. Pure: the answer is a function of the records, the budgets and the seed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,17 +52,23 @@ class _AtBudget(BayesStrategy):
     def _at(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {**params, self.budget_name: self.target}
 
-    def _uniform(self, m: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-        return [self._at(p) for p in super()._uniform(m, rng)]
+    def _decode(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        return [self._at(p) for p in super()._decode(rows)]
 
-    def _local(
-        self,
-        anchors: list[dict[str, Any]],
-        m: int,
-        sigmas: tuple[float, ...],
-        rng: np.random.Generator,
-    ) -> list[dict[str, Any]]:
-        return [self._at(p) for p in super()._local(anchors, m, sigmas, rng)]
+    def _features(self, rows: np.ndarray) -> np.ndarray:
+        x = super()._features(rows)
+        x[:, self._budget_columns] = self._budget_feature
+        return x
+
+    @functools.cached_property
+    def _budget_columns(self) -> slice:
+        return self._encoder.columns_of(self.budget_name)
+
+    @functools.cached_property
+    def _budget_feature(self) -> np.ndarray:
+        """The budget's feature columns at the target (every candidate's)."""
+        point = self._decode(np.full((1, self._encoder.n_dims), 0.5))[0]
+        return self._encoder.features([point])[0, self._budget_columns]
 
 
 def propose_at_target(

@@ -35,7 +35,7 @@ len(history)])``.
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from search.base import Strategy, Suggestion, TrialRecord
-from search.checks import is_finite_number
+from search.checks import is_finite_number, option_int, option_number
 from search.errors import OptionError
 from search.params import CategoricalParam, FloatParam, IntParam
 from search.space import Param
@@ -119,13 +119,21 @@ class PbtStrategy(Strategy):
         """
         given = cls._check_option_keys(options, _KEYS)
         out: dict[str, Any] = {}
-        out["max_budget"] = _integer(given, "max_budget", None, 1, None)
-        out["population_size"] = _integer(given, "population_size", 8, 2, 1000)
-        default_interval = max(1, out["max_budget"] // 8)
-        out["interval"] = _integer(given, "interval", default_interval, 1, None)
-        out["quantile"] = _real(given, "quantile", 0.25, 0.0, 0.5, open_low=True)
-        out["resample_probability"] = _real(given, "resample_probability", 0.25, 0.0, 1.0)
-        out["perturb_factor"] = _real(given, "perturb_factor", 0.2, 0.0, 1.0, open_low=True)
+        if given.get("max_budget") is None:
+            raise OptionError("options.max_budget", "is required (epochs a member trains in all)")
+        out["max_budget"] = option_int("max_budget", given["max_budget"], 1)
+        out["population_size"] = option_int(
+            "population_size", given.get("population_size", 8), 2, 1000
+        )
+        interval = given.get("interval", max(1, out["max_budget"] // 8))
+        out["interval"] = option_int("interval", interval, 1)
+        out["quantile"] = option_number(
+            "quantile", given.get("quantile", 0.25), 0.0, 0.5, open_low=True
+        )
+        resample = given.get("resample_probability", 0.25)
+        out["resample_probability"] = option_number("resample_probability", resample, 0.0, 1.0)
+        factor = given.get("perturb_factor", 0.2)
+        out["perturb_factor"] = option_number("perturb_factor", factor, 0.0, 1.0, open_low=True)
         if out["perturb_factor"] >= 1.0:
             raise OptionError("options.perturb_factor", "must be less than 1")
         mutable = given.get("mutable")
@@ -236,13 +244,18 @@ class PbtStrategy(Strategy):
     # --- exploit ------------------------------------------------------------------------
 
     def _ranked(self) -> list[int]:
-        """Members with a report, best first (ties: the lower member id)."""
+        """Members with a report, best first (ties: the lower member id); ranked once
+        per instance: reports come from the history, which an ask never changes."""
+        return list(self._ranking)
+
+    @functools.cached_property
+    def _ranking(self) -> tuple[int, ...]:
         scored = [
             (self.loss(v), k)
             for k, m in self._members.items()
             if (v := m.last_report()) is not None
         ]
-        return [k for _, k in sorted(scored)]
+        return tuple(k for _, k in sorted(scored))
 
     def _quantile_size(self, ranked: Sequence[int]) -> int:
         return round(len(ranked) * self.options["quantile"])
@@ -325,35 +338,3 @@ def lineage(history: Sequence[TrialRecord], number: int) -> list[TrialRecord]:
         parent = (current.info or {}).get("parent")
         current = by_number.get(parent) if isinstance(parent, int) else None
     return chain[::-1]
-
-
-def _integer(
-    given: Mapping[str, Any], key: str, default: int | None, low: int, high: int | None
-) -> int:
-    value = given.get(key, default)
-    if value is None:
-        raise OptionError(f"options.{key}", "is required (epochs a member trains in all)")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise OptionError(f"options.{key}", f"must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        span = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise OptionError(f"options.{key}", f"must be {span}, got {value}")
-    return value
-
-
-def _real(
-    given: Mapping[str, Any],
-    key: str,
-    default: float,
-    low: float,
-    high: float,
-    *,
-    open_low: bool = False,
-) -> float:
-    value = given.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise OptionError(f"options.{key}", f"must be a number, got {value!r}")
-    if value < low or value > high or (open_low and value <= low):
-        bracket = "(" if open_low else "["
-        raise OptionError(f"options.{key}", f"must be in {bracket}{low}, {high}], got {value}")
-    return float(value)

@@ -27,6 +27,7 @@ from search import TrialRecord
 from search.space import SearchSpace
 from search.status import TERMINAL
 from server.caches import CacheKind
+from server.lookahead import Lookahead
 from server.tables import Trial
 
 __all__ = ["HISTORY", "HistoryMirror"]
@@ -66,6 +67,8 @@ class HistoryMirror:
     #: after another trial failed
     failed: int = 0
     failed_checked: int = 0
+    #: suggestions asked ahead and the timings behind them (``server.lookahead``)
+    lookahead: Lookahead = field(default_factory=Lookahead)
     _index: dict[int, int] = field(default_factory=dict)  # number -> position in records
 
     @property
@@ -110,6 +113,7 @@ class HistoryMirror:
         self.open.clear()
         self._index.clear()
         self.failed = self.failed_checked = 0
+        self.lookahead = Lookahead()
 
     def verify(self, session: Session) -> bool:
         """True when the mirror holds as many trials as the database (a cheap check of

@@ -285,20 +285,43 @@ class Scheduler:
             want = min(want, limit)
         if study.runner == "external":  # ask/tell: only suggest creates its trials
             want = 0
-        suggestions = []
+        suggestions: list[Suggestion] = []
         exhausted = created >= study.max_trials
         if want > 0:
-            strategy = self._strategy(study, history)
-            suggestions = strategy.ask(want)
-            exhausted = strategy.exhausted or not suggestions
+            suggestions, exhausted = self._suggestions(study, history, want)
         if not suggestions:
             if exhausted and in_flight == 0:
                 self._end(session, study, history)
             return []
         first = self._claim_numbering(session, study)
         if first is None:
+            history.lookahead.spares.clear()
             return []  # stopped while the strategy was thinking
         return self._insert(session, study, suggestions, first, lease_to)
+
+    def _suggestions(
+        self, study: Study, history: HistoryMirror, want: int
+    ) -> tuple[list[Suggestion], bool]:
+        """``want`` suggestions (fewer when the strategy has no more) and whether the
+        strategy is exhausted: spares asked ahead when they are still good, else an
+        ask, for more than ``want`` when asks are the study's bottleneck
+        (``server.lookahead``)."""
+        look, created = history.lookahead, history.created
+        finished = created - history.in_flight
+        now = time.monotonic()
+        spares = look.take(want, created, finished, study.max_parallel)
+        if spares:
+            look.fill_at(now)
+            return spares, False
+        strategy = self._strategy(study, history)
+        count = look.ask_count(want, study.max_parallel, type(strategy).lookahead)
+        started = time.perf_counter()
+        answer = strategy.ask(min(count, study.max_trials - created))
+        look.timed(time.perf_counter() - started, now)
+        suggestions = answer[:want]
+        if len(answer) > want:
+            look.keep(answer[want:], created + want, finished)
+        return suggestions, strategy.exhausted or not suggestions
 
     @staticmethod
     def _history(session: Session, study: Study) -> HistoryMirror:

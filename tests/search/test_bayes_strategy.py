@@ -382,3 +382,22 @@ def test_single_point_space() -> None:
     )
     strategy = BayesStrategy(space, [TrialRecord(0, {"only": "x", "n": 0}, "completed", 1.0)])
     assert [s.params for s in strategy.ask(3)] == [{"only": "x", "n": 0}]
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_features_of_unit_rows_equal_those_of_their_points(conditional: bool) -> None:
+    """What a model ask scores (features straight from unit rows) is what the points
+    it suggests would give, inactive parameters and out-of-cube rows included."""
+    spec: dict = {
+        "model": ["mlp", "cnn", "tree"],
+        "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        "units": {"type": "int", "low": 16, "high": 512, "step": 16},
+        "width": {"type": "int", "low": 4, "high": 64, "step": 4, "log": True},
+        "flag": [True, False],
+    }
+    if conditional:
+        spec["units"]["when"] = {"model": ["mlp"]}
+        spec["width"]["when"] = {"model": ["cnn", "tree"]}
+    encoder = SpaceEncoder(SearchSpace.from_dict(spec))
+    rows = np.random.default_rng(1).uniform(-0.2, 1.2, (200, encoder.n_dims))
+    assert np.array_equal(encoder.unit_features(rows), encoder.features(encoder.decode_unit(rows)))
