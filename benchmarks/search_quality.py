@@ -45,10 +45,14 @@ import numpy as np
 
 from benchmarks.problems import PROBLEMS, SUITES, Problem, make_problem, suite_problems
 from search import STRATEGIES, OptionError, SpaceError, TrialRecord, make_strategy
+from server.lookahead import Lookahead
 
 __all__ = ["OPTUNA_PEERS", "Run", "main", "regret_table", "run_method"]
 
 OPTUNA_PEERS: tuple[str, ...] = ("optuna-gp", "optuna-tpe", "optuna-random")
+#: ``--methods bayes-ahead``: bayes driven as the server drives it when its asks are the
+#: bottleneck (suggestions asked ahead, ``server.lookahead``); meaningful with --parallel.
+AHEAD = "bayes-ahead"
 REFERENCE_SEED = 20_240_601
 #: --smoke: one problem of each kind (2-D to 20-D functions, mixed, conditional, models).
 SMOKE_PROBLEMS = (
@@ -107,21 +111,31 @@ def usable_strategies(problem: Problem) -> tuple[list[str], dict[str, str]]:
 
 
 def _drive_ours(
-    name: str, problem: Problem, seed: int, budget: int, parallel: int
+    name: str, problem: Problem, seed: int, budget: int, parallel: int, ahead: bool = False
 ) -> tuple[Values, float]:
+    """``ahead``: as the scheduler drives a study whose asks are its bottleneck
+    (``server.lookahead``): each ask is for ``parallel - 1`` suggestions more than the
+    free slots, and the surplus fills the next slots until ``parallel`` results came in."""
     history: list[TrialRecord] = []
     in_flight: list[int] = []  # history indices, oldest first
     values: Values = []
     spent = 0.0
     exhausted = False
+    look = Lookahead() if ahead else None
     while len(values) < budget:
         free = min(parallel - len(in_flight), budget - len(history))
         if free > 0 and not exhausted:
-            started = time.perf_counter()
-            strategy = make_strategy(name, problem.space, history, seed=seed)
-            batch = strategy.ask(free)
-            exhausted = strategy.exhausted
-            spent += time.perf_counter() - started
+            batch = [] if look is None else look.take(free, len(history), len(values), parallel)
+            if not batch:
+                started = time.perf_counter()
+                strategy = make_strategy(name, problem.space, history, seed=seed)
+                extra = 0 if look is None else parallel - 1
+                answer = strategy.ask(min(free + extra, budget - len(history)))
+                exhausted = strategy.exhausted
+                spent += time.perf_counter() - started
+                batch = answer[:free]
+                if look is not None:
+                    look.keep(answer[free:], len(history) + len(batch), len(values))
             for s in batch:
                 in_flight.append(len(history))
                 history.append(TrialRecord(len(history), s.params, "running", info=s.info))
@@ -202,8 +216,11 @@ def run_method(
     """Run ``method`` (a strategy name or one of ``OPTUNA_PEERS``) for ``budget``
     evaluations; module-level so worker processes can run it."""
     problem = _problem(problem_name, smoke)
-    drive = _drive_optuna if method in OPTUNA_PEERS else _drive_ours
-    values, spent = drive(method, problem, seed, budget, parallel)
+    if method == AHEAD:
+        values, spent = _drive_ours("bayes", problem, seed, budget, parallel, ahead=True)
+    else:
+        drive = _drive_optuna if method in OPTUNA_PEERS else _drive_ours
+        values, spent = drive(method, problem, seed, budget, parallel)
     return Run(problem_name, method, seed, values, spent)
 
 
@@ -409,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.methods:
                 wanted = args.methods.split(",")
                 methods = [m for m in methods if m in wanted or m == "random" or m in peers]
+                methods += [AHEAD] if AHEAD in wanted else []
             reference = reference_values(problem, args.smoke, starmap, args.jobs)
             tasks = [
                 (name, m, seed, budget, args.parallel, args.smoke)
