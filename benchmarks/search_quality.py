@@ -45,7 +45,7 @@ import numpy as np
 
 from benchmarks.problems import PROBLEMS, SUITES, Problem, make_problem, suite_problems
 from search import STRATEGIES, OptionError, SpaceError, TrialRecord, make_strategy
-from server.lookahead import Lookahead
+from server.lookahead import Lookahead, spare_count
 
 __all__ = ["OPTUNA_PEERS", "Run", "main", "regret_table", "run_method"]
 
@@ -114,8 +114,9 @@ def _drive_ours(
     name: str, problem: Problem, seed: int, budget: int, parallel: int, ahead: bool = False
 ) -> tuple[Values, float]:
     """``ahead``: as the scheduler drives a study whose asks are its bottleneck
-    (``server.lookahead``): each ask is for ``parallel - 1`` suggestions more than the
-    free slots, and the surplus fills the next slots until ``parallel`` results came in."""
+    (``server.lookahead``): each ask is for ``spare_count(parallel)`` suggestions more
+    than the free slots, and the surplus fills the next slots until ``parallel`` results
+    came in."""
     history: list[TrialRecord] = []
     in_flight: list[int] = []  # history indices, oldest first
     values: Values = []
@@ -129,7 +130,7 @@ def _drive_ours(
             if not batch:
                 started = time.perf_counter()
                 strategy = make_strategy(name, problem.space, history, seed=seed)
-                extra = 0 if look is None else parallel - 1
+                extra = 0 if look is None else spare_count(parallel)
                 answer = strategy.ask(min(free + extra, budget - len(history)))
                 exhausted = strategy.exhausted
                 spent += time.perf_counter() - started
