@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 # torch first, as a CPU build where one is at hand: the project asks only torch>=2.3.
 TORCH_SPEC ?= torch==2.13.0
+# A benchmark peer (benchmarks/syne_peers.py), without its declared dependencies: 0.14.2
+# is the last release with DEHB, Hyper-Tune and promotion-type ASHA; its metadata pins
+# numpy<1.27 (it runs on ours), and later releases require xgboost, whose Linux wheel
+# pulls CUDA's nvidia-nccl-cu12. What the peers import comes with the bench extra.
+SYNE_TUNE_SPEC ?= syne-tune==0.14.2
 
 .PHONY: install demo test lint format clean
 
@@ -27,6 +32,7 @@ $(STAMP): pyproject.toml
 $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,test,postgres]'
 	$(BIN)/python -m pip install --quiet -e '.[all,bench]'
+	$(BIN)/python -m pip install --quiet --no-deps "$(SYNE_TUNE_SPEC)"
 	touch $(DEV_STAMP)
 
 install: $(STAMP)

@@ -2,7 +2,8 @@
 on generated learning curves where fast starters finish behind.
 
     python -m benchmarks.crossing_curves [--seeds 10] [--families exp,power,overfit,noisy]
-        [--random-trials 40] [--max-budget 27] [--eta 3] [--cap 4] [--smoke]
+        [--methods hyperband,asha,...] [--random-trials 40] [--max-budget 27] [--eta 3]
+        [--cap 4] [--jobs 1] [--smoke]
 
 Each seed draws a task: a map from a configuration of ``benchmarks.multi_fidelity``'s
 MLP space (learning rate, batch size, decay, optimizer, dropout, layers, units) to a
@@ -21,8 +22,11 @@ and the curves cross, as high learning rates do in deep learning. Families:
 Random search trains ``--random-trials`` configurations with the full budget; its best
 final value is the target and its epochs the unit. Each method (ours, driven as
 ``benchmarks.multi_fidelity`` drives them, promotions resuming from the parent's
-checkpoint) runs until a trial ends at or above the target, or it has spent
-``--cap`` x random's epochs. Printed per family and seed: each method's epochs over
+checkpoint; and, named in ``--methods`` where syne_tune is installed, the Syne Tune
+peers of ``benchmarks.syne_peers``: ASHA, BOHB, DEHB, Hyper-Tune, resuming paused trials
+from their checkpoint) runs until a trial ends at or above the target, or it has spent
+``--cap`` x random's epochs. ``--jobs`` runs (family, seed) tasks in parallel processes;
+the figures do not depend on it. Printed per family and seed: each method's epochs over
 random's (``-`` where it never matched), then per family the median and how many seeds
 never matched. The issue's target: every default (hyperband, asha) matches in every
 seed within 2x random's epochs.
@@ -34,12 +38,15 @@ import argparse
 import hashlib
 import math
 import statistics
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from benchmarks import syne_peers
 from benchmarks.multi_fidelity import SPACES, run_ours, run_random
 from search import SearchSpace, get_strategy
 
@@ -47,6 +54,9 @@ __all__ = ["FAMILIES", "CurveTask", "main", "make_task"]
 
 FAMILIES = ("exp", "power", "overfit", "noisy")
 METHODS = ("hyperband", "asha", "hyperband (random)", "asha (random)")
+#: What ``--methods`` takes besides ours: Syne Tune's peers, run where syne_tune imports;
+#: not by default (Hyper-Tune's GP fits cost minutes per task).
+PEERS = syne_peers.PEERS
 SPACE_DICT = SPACES["mlp"]
 SPACE = SearchSpace.from_dict(SPACE_DICT)
 
@@ -149,6 +159,13 @@ def run_family_seed(family: str, seed: int, args: argparse.Namespace) -> dict[st
     unit = outcome.epochs_spent
     out: dict[str, float | None] = {}
     for label in args.methods:
+        if label in PEERS:
+            cap = int(args.cap * unit)
+            got = syne_peers.run_syne(
+                label, trainer, SPACE, seed, target, cap, args.max_budget, args.eta
+            )
+            out[label] = None if got.epochs_to_match is None else got.epochs_to_match / unit
+            continue
         name, _, rest = label.partition(" (")
         sampler = rest.rstrip(")") or get_strategy(name).default_sampler
         options = {"max_budget": args.max_budget, "eta": args.eta, "sampler": sampler}
@@ -161,11 +178,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated, of: {', '.join((*METHODS, *PEERS))}",
+    )
     parser.add_argument("--random-trials", type=int, default=40)
     parser.add_argument("--max-budget", type=int, default=27)
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--cap", type=float, default=4.0)
+    parser.add_argument("--jobs", type=int, default=1, help="tasks run in this many processes")
     parser.add_argument(
         "--smoke", action="store_true", help="1 seed, 8 random trials of 9 epochs, cap 2"
     )
@@ -175,9 +197,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.families = args.families.split(",")
     args.methods = args.methods.split(",")
     bad = [f for f in args.families if f not in FAMILIES]
-    bad += [m for m in args.methods if m not in METHODS]
+    bad += [m for m in args.methods if m not in METHODS + PEERS]
     if bad:
-        parser.error(f"unknown {bad}; families {FAMILIES}, methods {METHODS}")
+        parser.error(f"unknown {bad}; families {FAMILIES}, methods {METHODS + PEERS}")
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
+    missing = [m for m in args.methods if m in PEERS]
+    if missing and not syne_peers.available():
+        print(f"syne_tune is not installed: {', '.join(missing)} left out", file=sys.stderr)
+        args.methods = [m for m in args.methods if m not in missing]
     return args
 
 
@@ -187,8 +215,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"== crossing curves: {args.random_trials} random trials of {args.max_budget} epochs "
         f"set the target; cap {args.cap:g}x random's epochs; eta {args.eta}"
     )
+    done: dict[tuple[str, int], dict[str, float | None]] = {}
+    if args.jobs > 1:  # else each family is computed where it is printed
+        tasks = [(family, seed) for family in args.families for seed in range(args.seeds)]
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(run_family_seed, f, s, args) for f, s in tasks]
+            done = {task: future.result() for task, future in zip(tasks, futures, strict=True)}
     for family in args.families:
-        rows = {seed: run_family_seed(family, seed, args) for seed in range(args.seeds)}
+        rows = {
+            seed: done[family, seed] if done else run_family_seed(family, seed, args)
+            for seed in range(args.seeds)
+        }
         print(f"-- {family}: epochs / random's, per seed")
         for label in args.methods:
             got = [rows[s][label] for s in range(args.seeds)]

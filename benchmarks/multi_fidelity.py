@@ -7,11 +7,13 @@
 For each seed, random search trains ``--random-trials`` configurations with the full
 budget (``--max-budget`` epochs) on scikit-learn's digits; its best validation accuracy
 is the target. Then hyperband and asha (ours, promotions continuing from the parent's
-checkpoint) and, when optuna is installed, Optuna's TPE sampler with its HyperbandPruner
-(the peer, same space and epochs) run until a trial reaches the target, or until they
-have spent 3x random's epochs. A trial counts with the value it ends with (at its budget,
-or the epoch the pruner stopped it), for every method. Every method is driven in-process,
-one trial at a time, training real torch models through ``models/``.
+checkpoint) and the peers (same space and epochs): when optuna is installed, Optuna's
+TPE sampler with its HyperbandPruner, and when syne_tune is, Syne Tune's ASHA, BOHB,
+DEHB and Hyper-Tune (``benchmarks.syne_peers``) run until a trial reaches the target,
+or until they have spent 3x random's epochs. A trial counts with the value it ends with
+(at its budget, or the epoch the pruner or scheduler stopped or paused it), for every
+method. Every method is driven in-process, one trial at a time, training real torch
+models through ``models/``.
 
 Our strategies run with both samplers of new configurations, ``bayes`` (model-based as
 in BOHB) and ``random`` (plain Hyperband/ASHA): the row named after the strategy uses its
@@ -47,6 +49,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks import syne_peers
 from search import SearchSpace, Strategy, TrialRecord, get_strategy, make_strategy
 
 __all__ = [
@@ -297,15 +300,15 @@ def _optuna_params(trial: Any, space_dict: dict) -> dict[str, Any]:
 
 PEER = "optuna-tpe+hyperband"
 #: Every method besides random search (which always runs: it sets the target).
-METHODS = ("hyperband", "hyperband (random)", "asha", "asha (random)", PEER)
+METHODS = ("hyperband", "hyperband (random)", "asha", "asha (random)", PEER, *syne_peers.PEERS)
 _TRAINERS: dict[bool, Trainer] = {}
 
 
 def run_seed(seed: int, space_name: str, args: dict[str, Any]) -> dict[str, Outcome]:
     """Every method on one seed: random search first (its best accuracy is the target),
-    then ours with both samplers and the Optuna peer, each capped at 3x random's epochs.
-    A module-level function so ``--jobs`` can run seeds in other processes (each keeps
-    one ``Trainer``, so digits loads once per process)."""
+    then ours with both samplers, the Optuna peer and the Syne Tune peers, each capped
+    at 3x random's epochs. A module-level function so ``--jobs`` can run seeds in other
+    processes (each keeps one ``Trainer``, so digits loads once per process)."""
     trial_seeds = bool(args["trial_seeds"])
     trainer = _TRAINERS.get(trial_seeds) or _TRAINERS.setdefault(trial_seeds, Trainer(trial_seeds))
     space_dict = SPACES[space_name]
@@ -329,6 +332,9 @@ def run_seed(seed: int, space_name: str, args: dict[str, Any]) -> dict[str, Outc
             rows[PEER] = run_optuna(trainer, space_dict, seed, target, cap, budget, eta)
         except ImportError:
             pass
+    for label in syne_peers.PEERS if syne_peers.available() else ():
+        if label in wanted:
+            rows[label] = syne_peers.run_syne(label, trainer, space, seed, target, cap, budget, eta)
     return rows
 
 

@@ -44,6 +44,12 @@ as the others are. What an oracle row spends is the cost of the schedule itself 
 many epochs each screened configuration costs, and the floor) with random
 configurations: a method whose figure is above the target even here can reach it only
 with a sampler that proposes better than random configurations, not by ranking better.
+
+Syne Tune's peers (``benchmarks.syne_peers``: ``syne ASHA``, ``syne BOHB``, ``syne DEHB``,
+``syne Hyper-Tune``) run when named in ``--methods`` and syne_tune is installed: each new
+trial is the untried row nearest to the scheduler's proposal (as for ``(bayes)``), and
+paused trials resume where they stopped. Not in the default run: BOHB and Hyper-Tune
+cost seconds per draw.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import syne_peers
 from benchmarks.multi_fidelity import SPACES, Trainer, hyperband_peer_study, run_ours
 from benchmarks.multi_fidelity_stats import first_full_cost, ratio_interval
 from search import SearchSpace, TrialRecord, get_strategy
@@ -85,6 +92,8 @@ OURS = {
     "asha(oracle)": ("asha", "random", True),
 }
 METHODS = ("random", *OURS, PEER)
+#: Besides METHODS, what ``--methods`` takes (not run by default).
+EXTRA = syne_peers.PEERS
 
 
 def record_curves(
@@ -321,6 +330,10 @@ def _draw(plan: tuple[float, int]) -> dict[str, tuple[int | None, int]]:
     for method in setting.methods:
         if method == PEER:
             matched = _peer(setting.curves, draw_seed, target, cap, budget, eta, min_budget)
+        elif method in EXTRA:
+            trainer, snap = _TableTrainer(table), syne_peers.table_snap(table)
+            args = (draw_seed, target, cap, budget, eta, snap, min_budget)
+            matched = syne_peers.run_syne(method, trainer, table.space, *args).epochs_to_match
         else:
             options = {"max_budget": budget, "min_budget": min_budget, "eta": eta}
             options["sampler"] = OURS[method][1]
@@ -400,9 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     curves = record_curves(args.space, args.configs, args.max_budget, args.seed, path)
     print(f"{len(curves)} recorded curves in {path} ({time.monotonic() - started:.0f}s)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "random"]
-    unknown = sorted(set(methods) - set(METHODS))
+    unknown = sorted(set(methods) - set(METHODS) - set(EXTRA))
     if unknown:
-        parser.error(f"--methods: unknown {unknown}; choose from {list(METHODS)}")
+        parser.error(f"--methods: unknown {unknown}; choose from {[*METHODS, *EXTRA]}")
+    if set(methods) & set(EXTRA) and not syne_peers.available():
+        print("syne_tune is not installed: its peers are left out", file=sys.stderr)
+        methods = [m for m in methods if m not in EXTRA]
     if PEER in methods:
         try:
             import optuna  # noqa: F401

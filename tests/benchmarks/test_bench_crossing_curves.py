@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import numpy as np
 
@@ -20,6 +21,20 @@ def test_smoke_prints_every_family_and_method() -> None:
         assert f"-- {family}: epochs / random's" in text
     for method in cc.METHODS:
         assert text.count(f"\n{method:<18} median") == len(cc.FAMILIES)
+
+
+def test_smoke_runs_every_syne_tune_peer_beside_ours() -> None:
+    """The peers need syne_tune, which the dev install has: without it their rows are
+    missing and this fails (it is never skipped)."""
+    out = io.StringIO()
+    methods = ",".join(("asha", *cc.PEERS))
+    with contextlib.redirect_stdout(out):
+        assert cc.main(["--smoke", "--families", "exp,noisy", "--methods", methods]) == 0
+    for method in ("asha", *cc.PEERS):
+        rows = re.findall(
+            rf"^{re.escape(method)} +median +(\d+\.\d+|inf)  never ([01])/1 ", out.getvalue(), re.M
+        )
+        assert len(rows) == 2, (method, out.getvalue())
 
 
 def test_fast_starters_finish_behind_and_a_resume_is_exact() -> None:

@@ -4,6 +4,7 @@ figures are measured by running it at full size, never asserted here."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,19 @@ def test_smoke_run_prints_every_method_and_reuses_the_table(
     assert len(recorded.splitlines()) == 6
     assert replay_bench.main(["--smoke", "--curves", str(curves)]) == 0
     assert curves.read_text() == recorded  # nothing trained again
+
+
+def test_smoke_run_replays_the_syne_tune_peers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Named in --methods, each Syne Tune peer gets its cell (epochs, ratio, matched
+    share); syne_tune is in the dev install, so a missing one fails here."""
+    methods = ",".join(("asha", *replay_bench.EXTRA))
+    args = ["--smoke", "--curves", str(tmp_path / "c.jsonl"), "--methods", methods]
+    assert replay_bench.main(args) == 0
+    out = capsys.readouterr().out
+    for method in replay_bench.EXTRA:
+        assert re.search(rf" {re.escape(method)} \d+ \(\d+\.\d\dx \[", out), (method, out)
 
 
 def test_a_recorded_curve_is_what_resumed_training_scores(tmp_path: Path) -> None:
