@@ -3,16 +3,12 @@ trials finish, and starts over when it disagrees with the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import select, update
 
 from hpo.spec import StudySpec
 from server.caches import caches_of
 from server.db import Database
 from server.history import HISTORY, HistoryMirror
-from server.migrate import upgrade
 from server.queue import NullQueue
 from server.scheduler import Scheduler
 from server.studies import create_study
@@ -22,14 +18,6 @@ from server.tables import Study, Trial
 def _mirror(session, study_id: int) -> HistoryMirror:
     """The study's mirror in the database's caches, brought up to date (as a pass does)."""
     return Scheduler._history(session, session.get(Study, study_id))
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    upgrade(database_url)
-    database = Database(database_url)
-    yield database
-    database.dispose()
 
 
 def _study(db: Database, make_spec, trials: int) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from hpo.spec import StudySpec
@@ -14,7 +13,6 @@ from server.caches import caches_of
 from server.db import Database
 from server.history import HISTORY
 from server.lookahead import Lookahead
-from server.migrate import upgrade
 from server.queue import NullQueue
 from server.scheduler import Scheduler
 from server.studies import create_study
@@ -59,14 +57,6 @@ def test_spares_serve_the_history_they_were_asked_for_only() -> None:
     assert look.spares == []
 
 
-@pytest.fixture
-def db(database_url: str) -> Database:
-    upgrade(database_url)
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
 def _trials(db: Database, study_id: int) -> list[Trial]:
     with db.session() as session:
         return list(
@@ -96,20 +86,30 @@ def _lookahead(db: Database, study_id: int) -> Lookahead:
         return mirror.lookahead
 
 
-def test_the_scheduler_hands_out_spares_then_drops_them_when_results_pile_up(
-    db: Database, make_spec: Any
-) -> None:
+def _busy_bayes_study(
+    db: Database, make_spec: Any, *, max_trials: int, max_parallel: int
+) -> tuple[int, Scheduler, Lookahead, int]:
+    """A bayes study after its first pass, its asks treated as slower than its trials:
+    (study id, scheduler, the study's lookahead, trials the first pass queued)."""
     spec = make_spec(
         "ahead",
         strategy={"name": "bayes", "seed": 3, "options": {"n_initial_points": 3}},
-        budget={"max_trials": 10, "max_parallel": 4, "epochs": 1},
+        budget={"max_trials": max_trials, "max_parallel": max_parallel, "epochs": 1},
     )
     with db.session() as session:
         sid = create_study(session, StudySpec.model_validate(spec)).id
     scheduler = Scheduler(db, NullQueue())
-    assert scheduler.run_once() == 4
+    first = scheduler.run_once()
     look = _lookahead(db, sid)
     look.busy_share = 0.0  # as if every ask took longer than the trials
+    return sid, scheduler, look, first
+
+
+def test_the_scheduler_hands_out_spares_then_drops_them_when_results_pile_up(
+    db: Database, make_spec: Any
+) -> None:
+    sid, scheduler, look, first = _busy_bayes_study(db, make_spec, max_trials=10, max_parallel=4)
+    assert first == 4
 
     _finish(db, sid, 1)
     assert scheduler.run_once() == 1  # the first gap is measured here: a plain ask
@@ -138,17 +138,7 @@ def test_the_scheduler_hands_out_spares_then_drops_them_when_results_pile_up(
 
 
 def test_a_sequential_study_never_asks_ahead(db: Database, make_spec: Any) -> None:
-    spec = make_spec(
-        "seq",
-        strategy={"name": "bayes", "seed": 3, "options": {"n_initial_points": 2}},
-        budget={"max_trials": 5, "max_parallel": 1, "epochs": 1},
-    )
-    with db.session() as session:
-        sid = create_study(session, StudySpec.model_validate(spec)).id
-    scheduler = Scheduler(db, NullQueue())
-    scheduler.run_once()
-    look = _lookahead(db, sid)
-    look.busy_share = 0.0
+    sid, scheduler, look, _ = _busy_bayes_study(db, make_spec, max_trials=5, max_parallel=1)
     for _ in range(4):
         _finish(db, sid, 1)
         assert scheduler.run_once() == 1

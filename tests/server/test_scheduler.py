@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
 from sqlalchemy import func, select
 
 from hpo.spec import StudySpec
 from server.db import Database
-from server.migrate import upgrade
 from server.queue import NullQueue
 from server.scheduler import Scheduler
 from server.studies import create_study
@@ -19,14 +17,6 @@ from server.tables import Study, Trial
 
 class OwningQueue(NullQueue):
     owns_workers = True
-
-
-@pytest.fixture
-def db(database_url: str) -> Database:
-    upgrade(database_url)
-    database = Database(database_url)
-    yield database
-    database.dispose()
 
 
 def _create(db: Database, spec: dict) -> int:

@@ -6,7 +6,6 @@ direction, with several attempts, null values and gaps in the steps."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +18,10 @@ from hpo.settings import Settings
 from hpo.spec import StudySpec
 from server import stopping
 from server.db import Database
-from server.migrate import upgrade
 from server.studies import create_study
 from server.tables import Report, Study, Trial
 
 STEPS = 6
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    upgrade(database_url)
-    database = Database(database_url)  # its own caches: nothing from earlier tests
-    yield database
-    database.dispose()
 
 
 def _study(db: Database, make_spec, direction: str) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, get_args
 
@@ -155,14 +154,6 @@ def test_a_forged_but_well_formed_cursor_is_served(api: httpx.Client, paged: str
 
 
 # ------------------------------------------------------------------ the count mirror
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    upgrade(database_url)
-    database = Database(database_url)  # its own caches: nothing from earlier tests
-    yield database
-    database.dispose()
 
 
 def _sql(db: Database, study_id: int) -> dict[str, int]:
