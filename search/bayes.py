@@ -9,11 +9,14 @@ How a batch of suggestions is made from the history:
 2. *Model phase.* A GP (Matern 5/2, hyperparameters by maximum a posteriori,
    ``search.gp_kernel``) is fitted on the observed trials (at most ``max_fit_points``:
    the best half and the most recent rest) with targets normalized; trials in flight
-   (queued or running, and this instance's earlier suggestions) are added as *lies*
-   with the ``liar`` value, so parallel workers get different points (constant liar).
+   (queued or running, and this instance's earlier suggestions) are *fantasized*: the
+   acquisition is averaged over joint posterior draws of their values, each draw
+   conditioning the candidates and lowering the incumbent when it beats it, so parallel
+   workers get different points without the model being told a made-up value
+   (``liar: fantasy``; the constant liars tell every one the same value instead).
    Candidates are seeded random points plus perturbations of the best trials, refined
    once around the acquisition's best candidates; each suggestion takes the best
-   candidate, then is itself added as a lie before the next one is chosen.
+   candidate, then is itself in flight before the next one is chosen.
 
 Observed trials: completed with a finite value, and pruned ones with a finite value or
 last intermediate value (``use_pruned``): a pruned trial's partial value is worse than
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,14 +54,15 @@ from search.checks import is_finite_number, option_int, option_number
 from search.status import OPEN
 
 if TYPE_CHECKING:
+    from search.acquisition import Scorer
     from search.encoding import PointKey, SpaceEncoder
-    from search.gp import Posterior
+    from search.gp import Fantasies, Posterior
 
 __all__ = ["ACQ_FUNCS", "DEFAULTS", "GENERATORS", "BayesStrategy"]
 
 ACQ_FUNCS = ("gp_hedge", "EI", "PI", "LCB")
 GENERATORS = ("sobol", "halton", "lhs", "random")
-LIARS = ("min", "mean", "max")
+LIARS = ("fantasy", "min", "mean", "max")
 DEFAULTS: dict[str, Any] = {
     "n_initial_points": 10,
     "acq_func": "gp_hedge",
@@ -71,10 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "n_restarts_optimizer": 0,
     "fit_maxiter": 60,
     "refit_growth": 0.1,
-    # "mean", not skopt's "min": on Hartmann-6 with 4 trials in flight (5 seeds, 50
-    # evaluations) the median best was -3.01 with mean lies, -2.99 with max, -2.29 with
-    # min (optimum -3.32); on Branin mean and min tie (0.411 vs 0.406; max 0.99).
-    "liar": "mean",
+    # Fantasies rather than one constant lie: a lie moves the posterior mean near every
+    # point in flight, so the next suggestions leave the incumbent's basin (README).
+    "liar": "fantasy",
     "use_pruned": True,
 }
 # (low, high) for the integer options; high None = unbounded.
@@ -96,10 +99,12 @@ _FitData = tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]
 # Perturbation scales (unit-cube widths) of local candidates, cycled over.
 _LOCAL_SIGMAS = (0.02, 0.06, 0.15, 0.3)
 _REFINE_SIGMAS = (0.005, 0.015, 0.04)
+# Joint draws at the points in flight that a ``liar: fantasy`` acquisition averages over.
+_FANTASIES = 128
 
 
 class BayesStrategy(Strategy):
-    """GP Bayesian optimization: quasi-random design, then acquisition with constant liar.
+    """GP Bayesian optimization: quasi-random design, then acquisition over fantasies.
 
     Options (``OptionError("options.<key>")`` on an unknown key, wrong type or range):
 
@@ -120,8 +125,10 @@ class BayesStrategy(Strategy):
       fitted again once the observations grew by this fraction since their last fit
       (on the observations at that size, the first ones in history order); every
       observation still conditions the posterior. 0 fits on every ask;
-    * ``liar`` ("min" | "mean" | "max", default "mean"): the value told for points in
-      flight, from the observed targets;
+    * ``liar`` ("fantasy" | "min" | "mean" | "max", default "fantasy"): how points in
+      flight count: EI and PI averaged over joint posterior draws at them and LCB with
+      the variance they leave ("fantasy"), or a constant lie told for each, the
+      minimum, mean or maximum of the observed targets;
     * ``use_pruned`` (bool, default True): tell the model about pruned trials.
 
     ``ask(n)`` returns ``n`` distinct points, none equal to a point in flight, and
@@ -268,15 +275,16 @@ class BayesStrategy(Strategy):
 
     def _model(self) -> tuple[Any, float, np.ndarray, np.ndarray, float, list[dict[str, Any]]]:
         """Fit the GP; return ``(kernel, noise, x, y, lie, best)``: features and
-        normalized targets with the in-flight lies appended, the lie, and the five best
-        observed points (anchors for local candidates)."""
+        normalized targets (with the in-flight lies appended unless ``liar`` is
+        "fantasy"), the lie, and the five best observed points (anchors for local
+        candidates)."""
         enc, opts = self._encoder, self.options
         data = fit, losses, x, y = self._fit_data(len(self._observed))
         kernel, noise = self._hyperparameters(data)
         liar = opts["liar"]
         lie = float(y.min() if liar == "min" else y.max() if liar == "max" else y.mean())
         flying = [*self._pending, *self._suggested]
-        if flying:
+        if flying and liar != "fantasy":
             x = np.vstack([x, enc.features(flying)])
             y = np.concatenate([y, np.full(len(flying), lie)])
         best = sorted(range(len(fit)), key=lambda i: (losses[i], i))[:5]
@@ -319,11 +327,16 @@ class BayesStrategy(Strategy):
     def _from_model(
         self, n: int, hard: set[PointKey], rng: np.random.Generator
     ) -> list[Suggestion]:
-        from search.gp import Posterior
+        from search.acquisition import Picker, top
+        from search.gp import Fantasies, Posterior
 
         kernel, noise, x, y, lie, anchors = self._model()
-        y_best = float(y.min())  # the lie is never below the best observation
+        y_best = float(y.min())  # a lie is never below the best observation
         m = self.options["n_candidates"]
+        fantasy = self.options["liar"] == "fantasy"
+        # With fantasies the points in flight are the posterior's first columns.
+        flying = [*self._pending, *self._suggested] if fantasy else []
+        r0 = len(flying)
         anchor_rows = self._encoder.encode_unit(anchors)
         rows = np.vstack(
             [
@@ -331,51 +344,76 @@ class BayesStrategy(Strategy):
                 self._local(anchor_rows, m // 2, _LOCAL_SIGMAS, rng),
             ]
         )
-        post = Posterior(kernel, noise, x, y, self._features(rows))
+        features = self._features(rows)
+        if r0:
+            features = np.vstack([self._encoder.features(flying), features])
+        post = Posterior(kernel, noise, x, y, features)
+        columns = list(range(r0))  # the fantasized columns: in flight, then suggested
+        draws = rng.standard_normal((r0 + n, _FANTASIES)) if fantasy else np.zeros((0, 0))
+
+        def fantasies() -> Fantasies | None:
+            return Fantasies(post, columns, draws[: len(columns)]) if columns else None
+
         # Refine once: fine perturbations of the best candidates of each acquisition.
-        top = sorted(
-            {int(i) for a in self._portfolio() for i in np.argsort(-self._acq(a, post, y_best))[:2]}
+        fant = fantasies()
+        leaders = sorted(
+            {
+                int(i)
+                for a in self._portfolio()
+                for i in top(self._scorer(a, post, y_best, fant, r0), 2)
+            }
         )
         # From the candidates as points (discrete values at their cells' middles).
-        top_rows = self._encoder.encode_unit(self._decode(rows[top]))
+        top_rows = self._encoder.encode_unit(self._decode(rows[leaders]))
         finer = self._local(top_rows, m // 4, _REFINE_SIGMAS, rng)
         post.extend(self._features(finer))
         rows = np.vstack([rows, finer])
+        fant = fantasies()
 
-        pick = _Picker(self, rows, hard)
+        pick = Picker(self._point_maker(rows), len(rows), hard, self._seen)
         out: list[Suggestion] = []
         while len(out) < n:
-            proposals = {a: pick.best(self._acq(a, post, y_best)) for a in self._portfolio()}
-            if any(j is None for j in proposals.values()):
+            found = {
+                a: pick.best_bounded(self._scorer(a, post, y_best, fant, r0))
+                for a in self._portfolio()
+            }
+            proposals = {a: j for a, j in found.items() if j is not None}
+            if len(proposals) < len(found):
                 break  # a tiny discrete space with every point in flight
             names = list(proposals)
             acq = names[0]
             if len(names) > 1:
-                gains = -np.array([post.mean[proposals[a]] for a in names])
+                gains = -np.array([post.mean[r0 + proposals[a]] for a in names])
                 probs = np.exp(gains - gains.max())
                 acq = names[int(rng.choice(len(names), p=probs / probs.sum()))]
             j = proposals[acq]
-            assert j is not None
             out.append(Suggestion(params=pick.take(j), info={"source": "model", "acq_func": acq}))
-            post.add_lie(j, lie)
+            if fantasy:
+                columns.append(r0 + j)
+                fant = fantasies() if len(out) < n else None
+            else:
+                post.add_lie(r0 + j, lie)
         return out
 
     def _portfolio(self) -> tuple[str, ...]:
         acq = self.options["acq_func"]
         return ("EI", "PI", "LCB") if acq == "gp_hedge" else (acq,)
 
-    def _acq(self, name: str, post: Posterior, y_best: float) -> np.ndarray:
-        """Acquisition values over the candidates (higher is better; minimizing)."""
-        from scipy.stats import norm
+    def _scorer(
+        self, name: str, post: Posterior, y_best: float, fant: Fantasies | None, skip: int
+    ) -> Scorer:
+        from search.acquisition import scorer
 
-        sd = np.sqrt(post.var)
-        if name == "LCB":
-            return -(post.mean - self.options["kappa"] * sd)
-        improvement = y_best - post.mean - self.options["xi"]
-        z = improvement / sd
-        if name == "PI":
-            return norm.cdf(z)
-        return improvement * norm.cdf(z) + sd * norm.pdf(z)
+        return scorer(name, post, y_best, fant, skip, self.options["xi"], self.options["kappa"])
+
+    def _point_maker(self, rows: np.ndarray) -> Callable[[int], tuple[dict[str, Any], PointKey]]:
+        """The point and key of candidate ``i`` among unit-cube ``rows``."""
+
+        def point(i: int) -> tuple[dict[str, Any], PointKey]:
+            params = self._decode(rows[i : i + 1])[0]
+            return params, self._encoder.key(params)
+
+        return point
 
     def _decode(self, rows: np.ndarray) -> list[dict[str, Any]]:
         """Points of unit-cube rows (a subclass may pin a coordinate here)."""
@@ -402,57 +440,6 @@ class BayesStrategy(Strategy):
         unit = base + np.where(enc.categorical, 0.0, steps)
         redraw = enc.categorical & (rng.random(base.shape) < 1.0 / max(1, enc.n_dims))
         return np.clip(np.where(redraw, rng.random(base.shape), unit), 0.0, 1.0)
-
-
-class _Picker:
-    """Which candidates a model ask may still suggest, found lazily: a candidate's
-    point and key are built only when it tops an acquisition, so an ask over
-    thousands of candidates builds a handful of points instead of all of them.
-
-    :meth:`best` is the argmax over candidates whose point is neither in flight nor
-    already suggested (``hard``) nor in the history, when any such candidate exists;
-    else over those merely not in ``hard`` (a tiny discrete space); None if none is
-    left. :meth:`take` suggests one, blocking every candidate with the same point."""
-
-    def __init__(self, owner: BayesStrategy, rows: np.ndarray, hard: set[PointKey]) -> None:
-        self._owner = owner
-        self._rows = rows
-        self._hard = hard
-        self._points: dict[int, tuple[dict[str, Any], PointKey]] = {}
-        self._spent = np.zeros(len(rows), dtype=bool)  # known to be in ``hard``
-        self._stale = np.zeros(len(rows), dtype=bool)  # known to be in the history
-        self._fresh_left = True
-
-    def _point(self, i: int) -> tuple[dict[str, Any], PointKey]:
-        if i not in self._points:
-            params = self._owner._decode(self._rows[i : i + 1])[0]
-            self._points[i] = (params, self._owner._encoder.key(params))
-        return self._points[i]
-
-    def best(self, values: np.ndarray) -> int | None:
-        order = np.argsort(-values, kind="stable")  # np.argmax's tie-break: first index
-        if self._fresh_left:
-            for i in order[~(self._spent | self._stale)[order]]:
-                key = self._point(int(i))[1]
-                if key in self._hard:
-                    self._spent[i] = True
-                elif key in self._owner._seen:
-                    self._stale[i] = True
-                else:
-                    return int(i)
-            self._fresh_left = False
-        for i in order[~self._spent[order]]:
-            if self._point(int(i))[1] in self._hard:
-                self._spent[i] = True
-            else:
-                return int(i)
-        return None
-
-    def take(self, j: int) -> dict[str, Any]:
-        params, key = self._point(j)
-        self._hard.add(key)
-        self._spent[j] = True
-        return params
 
 
 def _qmc(engine: Any, d: int, rng: np.random.Generator) -> Any:

@@ -1,4 +1,4 @@
-"""The Gaussian-process surrogate of ``search.bayes``: fit, posterior, constant liar.
+"""The Gaussian-process surrogate of ``search.bayes``: fit, posterior, lies and fantasies.
 
 The kernel and its hyperparameter fit are ``search.gp_kernel``'s (a Matern 5/2 kernel
 with one length scale per feature, fitted by maximum a posteriori; its docstring says
@@ -132,6 +132,15 @@ class Posterior:
         self.var = np.concatenate([self.var, np.maximum(var, 1e-12)])
         self._v = np.hstack([self._v, v])
 
+    def covariance(self, columns: list[int]) -> np.ndarray:
+        """Posterior covariance (latent) between every candidate and the candidates
+        ``columns``: shape (m, len(columns)), lies included."""
+        cov = self._kernel(self._candidates, self._candidates[columns])
+        cov -= self._v.T @ self._v[:, columns]
+        for u in self._updates:
+            cov -= np.outer(u, u[columns])
+        return cov
+
     def add_lie(self, j: int, value: float) -> None:
         """Condition on observing ``value`` (normalized target) at candidate ``j``."""
         cov = self._kernel(self._candidates, self._candidates[j : j + 1])[:, 0]
@@ -180,3 +189,26 @@ def refit_size(observed: int, first: int, growth: float) -> int:
         if bigger > observed:
             return size
         size = bigger
+
+
+class Fantasies:
+    """What the candidates' posterior becomes given joint draws of the latent values at
+    some of them (points in flight): ``draws`` (r, S) at those points, and per candidate
+    the conditional variance ``var`` (m,), the same under every draw, and the
+    conditional means under each draw (``mean(rows)``, (len(rows), S)). ``z`` (r, S)
+    are the standard normal draws, so the same ``z`` gives the same fantasies."""
+
+    def __init__(self, post: Posterior, flying: list[int], z: np.ndarray) -> None:
+        cross = post.covariance(flying)  # (m, r)
+        cov = cross[flying]
+        cov[np.diag_indices_from(cov)] += 1e-9 + 1e-9 * float(np.max(np.diag(cov), initial=0.0))
+        chol = cholesky(cov, lower=True, check_finite=False)
+        self._w = solve_triangular(chol, cross.T, lower=True, check_finite=False).T  # (m, r)
+        self._z = z
+        self._mean = post.mean
+        self.draws = post.mean[flying][:, None] + chol @ z
+        self.var = np.maximum(post.var - np.einsum("ij,ij->i", self._w, self._w), 1e-12)
+
+    def mean(self, rows: np.ndarray) -> np.ndarray:
+        """Conditional means of the candidates ``rows`` (indices) under each draw."""
+        return self._mean[rows, None] + self._w[rows] @ self._z

@@ -6,8 +6,9 @@ they take less time than a model-based ask (a GP at hundreds of trials), the ask
 *are* the study's throughput: every finish waits for one. Such a study is better
 served by asking once for a few more suggestions than the free slots and handing the
 surplus (*spares*) to the next finishes. A spare was chosen with the head of its batch
-told as in flight (constant liar), so it is what a strategy with that many more
-workers would have suggested: it misses at most the few results that arrived since.
+counted as in flight (``bayes`` fantasizes its results), so it is what a strategy
+with that many more workers would have suggested: it misses at most the few results
+that arrived since.
 
 When this happens (:meth:`Lookahead.ask_count`): the strategy allows it (its
 ``lookahead`` flag: its suggestions depend on results through a model, not on

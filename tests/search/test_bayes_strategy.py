@@ -1,5 +1,6 @@
-"""Bayesian optimization: search quality, constant liar, conditional spaces, determinism,
-direction, the history rules (what the model is told), the design phase and options."""
+"""Bayesian optimization: search quality, points in flight (fantasies, constant lies),
+conditional spaces, determinism, direction, the history rules (what the model is told),
+the design phase and options."""
 
 from __future__ import annotations
 
@@ -85,18 +86,60 @@ def test_model_phase_suggestions_are_tagged_and_inside() -> None:
     assert all(BRANIN.contains(s.params) for s in batch)
 
 
-def test_constant_liar_gives_distinct_spread_points() -> None:
+@pytest.mark.parametrize("liar", ["fantasy", "mean", "min"])
+def test_points_in_flight_spread_a_batch(liar: str) -> None:
     history = history_on_branin(12)
     running = [
         TrialRecord(12 + i, BRANIN.sample(np.random.default_rng(i)), "running") for i in range(3)
     ]
-    batch = BayesStrategy(BRANIN, history + running, options=FAST).ask(8)
+    options = {**FAST, "liar": liar}
+    batch = BayesStrategy(BRANIN, history + running, options=options).ask(8)
     points = np.array([[s.params["x1"], s.params["x2"]] for s in batch])
     assert len(batch) == 8 and len({key(s.params) for s in batch}) == 8
     assert not {key(s.params) for s in batch} & {key(dict(t.params)) for t in running}
-    # Lies push later points away from earlier ones instead of a cluster of near-copies.
+    # Fantasies (or lies) push later points away from earlier ones instead of a
+    # cluster of near-copies.
     gaps = [np.linalg.norm(a - b) for i, a in enumerate(points) for b in points[i + 1 :]]
     assert min(gaps) > 0.05
+
+
+def test_fantasy_averages_are_bounded_by_the_plain_acquisition() -> None:
+    """The bound that lets an ask compute fantasy averages for a few candidates only:
+    averaged over the fantasies, EI and PI are at most what they are without them."""
+    from search.acquisition import scorer
+    from search.gp import Fantasies, Posterior
+
+    history = history_on_branin(15)
+    strategy = BayesStrategy(BRANIN, history, options=FAST)
+    kernel, noise, x, y, _, _ = strategy._model()
+    rng = np.random.default_rng(0)
+    flying = strategy._encoder.unit_features(rng.random((3, 2)))
+    post = Posterior(kernel, noise, x, y, np.vstack([flying, rng.random((500, 2))]))
+    fant = Fantasies(post, [0, 1, 2], rng.standard_normal((3, 4096)))
+    rows = np.arange(500)
+    for name in ("EI", "PI"):
+        bound, exact = scorer(name, post, float(y.min()), fant, 3, xi=0.01, kappa=1.96)
+        assert exact is not None
+        values = exact(rows)
+        assert np.all(values <= bound + 0.02 * bound.max())
+        assert values.mean() < bound.mean()  # the points in flight took some of it
+
+
+def test_a_fantasy_ask_equals_scoring_every_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from search import acquisition
+
+    history = history_on_branin(14)
+    points = [BRANIN.sample(np.random.default_rng(7 + i)) for i in range(3)]
+    running = [TrialRecord(14 + i, p, "queued") for i, p in enumerate(points)]
+    options = {**FAST, "n_candidates": 600}
+
+    def suggestions() -> list[dict[str, Any]]:
+        strategy = BayesStrategy(BRANIN, history + running, seed=4, options=options)
+        return [s.params for s in strategy.ask(4)]
+
+    pruned = suggestions()
+    monkeypatch.setattr(acquisition, "CHUNK", 10**6)  # every candidate in the first chunk
+    assert suggestions() == pruned
 
 
 def test_in_flight_trials_change_the_next_suggestion() -> None:
@@ -373,6 +416,7 @@ def test_option_defaults() -> None:
     assert defaults["n_initial_points"] == 10
     assert defaults["acq_func"] == "gp_hedge"
     assert defaults["initial_point_generator"] == "sobol"
+    assert defaults["liar"] == "fantasy"
     assert BayesStrategy.validate_options({"xi": 0})["xi"] == 0.0
 
 
