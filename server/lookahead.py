@@ -93,9 +93,10 @@ class Lookahead:
 
 def spare_count(max_parallel: int) -> int:
     """Spares per ask ahead: a quarter of the slots (one at least). Each spare stands
-    for one more worker in the constant liar's batch; with all ``max_parallel - 1``
-    as spares, regret at 100 evaluations of 4 parallel slots (5 problems, 10 seeds)
-    grew 1.2-4x, so fewer spares, at the cost of more asks."""
+    for one more point in flight when its batch was chosen; with all
+    ``max_parallel - 1`` as spares, regret at 100 evaluations of 4 parallel slots
+    (5 problems, 10 seeds) grew up to 13x (README), so fewer spares, at the cost of
+    more asks."""
     return max(1, max_parallel // 4)
 
 
