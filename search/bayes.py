@@ -331,7 +331,7 @@ class BayesStrategy(Strategy):
         from search.gp import Fantasies, Posterior
 
         kernel, noise, x, y, lie, anchors = self._model()
-        y_best = float(y.min())  # a lie is never below the best observation
+        y_best = float(y.min())  # no lie is below it; fantasies lower it per draw
         m = self.options["n_candidates"]
         fantasy = self.options["liar"] == "fantasy"
         # With fantasies the points in flight are the posterior's first columns.

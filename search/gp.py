@@ -200,9 +200,7 @@ class Fantasies:
 
     def __init__(self, post: Posterior, flying: list[int], z: np.ndarray) -> None:
         cross = post.covariance(flying)  # (m, r)
-        cov = cross[flying]
-        cov[np.diag_indices_from(cov)] += 1e-9 + 1e-9 * float(np.max(np.diag(cov), initial=0.0))
-        chol = cholesky(cov, lower=True, check_finite=False)
+        chol = _jittered_cholesky(cross[flying])
         self._w = solve_triangular(chol, cross.T, lower=True, check_finite=False).T  # (m, r)
         self._z = z
         self._mean = post.mean
@@ -212,3 +210,15 @@ class Fantasies:
     def mean(self, rows: np.ndarray) -> np.ndarray:
         """Conditional means of the candidates ``rows`` (indices) under each draw."""
         return self._mean[rows, None] + self._w[rows] @ self._z
+
+
+def _jittered_cholesky(cov: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a covariance that may be singular (points in flight
+    that coincide, or sit on observations), with the least diagonal jitter that works."""
+    scale = 1.0 + float(np.max(np.diag(cov), initial=0.0))
+    for jitter in (1e-9, 1e-6, 1e-3):
+        try:
+            return cholesky(cov + jitter * scale * np.eye(len(cov)), lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+    return np.diag(np.sqrt(np.maximum(np.diag(cov), 0.0) + 1e-3 * scale))

@@ -103,6 +103,21 @@ def test_points_in_flight_spread_a_batch(liar: str) -> None:
     assert min(gaps) > 0.05
 
 
+def test_coinciding_points_in_flight_still_give_fresh_suggestions() -> None:
+    """Two trials in flight at one point, and one at an observed point (ask/tell can
+    queue anything): their joint covariance is singular, and the ask still works."""
+    history = history_on_branin(12)
+    twin = BRANIN.sample(np.random.default_rng(99))
+    running = [
+        TrialRecord(12, twin, "running"),
+        TrialRecord(13, dict(twin), "queued"),
+        TrialRecord(14, dict(history[0].params), "running"),
+    ]
+    batch = BayesStrategy(BRANIN, history + running, options=FAST).ask(3)
+    assert len({key(s.params) for s in batch}) == 3
+    assert all(s.info["source"] == "model" for s in batch)
+
+
 def test_fantasy_averages_are_bounded_by_the_plain_acquisition() -> None:
     """The bound that lets an ask compute fantasy averages for a few candidates only:
     averaged over the fantasies, EI and PI are at most what they are without them."""
