@@ -16,7 +16,7 @@ Heavy on purpose (scipy): imported where a suggestion is computed, never at impo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -83,18 +83,29 @@ def _improvement(name: str, gap: np.ndarray, sd: np.ndarray) -> np.ndarray:
 def top(score: Scorer, k: int) -> np.ndarray:
     """Indices of the ``k`` best candidates by ``score``, the exact values computed
     down the bound's order only until the k-th best found is not below any bound left."""
+    if score.exact is None:
+        return np.argsort(-score.bound)[:k]
+    for values, _, left in _down_the_bound(score):
+        best = np.argsort(-values, kind="stable")[:k]
+        if left is None or values[best[-1]] >= left:
+            return best
+    raise AssertionError("unreachable: the last chunk has nothing left")
+
+
+def _down_the_bound(score: Scorer) -> Iterator[tuple[np.ndarray, np.ndarray, float | None]]:
+    """Exact values computed in growing chunks down the bound's order: after each,
+    ``(values, head, left)``: every value so far (-inf where not computed), the
+    candidates computed, best bound first, and the highest bound of those not yet
+    computed (None once every candidate is)."""
     bound, exact = score
-    if exact is None:
-        return np.argsort(-bound)[:k]
+    assert exact is not None
     order = np.argsort(-bound, kind="stable")
     done, values = 0, np.full(len(bound), -np.inf)
-    while True:
+    while done < len(bound):
         upto = min(len(bound), max(2 * done, CHUNK))
         values[order[done:upto]] = exact(order[done:upto])
         done = upto
-        best = np.argsort(-values, kind="stable")[:k]
-        if done == len(bound) or values[best[-1]] >= bound[order[done]]:
-            return best
+        yield values, order[:done], float(bound[order[done]]) if done < len(bound) else None
 
 
 class Picker:
@@ -131,21 +142,15 @@ class Picker:
         """:meth:`best` by ``score``: its exact values are computed down the bound's
         order only until a fresh candidate's value is not below any bound left, so the
         answer is that of :meth:`best` over every exact value."""
-        bound, exact = score
-        if exact is None:
-            return self.best(bound)
-        order = np.argsort(-bound, kind="stable")
-        done, values = 0, np.full(len(bound), -np.inf)
-        while self._fresh_left and done < len(bound):
-            upto = min(len(bound), max(2 * done, CHUNK))
-            values[order[done:upto]] = exact(order[done:upto])
-            done = upto
-            head = order[:done]
-            j = self._first_fresh(head[np.argsort(-values[head], kind="stable")])
-            if j is not None and (done == len(bound) or values[j] >= bound[order[done]]):
-                return j
-        values[order[done:]] = exact(order[done:])  # a tiny space: every candidate
-        return self.best(values)
+        if score.exact is None:
+            return self.best(score.bound)
+        if self._fresh_left:
+            for values, head, left in _down_the_bound(score):
+                j = self._first_fresh(head[np.argsort(-values[head], kind="stable")])
+                if j is not None and (left is None or values[j] >= left):
+                    return j
+        # No fresh candidate (a tiny space): the best of every exact value.
+        return self.best(score.exact(np.arange(len(score.bound))))
 
     def best(self, values: np.ndarray) -> int | None:
         """The allowed candidate (class docstring) with the highest ``values``."""
